@@ -1,0 +1,1 @@
+"""The Tally server: one shared, durable total broadcast to every dashboard."""

@@ -1,0 +1,155 @@
+"""Wiring: build the pieces, serve, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.typing import Subprotocol
+
+from server.fanout import Fanout
+from server.handler import Handler
+from server.ledger import Ledger
+from server.presence import Roster
+from server.protocol import SUBPROTOCOL, Update
+from server.state import Record
+from server.store import open_store
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path"]
+
+log = logging.getLogger("tally.server")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Speak tally.v1 when asked; otherwise carry on without a subprotocol.
+
+    websockets refuses a client that offers none when the server lists one;
+    the original blog client offers none and must keep working.
+    """
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+def default_db_path() -> Path:
+    return platformdirs.user_data_path("tally") / "tally.db"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    # A path, ":memory:", or a store URL (memory://, sqlite:///path).
+    db: str = field(default_factory=lambda: str(default_db_path()))
+    # Stop after this many seconds with no connection (for auto-started servers).
+    exit_when_idle: float | None = None
+    # A dead peer is noticed within ping_interval + ping_timeout (30 s).
+    ping_interval: float = 15.0
+    ping_timeout: float = 15.0
+    max_message_bytes: int = 4096
+
+
+class TallyServer:
+    """One Tally server: a store behind a ledger, a roster, a fan-out and a handler."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.roster = Roster()
+        self.fanout = Fanout()
+        self.ledger = Ledger(open_store(config.db), self._publish)
+        self.handler = Handler(self.ledger, self.roster, self.fanout)
+        self._server: Server | None = None
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        return self._server
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.ledger.start()
+        try:
+            self._server = await serve(
+                self.handler,
+                self.config.host,
+                self.config.port,
+                select_subprotocol=select_subprotocol,
+                compression=None,
+                max_size=self.config.max_message_bytes,
+                ping_interval=self.config.ping_interval,
+                ping_timeout=self.config.ping_timeout,
+            )
+        except BaseException:
+            await self.ledger.stop()
+            raise
+        log.info(
+            "serving on %s (store: %s, total=%d, seq=%d)", self.url, self.config.db, self.ledger.total, self.ledger.seq
+        )
+
+    async def stop(self) -> None:
+        """Close every connection with 1001, then store everything already received."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self.ledger.stop()
+        log.info("stopped (total=%d, seq=%d)", self.ledger.total, self.ledger.seq)
+
+    async def run(self) -> None:
+        """Serve until SIGINT, SIGTERM or (if configured) idleness; then stop cleanly."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            if self.config.exit_when_idle is None:
+                await stop.wait()
+            else:
+                await self._wait_until_idle(stop, self.config.exit_when_idle)
+        finally:
+            await self.stop()
+
+    async def _wait_until_idle(self, stop: asyncio.Event, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        while not stop.is_set():
+            if self.server.connections:
+                idle_since = loop.time()
+            elif loop.time() - idle_since >= seconds:
+                log.info("no connection for %.0f s; exiting", seconds)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    def _publish(self, records: Sequence[Record]) -> None:
+        for record in records:
+            self.roster.credit(record.client, record.amount)
+            self.fanout.publish(
+                Update(
+                    seq=record.seq,
+                    total=record.total,
+                    amount=record.amount,
+                    name=record.name,
+                    client=record.client,
+                    op=record.op,
+                    at=record.at,
+                )
+            )

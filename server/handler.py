@@ -1,0 +1,181 @@
+"""One connection's life: handshake, message loop, errors, cleanup.
+
+Dashboards speak ``tally.v1`` JSON. A connection that did not ask for it is
+the original blog client: it sends bare integers as text and gets back
+``Server records total=N``. Both paths share the ledger, so every dashboard
+sees every add, whichever path it came in on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from functools import partial
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+
+from server.fanout import Fanout
+from server.ledger import Ledger
+from server.presence import Roster
+from server.protocol import (
+    INT64_MAX,
+    INT64_MIN,
+    SUBPROTOCOL,
+    Ack,
+    Add,
+    Error,
+    ErrorCode,
+    Hello,
+    ProtocolError,
+    Rename,
+    Welcome,
+    check_name,
+    decode_client,
+    encode,
+)
+from server.state import AddRequest, Applied, Duplicate, Outcome, Refused
+
+__all__ = ["LEGACY_NAME", "Handler"]
+
+log = logging.getLogger("tally.server")
+
+# What bare-number clients are called in presence and updates: they send no name.
+LEGACY_NAME = "blog client"
+_LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def describe_address(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if not address:
+        return "unknown"
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Handler:
+    """Serves one connection at a time per call; everything shared is injected."""
+
+    def __init__(self, ledger: Ledger, roster: Roster, fanout: Fanout) -> None:
+        self.ledger = ledger
+        self.roster = roster
+        self.fanout = fanout
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        client_id = self._new_client_id()
+        address = describe_address(connection)
+        try:
+            if connection.subprotocol == SUBPROTOCOL:
+                await self._serve_dashboard(connection, client_id, address)
+            else:
+                await self._serve_legacy(connection, client_id, address)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.fanout.unsubscribe(connection)
+            left = self.roster.leave(client_id)
+            if left is not None:
+                self.fanout.publish(left)
+                log.info("leave  %s %r from %s", client_id, left.client.name, address)
+
+    def _new_client_id(self) -> str:
+        while (client_id := secrets.token_hex(4)) in self.roster:
+            pass
+        return client_id
+
+    # -- tally.v1 -------------------------------------------------------------
+
+    async def _serve_dashboard(self, connection: ServerConnection, client_id: str, address: str) -> None:
+        hello = await self._await_hello(connection, client_id)
+        name, session = hello
+        # Everything from here to the welcome's write runs without yielding to
+        # the event loop, so no update can fall between the snapshot and the
+        # stream: the welcome is the first frame after which updates follow.
+        self.fanout.publish(self.roster.join(client_id, name, address))
+        log.info("join   %s %r from %s", client_id, name, address)
+        self.fanout.subscribe(connection)
+        await connection.send(
+            encode(
+                Welcome(
+                    you=client_id,
+                    total=self.ledger.total,
+                    seq=self.ledger.seq,
+                    clients=self.roster.clients(),
+                    history=tuple(self.ledger.history),
+                )
+            )
+        )
+        async for frame in connection:
+            try:
+                message = decode_client(frame)
+                if isinstance(message, Add):
+                    request = AddRequest(message.amount, self.roster[client_id].name, client_id, session, message.op)
+                    self.ledger.submit(request).add_done_callback(
+                        partial(self._answer, connection, client_id, message.op)
+                    )
+                elif isinstance(message, Rename):
+                    self.fanout.publish(self.roster.rename(client_id, check_name(message.name)))
+                else:
+                    raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+            except ProtocolError as exc:
+                await self._refuse(connection, client_id, exc.to_error())
+
+    async def _await_hello(self, connection: ServerConnection, client_id: str) -> tuple[str, str]:
+        async for frame in connection:
+            try:
+                message = decode_client(frame)
+                if not isinstance(message, Hello):
+                    raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello first", op=getattr(message, "op", None))
+                return check_name(message.name), message.session
+            except ProtocolError as exc:
+                await self._refuse(connection, client_id, exc.to_error())
+        raise ConnectionClosed(None, None)
+
+    def _answer(self, connection: ServerConnection, client_id: str, op: str, future: asyncio.Future[Outcome]) -> None:
+        # Runs as the ledger resolves the add, right after it published the
+        # update. broadcast() writes at once and never raises, so answers keep
+        # commit order without a task per add.
+        outcome = future.result()
+        match outcome:
+            case Applied(record=record):
+                broadcast([connection], encode(Ack(op=op, seq=record.seq)))
+            case Duplicate(seq=seq):
+                broadcast([connection], encode(Ack(op=op, seq=seq)))
+            case Refused(code=code, message=message):
+                log.info("refuse %s %s: %s", client_id, code, message)
+                broadcast([connection], encode(Error(code=code, message=message, op=op)))
+
+    async def _refuse(self, connection: ServerConnection, client_id: str, error: Error) -> None:
+        log.info("refuse %s %s: %s", client_id, error.code, error.message)
+        await connection.send(encode(error))
+
+    # -- the original blog client ----------------------------------------------
+
+    async def _serve_legacy(self, connection: ServerConnection, client_id: str, address: str) -> None:
+        self.fanout.publish(self.roster.join(client_id, LEGACY_NAME, address))
+        log.info("join   %s %r from %s", client_id, LEGACY_NAME, address)
+        async for frame in connection:
+            reply = await self._legacy_reply(frame, client_id)
+            await connection.send(reply)
+
+    async def _legacy_reply(self, frame: str | bytes, client_id: str) -> str:
+        text = frame.strip() if isinstance(frame, str) else None
+        if text is None or not _LEGACY_NUMBER.fullmatch(text):
+            return self._legacy_refusal(client_id, ErrorCode.INVALID_AMOUNT, "send a whole number such as 5 or -3")
+        amount = int(text)
+        if not INT64_MIN <= amount <= INT64_MAX:
+            return self._legacy_refusal(client_id, ErrorCode.INVALID_AMOUNT, "the number is outside the 64-bit range")
+        outcome = await self.ledger.submit(AddRequest(amount, LEGACY_NAME, client_id))
+        match outcome:
+            case Applied(record=record):
+                return f"Server records total={record.total}"
+            case Refused(code=code, message=message):
+                return self._legacy_refusal(client_id, code, message)
+            case Duplicate():  # legacy adds carry no op id, so nothing can repeat them
+                return f"Server records total={self.ledger.total}"
+
+    def _legacy_refusal(self, client_id: str, code: str, message: str) -> str:
+        log.info("refuse %s %s: %s", client_id, code, message)
+        return f"error: {code}: {message}"

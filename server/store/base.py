@@ -1,0 +1,33 @@
+"""The interface every store implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from server.state import AddRequest, Outcome, Snapshot
+
+__all__ = ["HISTORY_POINTS", "Store"]
+
+# How many recent points of the total a snapshot carries (the dashboard's sparkline).
+HISTORY_POINTS = 120
+
+
+class Store(ABC):
+    """Keeps the total, the applied op ids and the history of updates.
+
+    ``apply`` is atomic per batch: either every outcome in it is stored, or it
+    raises and nothing is. Callers acknowledge nothing until it returns.
+    """
+
+    @abstractmethod
+    async def open(self) -> Snapshot:
+        """Prepare the store and return what it holds."""
+
+    @abstractmethod
+    async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+        """Apply ``batch`` in order, deduplicating op ids per session; one outcome per request."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release resources; everything ``apply`` returned is already durable."""

@@ -38,12 +38,13 @@ from server.protocol import (
 )
 from server.state import AddRequest, Applied, Duplicate, Outcome, Refused
 
-__all__ = ["LEGACY_NAME", "Handler"]
+__all__ = ["LEGACY_NAME", "TALLY_PATH", "Handler", "speaks_tally"]
 
 log = logging.getLogger("tally.server")
 
 # What bare-number clients are called in presence and updates: they send no name.
 LEGACY_NAME = "blog client"
+TALLY_PATH = f"/{SUBPROTOCOL}"
 _LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
 
 
@@ -53,6 +54,16 @@ def describe_address(connection: ServerConnection) -> str:
         return "unknown"
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def speaks_tally(connection: ServerConnection) -> bool:
+    """True for tally.v1: asked for as a subprotocol, or by path.
+
+    The path is for generic clients that cannot set a subprotocol, such as
+    ``python -m websockets ws://127.0.0.1:8765/tally.v1``.
+    """
+    request = connection.request
+    return connection.subprotocol == SUBPROTOCOL or (request is not None and request.path == TALLY_PATH)
 
 
 class Handler:
@@ -67,7 +78,7 @@ class Handler:
         client_id = self._new_client_id()
         address = describe_address(connection)
         try:
-            if connection.subprotocol == SUBPROTOCOL:
+            if speaks_tally(connection):
                 await self._serve_dashboard(connection, client_id, address)
             else:
                 await self._serve_legacy(connection, client_id, address)

@@ -1,0 +1,135 @@
+"""Real WebSocket peers for tests: a thin client over the real protocol, and a server process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from server.protocol import SUBPROTOCOL, ServerMessage, Welcome, decode_server
+
+M = TypeVar("M", bound=ServerMessage)
+
+
+class Peer:
+    """A tally.v1 client that decodes what it receives; for asserting on the wire."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.welcome: Welcome | None = None
+
+    @classmethod
+    async def connect(cls, url: str) -> Peer:
+        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)]))
+
+    @classmethod
+    async def join(cls, url: str, name: str = "alice", session: str | None = None) -> Peer:
+        peer = await cls.connect(url)
+        await peer.send(type="hello", name=name, session=session or f"session-{name}-{id(peer)}")
+        peer.welcome = await peer.expect(Welcome)
+        return peer
+
+    @property
+    def id(self) -> str:
+        assert self.welcome is not None
+        return self.welcome.you
+
+    async def send(self, **message: Any) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.connection.send(frame)
+
+    async def receive(self, timeout: float = 5.0) -> ServerMessage:
+        frame = await asyncio.wait_for(self.connection.recv(), timeout)
+        return decode_server(frame)
+
+    async def expect(self, kind: type[M], timeout: float = 5.0) -> M:
+        """The very next message, which must be of ``kind``."""
+        message = await self.receive(timeout)
+        assert isinstance(message, kind), f"expected {kind.__name__}, got {message!r}"
+        return message
+
+    async def next_of(self, kind: type[M], timeout: float = 5.0) -> M:
+        """The next message of ``kind``, skipping others (presence, updates of other tests)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.receive(timeout)
+                if isinstance(message, kind):
+                    return message
+
+    async def silent(self, timeout: float = 0.3) -> bool:
+        """True if nothing arrives within ``timeout``."""
+        try:
+            message = await self.receive(timeout)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"expected silence, got {message!r}")
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def __aenter__(self) -> Peer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+_LISTENING = re.compile(r"serving on (ws://\S+)")
+
+
+class ServerProcess:
+    """``python -m server`` in a child process, on a free port, for crash and CLI tests."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        self.db = db
+        self.extra = extra
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 15.0) -> str:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", "0", "--db", str(self.db), *self.extra],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert self.process.stderr is not None
+        lines = []
+        for line in self.process.stderr:  # bounded: the server prints this line first, or dies
+            lines.append(line)
+            if match := _LISTENING.search(line):
+                self.url = match.group(1)
+                # Keep draining its log so a full pipe never blocks the server.
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                return self.url
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()

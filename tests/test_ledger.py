@@ -1,0 +1,85 @@
+"""The ledger: group commit, publish-before-ack, and refusing when the store fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.ledger import Ledger
+from server.protocol import ErrorCode
+from server.state import AddRequest, Applied, Outcome, Record, Refused
+from server.store.memory import MemoryStore
+from server.store.sqlite import SQLiteStore
+
+
+class CountingStore(SQLiteStore):
+    """The real SQLite store, counting its transactions."""
+
+    transactions = 0
+
+    async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+        self.transactions += 1
+        return await super().apply(batch, at=at)
+
+
+class BrokenStore(MemoryStore):
+    """A store whose disk has gone away."""
+
+    async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+        raise OSError("disk full")
+
+
+def request(n: int) -> AddRequest:
+    return AddRequest(amount=1, name="alice", client="c1", session="s1", op=str(n))
+
+
+async def test_adds_that_arrive_together_share_one_transaction(tmp_path: Path) -> None:
+    """A burst of 200 adds is committed in far fewer than 200 transactions."""
+    store = CountingStore(tmp_path / "tally.db")
+    published: list[Record] = []
+    ledger = Ledger(store, published.extend)
+    await ledger.start()
+    outcomes = await asyncio.gather(*(ledger.submit(request(n)) for n in range(200)))
+    await ledger.stop()
+    assert all(isinstance(o, Applied) for o in outcomes)
+    assert [r.seq for r in published] == list(range(1, 201))
+    assert store.transactions <= 2, store.transactions
+
+
+async def test_updates_are_published_before_the_adder_hears_back() -> None:
+    """By the time an add's future resolves, its update has been published."""
+    published: list[Record] = []
+    ledger = Ledger(MemoryStore(), published.extend)
+    await ledger.start()
+    outcome = await ledger.submit(request(1))
+    assert isinstance(outcome, Applied) and published == [outcome.record]
+    assert (ledger.total, ledger.seq, len(ledger.history)) == (1, 1, 1)
+    await ledger.stop()
+
+
+async def test_a_failing_store_refuses_adds_and_publishes_nothing() -> None:
+    """Nothing that was not stored is acknowledged or broadcast."""
+    published: list[Record] = []
+    ledger = Ledger(BrokenStore(), published.extend)
+    await ledger.start()
+    outcome = await ledger.submit(request(1))
+    assert isinstance(outcome, Refused) and outcome.code == ErrorCode.UNAVAILABLE
+    assert published == [] and ledger.total == 0
+    await ledger.stop()
+
+
+async def test_stop_stores_what_was_already_submitted(tmp_path: Path) -> None:
+    """Adds received before shutdown are committed, not dropped."""
+    ledger = Ledger(SQLiteStore(tmp_path / "tally.db"), lambda records: None)
+    await ledger.start()
+    futures = [ledger.submit(request(n)) for n in range(50)]
+    await ledger.stop()
+    assert all(isinstance(f.result(), Applied) for f in futures)
+    reopened = SQLiteStore(tmp_path / "tally.db")
+    assert (await reopened.open()).total == 50
+    await reopened.close()
+    late = Ledger(MemoryStore(), lambda records: None)
+    await late.start()
+    await late.stop()
+    assert isinstance(late.submit(request(99)).result(), Refused)

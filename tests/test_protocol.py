@@ -1,0 +1,202 @@
+"""The wire format on its own: encoding round trips and every bad input we could think of."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server.protocol import (
+    INT64_MAX,
+    INT64_MIN,
+    Ack,
+    Add,
+    ClientInfo,
+    Error,
+    ErrorCode,
+    Hello,
+    HistoryPoint,
+    Presence,
+    ProtocolError,
+    Rename,
+    ServerMessage,
+    Update,
+    Welcome,
+    check_name,
+    decode_client,
+    decode_server,
+    encode,
+    plain_text,
+)
+
+ALICE = ClientInfo(id="c1", name="alice", address="127.0.0.1:5000", since=1700000000.5, added=3)
+
+SERVER_MESSAGES: list[ServerMessage] = [
+    Welcome(you="c1", total=-7, seq=4, clients=(ALICE,), history=(HistoryPoint(4, 1700000001.0, -7),)),
+    Welcome(you="c1", total=0, seq=0, clients=(), history=()),
+    Update(seq=5, total=INT64_MAX, amount=1, name="alice", client="c1", op="op-1", at=1.5),
+    Update(seq=6, total=INT64_MIN, amount=-1, name="blog client", client=None, op=None, at=2.0),
+    Presence(event="joined", client=ALICE),
+    Presence(event="renamed", client=ALICE),
+    Presence(event="left", client=ALICE),
+    Ack(op="op-1", seq=5),
+    Error(code=ErrorCode.OVERFLOW, message="too big", op="op-2"),
+    Error(code=ErrorCode.BAD_MESSAGE, message="nope"),
+]
+
+
+@pytest.mark.parametrize("message", SERVER_MESSAGES, ids=lambda m: type(m).__name__)
+def test_server_messages_round_trip(message: ServerMessage) -> None:
+    """Every server message decodes to exactly what was encoded."""
+    assert decode_server(encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Hello(name="alice", session="s-1"),
+        Add(op="1", amount=INT64_MIN),
+        Add(op="x" * 64, amount=INT64_MAX),
+        Rename("b"),
+    ],
+    ids=repr,
+)
+def test_client_messages_round_trip(message: Hello | Add | Rename) -> None:
+    """Every client message decodes to exactly what was encoded."""
+    assert decode_client(encode(message)) == message
+
+
+def test_encoding_is_compact_json_with_a_type() -> None:
+    """Frames are JSON objects whose first key is the type."""
+    assert encode(Ack(op="7", seq=9)) == '{"type":"ack","op":"7","seq":9}'
+
+
+def test_unknown_fields_are_ignored() -> None:
+    """Newer peers may send fields this version does not know."""
+    assert decode_client('{"type":"add","op":"1","amount":2,"color":"red"}') == Add(op="1", amount=2)
+    assert decode_server('{"type":"ack","op":"1","seq":2,"extra":[1,2]}') == Ack(op="1", seq=2)
+
+
+BAD_CLIENT_FRAMES: list[tuple[str | bytes, str, str | None]] = [
+    # (frame, expected code, expected op id on the error)
+    (b'{"type":"add","op":"1","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ("", ErrorCode.BAD_MESSAGE, None),
+    ("5", ErrorCode.BAD_MESSAGE, None),
+    ("not json", ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add"', ErrorCode.BAD_MESSAGE, None),
+    ("[]", ErrorCode.BAD_MESSAGE, None),
+    ("null", ErrorCode.BAD_MESSAGE, None),
+    ('"add"', ErrorCode.BAD_MESSAGE, None),
+    ("{}", ErrorCode.BAD_MESSAGE, None),
+    ('{"type":5}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":null}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"launch"}', ErrorCode.UNKNOWN_TYPE, None),
+    ('{"type":"ADD","op":"1","amount":1}', ErrorCode.UNKNOWN_TYPE, None),
+    ('{"type":"add","type":"add","op":"1","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"1","amount":1,"amount":2}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"1","amount":NaN}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"1","amount":Infinity}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"1","amount":-Infinity}', ErrorCode.BAD_MESSAGE, None),
+    ("[" * 100_000 + "]" * 100_000, ErrorCode.BAD_MESSAGE, None),
+    ('{"a":' * 50_000 + "1" + "}" * 50_000, ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":7,"amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"' + "x" * 65 + '","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"a\\nb","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"é","amount":1}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"add","op":"1"}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":null}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":true}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":false}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":1.0}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":1.5}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":1e3}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":"5"}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":[5]}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":{"n":5}}', ErrorCode.INVALID_AMOUNT, "1"),
+    (f'{{"type":"add","op":"1","amount":{INT64_MAX + 1}}}', ErrorCode.INVALID_AMOUNT, "1"),
+    (f'{{"type":"add","op":"1","amount":{INT64_MIN - 1}}}', ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":' + "9" * 5000 + "}", ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"add","op":"1","amount":-' + "9" * 100_000 + "}", ErrorCode.INVALID_AMOUNT, "1"),
+    ('{"type":"hello","session":"s"}', ErrorCode.INVALID_NAME, None),
+    ('{"type":"hello","name":7,"session":"s"}', ErrorCode.INVALID_NAME, None),
+    ('{"type":"hello","name":"a"}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"hello","name":"a","session":""}', ErrorCode.BAD_MESSAGE, None),
+    ('{"type":"rename"}', ErrorCode.INVALID_NAME, None),
+    ('{"type":"rename","name":["a"]}', ErrorCode.INVALID_NAME, None),
+]
+
+
+@pytest.mark.parametrize(("frame", "code", "op"), BAD_CLIENT_FRAMES, ids=lambda v: repr(v)[:40])
+def test_bad_client_frames_raise_one_typed_error(frame: str | bytes, code: str, op: str | None) -> None:
+    """Each malformed frame raises ProtocolError with a stable code and the op id when known."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_client(frame)
+    assert (caught.value.code, caught.value.op) == (code, op)
+    error = caught.value.to_error()
+    assert decode_server(encode(error)) == error
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"welcome","you":"c1","total":"1","seq":0,"clients":[],"history":[]}',
+        '{"type":"welcome","you":"c1","total":1,"seq":0,"clients":[1],"history":[]}',
+        '{"type":"welcome","you":"c1","total":1,"seq":0,"clients":[],"history":{}}',
+        '{"type":"update","seq":1,"total":1,"amount":true,"name":"a","client":null,"op":null,"at":1}',
+        '{"type":"presence","event":"exploded","client":{"id":"c","name":"a","address":"x","since":1,"added":0}}',
+        '{"type":"presence","event":"joined","client":"c1"}',
+        '{"type":"ack","op":"1","seq":1.0}',
+        '{"type":"error","code":5,"message":"m"}',
+    ],
+)
+def test_bad_server_frames_raise(frame: str) -> None:
+    """The dashboard does not trust the server either."""
+    with pytest.raises(ProtocolError):
+        decode_server(frame)
+
+
+def test_unknown_server_type_is_reported_so_clients_can_ignore_it() -> None:
+    """A newer server's new message types are distinguishable from malformed frames."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_server('{"type":"confetti"}')
+    assert caught.value.code == ErrorCode.UNKNOWN_TYPE
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("alice", "alice"),
+        ("  bob  ", "bob"),
+        ("\uff46\uff55\uff4c\uff4c", "full"),
+        ("x" * 32, "x" * 32),
+        ("[b]red[/b]", "[b]red[/b]"),
+    ],
+)
+def test_names_are_normalised(raw: str, expected: str) -> None:
+    """Names are NFKC-normalised and trimmed; markup is just text."""
+    assert check_name(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "   ", "x" * 33, "a\x1b[31mred", "a\nb", "a\tb", "evil\u202eoh", "zero\u200bwidth", "bell\x07", "\ud800"],
+)
+def test_unsafe_names_are_refused(raw: str) -> None:
+    """Empty, long, control, format and bidi characters get invalid_name."""
+    with pytest.raises(ProtocolError) as caught:
+        check_name(raw)
+    assert caught.value.code == ErrorCode.INVALID_NAME
+
+
+def test_plain_text_strips_what_a_terminal_would_interpret() -> None:
+    """Escape sequences, bidi overrides and newlines never reach the screen."""
+    assert plain_text("a\x1b[2Jb\u202ec\nd") == "a[2Jbc d"
+    assert plain_text("x" * 300, limit=10) == "x" * 9 + "…"
+
+
+def test_encode_output_is_valid_json() -> None:
+    """What we send parses with any JSON parser."""
+    for message in SERVER_MESSAGES:
+        assert isinstance(json.loads(encode(message)), dict)

@@ -1,0 +1,241 @@
+"""A real server on port 0 and several real websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from server.app import TallyServer
+from server.handler import LEGACY_NAME
+from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
+from tests.conftest import start_server
+from tests.peers import Peer
+
+
+async def test_welcome_carries_a_full_snapshot(server: TallyServer) -> None:
+    """A new client learns its id, the total, the seq, who is here and the recent history."""
+    async with await Peer.join(server.url, "alice") as alice:
+        await alice.send(type="add", op="1", amount=5)
+        await alice.next_of(Ack)
+        async with await Peer.join(server.url, "bob") as bob:
+            welcome = bob.welcome
+            assert welcome is not None
+            assert (welcome.total, welcome.seq) == (5, 1)
+            assert {c.name for c in welcome.clients} == {"alice", "bob"}
+            assert [c.added for c in welcome.clients if c.name == "alice"] == [5]
+            assert [(p.seq, p.total) for p in welcome.history] == [(1, 5)]
+            assert welcome.you != alice.id
+
+
+async def test_every_add_is_broadcast_to_every_client(server: TallyServer) -> None:
+    """Three clients see the same updates in the same order; the adder also gets an ack."""
+    peers = [await Peer.join(server.url, name) for name in ("a", "b", "c")]
+    for peer in peers[:2]:
+        await peer.next_of(Presence)  # c joined
+    await peers[0].send(type="add", op="x", amount=3)
+    await peers[1].send(type="add", op="y", amount=-10)
+    for peer in peers:
+        updates = [await peer.next_of(Update), await peer.next_of(Update)]
+        assert sorted((u.seq, u.total) for u in updates) == [(1, updates[0].total), (2, -7)]
+        assert {(u.name, u.amount, u.op) for u in updates} == {("a", 3, "x"), ("b", -10, "y")}
+    ack = await peers[0].next_of(Ack)
+    assert ack.op == "x"
+    for peer in peers:
+        await peer.close()
+
+
+async def test_presence_join_rename_leave(server: TallyServer) -> None:
+    """Joins, renames and leaves go to everyone as single events."""
+    async with await Peer.join(server.url, "alice") as alice:
+        bob = await Peer.join(server.url, "bob")
+        joined = await alice.expect(Presence)
+        assert (joined.event, joined.client.name, joined.client.id) == ("joined", "bob", bob.id)
+        assert joined.client.address.startswith("127.0.0.1:")
+        await bob.send(type="rename", name="  Robert ")
+        for peer in (alice, bob):
+            renamed = await peer.expect(Presence)
+            assert (renamed.event, renamed.client.name) == ("renamed", "Robert")
+        await bob.close()
+        left = await alice.expect(Presence)
+        assert (left.event, left.client.id, left.client.name) == ("left", bob.id, "Robert")
+
+
+async def test_added_amounts_are_tracked_per_client(server: TallyServer) -> None:
+    """The clients list says how much each one has added."""
+    async with await Peer.join(server.url, "alice") as alice:
+        for op, amount in (("1", 4), ("2", -1)):
+            await alice.send(type="add", op=op, amount=amount)
+            await alice.next_of(Ack)
+        async with await Peer.join(server.url, "bob") as bob:
+            assert bob.welcome is not None
+            assert {c.name: c.added for c in bob.welcome.clients} == {"alice": 3, "bob": 0}
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ({"type": "add", "op": "1", "amount": True}, ErrorCode.INVALID_AMOUNT),
+        ({"type": "add", "op": "1", "amount": 1.0}, ErrorCode.INVALID_AMOUNT),
+        ({"type": "add", "op": "1", "amount": "3"}, ErrorCode.INVALID_AMOUNT),
+        ({"type": "add", "op": "1", "amount": 2**64}, ErrorCode.INVALID_AMOUNT),
+        ({"type": "add", "op": "1", "amount": INT64_MAX}, ErrorCode.OVERFLOW),
+        ({"type": "fly"}, ErrorCode.UNKNOWN_TYPE),
+        ({"type": "rename", "name": "\x1b[2J"}, ErrorCode.INVALID_NAME),
+        ({"type": "rename", "name": ""}, ErrorCode.INVALID_NAME),
+        ({"type": "hello", "name": "again", "session": "s"}, ErrorCode.BAD_MESSAGE),
+    ],
+    ids=lambda v: json.dumps(v)[:50] if isinstance(v, dict) else v,
+)
+async def test_bad_messages_get_a_typed_error_and_change_nothing(
+    server: TallyServer, message: dict[str, object], code: str
+) -> None:
+    """The sender gets an error; the total and everyone else are untouched; the connection stays up."""
+    async with await Peer.join(server.url, "alice") as alice, await Peer.join(server.url, "bob") as bob:
+        await alice.expect(Presence)  # bob joined
+        await alice.send(type="add", op="0", amount=1)
+        await alice.next_of(Ack)
+        await bob.next_of(Update)
+        await bob.send(**message)
+        error = await bob.expect(Error)
+        assert error.code == code
+        assert await alice.silent()
+        assert (server.ledger.total, server.ledger.seq) == (1, 1)
+        await bob.send(type="add", op="ok", amount=2)
+        assert (await bob.expect(Update)).total == 3
+
+
+@pytest.mark.parametrize("frame", [b"\x00\xff", "{", "[" * 3000, '{"type":"add","op":"1","amount":NaN}'])
+async def test_garbage_frames_do_not_break_the_connection(server: TallyServer, frame: str | bytes) -> None:
+    """Binary frames, broken and deeply nested JSON get bad_message; the connection keeps working."""
+    async with await Peer.join(server.url, "alice") as alice:
+        await alice.send_raw(frame)
+        assert (await alice.expect(Error)).code == ErrorCode.BAD_MESSAGE
+        await alice.send(type="add", op="1", amount=1)
+        assert (await alice.expect(Update)).total == 1
+
+
+async def test_messages_before_hello_are_refused(server: TallyServer) -> None:
+    """Adds before hello get hello_required (with their op id) and are not applied."""
+    async with await Peer.connect(server.url) as peer:
+        await peer.send(type="add", op="early", amount=5)
+        error = await peer.expect(Error)
+        assert (error.code, error.op) == (ErrorCode.HELLO_REQUIRED, "early")
+        await peer.send(type="hello", name="\u202eevil", session="s")
+        assert (await peer.expect(Error)).code == ErrorCode.INVALID_NAME
+        await peer.send(type="hello", name="late", session="s")
+        welcome = await peer.expect(Welcome)
+        assert welcome.total == 0
+
+
+async def test_a_resent_op_gets_the_original_ack(server: TallyServer) -> None:
+    """A duplicate op id, even on a new connection of the same session, is not applied again."""
+    async with await Peer.join(server.url, "alice", session="s-1") as alice:
+        await alice.send(type="add", op="7", amount=5)
+        first = await alice.next_of(Ack)
+    async with await Peer.join(server.url, "alice", session="s-1") as again:
+        await again.send(type="add", op="7", amount=5)
+        assert await again.expect(Ack) == first
+        assert await again.silent()
+    assert server.ledger.total == 5
+
+
+async def test_a_resent_op_is_recognised_after_a_restart(db_path: Path) -> None:
+    """Op ids live in the SQLite store, so dedupe holds across a server restart."""
+    first = await start_server(str(db_path))
+    async with await Peer.join(first.url, "alice", session="s-1") as alice:
+        await alice.send(type="add", op="7", amount=5)
+        ack = await alice.next_of(Ack)
+    await first.stop()
+    second = await start_server(str(db_path))
+    async with await Peer.join(second.url, "alice", session="s-1") as alice:
+        assert alice.welcome is not None and alice.welcome.total == 5
+        await alice.send(type="add", op="7", amount=5)
+        assert await alice.expect(Ack) == ack
+        await alice.send(type="add", op="8", amount=1)
+        assert (await alice.expect(Update)).seq == 2
+    assert second.ledger.total == 6
+    await second.stop()
+
+
+async def test_the_original_blog_client_still_works(server: TallyServer) -> None:
+    """Bare integers without a subprotocol are added, broadcast, and answered in the blog's words."""
+    async with await Peer.join(server.url, "watcher") as watcher:
+        async with connect(server.url) as legacy:
+            assert legacy.subprotocol is None
+            joined = await watcher.expect(Presence)
+            assert joined.client.name == LEGACY_NAME
+            await legacy.send("5")
+            assert await legacy.recv() == "Server records total=5"
+            update = await watcher.expect(Update)
+            assert (update.total, update.amount, update.name, update.op) == (5, 5, LEGACY_NAME, None)
+            await legacy.send(" -2\n")
+            assert await legacy.recv() == "Server records total=3"
+            for bad in ("abc", "1.5", "", "5 5", "1" * 30, b"5"):
+                await legacy.send(bad)
+                reply = await legacy.recv()
+                assert isinstance(reply, str) and reply.startswith("error: invalid_amount: ") and "\n" not in reply
+            await legacy.send(str(INT64_MAX))
+            assert str(await legacy.recv()).startswith("error: overflow: ")
+            await legacy.send("+4")
+            assert await legacy.recv() == "Server records total=7"
+        await watcher.next_of(Presence)  # left
+    assert server.ledger.total == 7
+
+
+async def test_the_blog_client_script_runs_unchanged(server: TallyServer, tmp_path: Path) -> None:
+    """The seed post's client code, run as a program, gets the total back."""
+    seed = Path(__file__).parents[1].parent / "shared" / "seed" / "websockets-with-python.md"
+    if not seed.exists():
+        pytest.fail(f"the seed post is missing at {seed}")
+    blocks = seed.read_text().split("```python\n")
+    client = blocks[1].split("```")[0].replace("ws://localhost:8765", server.url)
+    script = tmp_path / "client.py"
+    script.write_text(client)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "ignore", str(script),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(b"40\n2\n"), 20)
+    assert "Server records total=40" in stdout.decode(), stderr.decode()[-2000:]
+    assert "Server records total=40" in stdout.decode()
+    assert "Server records total=42" in stdout.decode()
+    assert server.ledger.total == 42
+
+
+async def test_shutdown_closes_clients_with_going_away(db_path: Path) -> None:
+    """Stopping the server closes every connection with 1001 so clients know to reconnect."""
+    tally = await start_server(str(db_path))
+    peer = await Peer.join(tally.url, "alice")
+    await tally.stop()
+    with pytest.raises(ConnectionClosed) as closed:
+        await peer.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
+async def test_oversized_frames_close_the_connection_with_1009(server: TallyServer) -> None:
+    """A frame past the size limit closes that connection only."""
+    async with await Peer.join(server.url, "alice") as alice, await Peer.join(server.url, "bob") as bob:
+        await bob.send_raw("x" * 10_000)
+        with pytest.raises(ConnectionClosed) as closed:
+            await bob.receive()
+        assert closed.value.sent is not None and closed.value.sent.code == 1009
+        assert (await alice.expect(Presence)).event == "joined"
+        assert (await alice.expect(Presence)).event == "left"
+        await alice.send(type="add", op="1", amount=1)
+        assert (await alice.expect(Update)).total == 1
+
+
+async def test_generic_clients_choose_the_protocol_by_path(server: TallyServer) -> None:
+    """A client that cannot set a subprotocol speaks tally.v1 on /tally.v1 (as docs/protocol.md shows)."""
+    async with connect(f"{server.url}/tally.v1") as generic:
+        assert generic.subprotocol is None
+        await generic.send('{"type":"hello","name":"curl","session":"s"}')
+        assert json.loads(await generic.recv())["type"] == "welcome"
+        await generic.send('{"type":"add","op":"1","amount":2}')
+        assert json.loads(await generic.recv())["type"] == "update"

@@ -8,8 +8,9 @@ import pytest
 from server.app import ServerConfig, TallyServer
 
 
-async def start_server(db: str, **options: object) -> TallyServer:
-    server = TallyServer(ServerConfig(port=0, db=db, **options))  # type: ignore[arg-type]
+async def start_server(db: str, port: int = 0) -> TallyServer:
+    """A real server on ``port`` (0: any free port), with its store at ``db``."""
+    server = TallyServer(ServerConfig(port=port, db=db))
     await server.start()
     return server
 

@@ -1,0 +1,1 @@
+"""The Tally dashboard: a Textual app that shows the shared total live."""

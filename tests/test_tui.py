@@ -1,0 +1,169 @@
+"""The real dashboard, driven by Textual's pilot, against a real server on port 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, Label
+
+from server.app import TallyServer
+from server.protocol import Presence, Update
+from tests.conftest import start_server
+from tests.peers import Peer
+from tests.tui_support import cell, log_text, table_names, until
+from tui.app import TallyApp
+from tui.screens.rename import RenameScreen
+
+
+async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: TallyServer) -> None:
+    """Two app instances share one total, one clients list and one stream of events."""
+    alice, bob = TallyApp(server.url, "alice"), TallyApp(server.url, "bob")
+    async with alice.run_test() as a, bob.run_test() as b:
+        await until(a, lambda: alice.clients.row_count == 2 and bob.clients.row_count == 2, what="both connected")
+        assert sorted(table_names(alice)) == ["alice (you)", "bob"]
+
+        await a.press("4", "2", "enter")
+        await until(b, lambda: bob.total.total == 42, what="bob sees alice's add")
+        assert "alice added +42  → 42" in log_text(bob)
+        assert alice.you is not None and cell(bob, alice.you, "added") == "+42"
+
+        await b.press("-", "2", "enter")
+        await until(a, lambda: alice.total.total == 40, what="alice sees bob's add")
+        assert "bob added -2  → 40" in log_text(alice)
+
+        await b.press("ctrl+n")
+        await until(b, lambda: isinstance(bob.screen, RenameScreen))
+        rename = bob.screen.query_one("#rename-input", Input)
+        rename.value = "Robert"
+        await b.press("enter")
+        await until(a, lambda: "Robert" in table_names(alice), what="alice sees the rename")
+        assert "bob is now Robert" in log_text(alice)
+
+    assert (server.ledger.total, server.ledger.seq) == (40, 2)
+
+
+async def test_invalid_input_sends_nothing(server: TallyServer) -> None:
+    """Text that is not a whole number is explained inline and never reaches the server."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        for text in ("abc", "1.5", "0", "9" * 30):
+            app.entry.query_one(Input).value = text
+            await pilot.press("enter")
+            await pilot.pause()
+            error = app.entry.query_one("#amount-error", Label)
+            assert app.entry.has_class("-invalid") and str(error.render()).strip(), text
+            assert app.entry.query_one(Input).value == text  # kept so it can be corrected
+        assert app.link.pending == {} and server.ledger.seq == 0
+        app.entry.query_one(Input).value = "+7"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.total.total == 7)
+        assert not app.entry.has_class("-invalid") and app.entry.query_one(Input).value == ""
+
+
+async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Path) -> None:
+    """Stop the server, type adds, restart it: the dashboard shows it all and every add counts once."""
+    server = await start_server(str(db_path))
+    port = server.port
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        await pilot.press("1", "enter")
+        await until(pilot, lambda: app.total.total == 1 and not app.link.pending)
+
+        await server.stop()
+        await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
+        assert "reconnecting in" in str(app.status.render())
+        for key in ("2", "3", "4"):
+            await pilot.press(key, "enter")
+        await until(pilot, lambda: app.status.pending == 3)
+        assert "3 pending" in str(app.status.render())
+
+        server = await start_server(str(db_path), port=port)
+        app.link.reconnect_now()  # skip the backoff wait; the resend path is the same
+        await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
+        await until(pilot, lambda: app.total.total == 10)
+    assert (server.ledger.total, server.ledger.seq) == (10, 4)
+    await server.stop()
+
+
+async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer) -> None:
+    """Pending adds resent after a reconnect, even if they were applied already, count once."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        ops = {app.link.add(5): 5, app.link.add(6): 6}
+        await until(pilot, lambda: server.ledger.seq == 2 and not app.link.pending)
+        app.link.pending.update(ops)  # as if both acks had been lost on the way
+        app.link.reconnect_now()
+        await until(pilot, lambda: app.status.state == "connected" and not app.link.pending, what="resent and acked")
+        await pilot.pause(0.2)
+    assert (server.ledger.total, server.ledger.seq) == (11, 2)
+
+
+async def test_hostile_names_render_literally(server: TallyServer) -> None:
+    """Markup, links and actions in names are shown as typed, and do nothing."""
+    hostile = ["[bold red]x[/]", "[@click=app.quit]bye[/]", "[link=http://e.vil]y[/link]", ":smile: $x"]
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        peers = [await Peer.join(server.url, name) for name in hostile]
+        await until(pilot, lambda: app.clients.row_count == 1 + len(hostile), what="all joined")
+        await peers[1].send(type="add", op="1", amount=3)
+        await until(pilot, lambda: app.total.total == 3)
+        await pilot.click("#clients")
+        assert sorted(table_names(app)) == sorted(["alice (you)", *hostile])
+        log = log_text(app)
+        for name in hostile:
+            assert f"{name} joined" in log
+        assert "[@click=app.quit]bye[/] added +3" in log
+        assert app.is_running
+        for peer in peers:
+            await peer.close()
+
+
+async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
+    """Control characters and escapes from a server that breaks the rules are stripped before display."""
+    import json
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    evil = "\x1b]0;pwned\x07\x1b[2J[red]mal\u202eory\nline"
+
+    async def hostile_server(connection: ServerConnection) -> None:
+        await connection.recv()  # hello
+        client = {"id": "e1", "name": evil, "address": evil, "since": 0, "added": 0}
+        await connection.send(
+            json.dumps({"type": "welcome", "you": "me", "total": 1, "seq": 1, "clients": [client], "history": []})
+        )
+        await connection.send(
+            json.dumps(
+                {"type": "update", "seq": 2, "total": 2, "amount": 1, "name": evil, "client": "e1", "op": None, "at": 0}
+            )
+        )
+        await connection.send(json.dumps({"type": "error", "code": evil, "message": evil, "op": None}))
+        await connection.wait_closed()
+
+    async with serve(hostile_server, "127.0.0.1", 0, subprotocols=["tally.v1"]) as hostile:  # type: ignore[list-item]
+        port = hostile.sockets[0].getsockname()[1]
+        app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.total.total == 2)
+            await pilot.pause(0.1)
+            shown = [*table_names(app), log_text(app)]
+            for text in shown:
+                assert not any(ord(char) < 32 or char == "\u202e" for char in text.replace("\n", "")), text
+            assert "]0;pwned[2J[red]malory line" in table_names(app)[0]
+
+
+async def test_peers_and_dashboard_agree_on_updates(server: TallyServer) -> None:
+    """A plain protocol peer and the dashboard see the same seq and total."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot, await Peer.join(server.url, "watcher") as watcher:
+        await until(pilot, lambda: app.clients.row_count == 2)
+        await pilot.press("9", "enter")
+        update = await watcher.next_of(Update)
+        assert (update.total, update.name) == (9, "alice") and app.total.seq == update.seq
+        await pilot.press("ctrl+q")
+    left = await watcher.next_of(Presence)
+    assert (left.event, left.client.name) == ("left", "alice")

@@ -1,0 +1,37 @@
+"""Helpers for driving the real dashboard with Textual's pilot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.pilot import Pilot
+
+from tui.app import TallyApp
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.02)
+
+
+def table_names(app: TallyApp) -> list[str]:
+    """The Name column as plain text, row by row."""
+    table = app.clients
+    return [str(table.get_cell(row, "name")) for row in table.rows]
+
+
+def log_text(app: TallyApp) -> str:
+    """Everything in the activity log as plain text."""
+    return "\n".join(strip.text for strip in app.activity.lines)
+
+
+def cell(app: TallyApp, client_id: str, column: str) -> str:
+    value = app.clients.get_cell(client_id, column)
+    return value.plain if isinstance(value, Text) else str(value)

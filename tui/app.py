@@ -1,0 +1,190 @@
+"""The Tally dashboard: composes the widgets and turns connection messages into what they show."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from server.protocol import plain_text
+from tui.connection import Link
+from tui.messages import (
+    AddAcknowledged,
+    Connected,
+    Connecting,
+    ConnectionLost,
+    GaveUp,
+    LatencyMeasured,
+    PendingChanged,
+    PresenceChanged,
+    ServerRefused,
+    UpdatesArrived,
+)
+from tui.screens.rename import RenameScreen
+from tui.widgets import ActivityLog, AmountEntry, ClientsTable, StatusBar, TotalPanel
+
+__all__ = ["TallyApp"]
+
+# A second ctrl+q within this many seconds quits even with adds pending.
+QUIT_CONFIRM_SECONDS = 5.0
+
+
+class TallyApp(App[None]):
+    TITLE = "Tally"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("slash", "focus_input", "Focus input", key_display="/"),
+        Binding("ctrl+n", "rename", "Rename", priority=True),
+        Binding("ctrl+r", "reconnect", "Reconnect", priority=True),
+        Binding("ctrl+l", "clear_log", "Clear log", priority=True),
+    ]
+
+    def __init__(self, url: str, name: str, *, session: str | None = None, connect: bool = True) -> None:
+        """``connect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead)."""
+        super().__init__()
+        self.connect = connect
+        self.link = Link(url, name, self.post_message, session=session)
+        self.you: str | None = None
+        self._quit_asked_at = 0.0
+        # Held, not queried: a dialog on top (rename) must not hide them from updates.
+        self.status = StatusBar(id="status")
+        self.total = TotalPanel(id="total")
+        self.entry = AmountEntry(id="entry")
+        self.clients = ClientsTable(id="clients")
+        self.activity = ActivityLog(id="activity")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.status
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self.total
+                yield self.entry
+            yield self.clients
+        yield self.activity
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.link.name} @ {self.link.url}"
+        self.status.url = self.link.url
+        self.entry.focus_input()
+        if self.connect:
+            self.run_link()
+
+    @work(exclusive=True, exit_on_error=False, group="link")
+    async def run_link(self) -> None:
+        await self.link.run()
+
+    # -- what the connection tells us ----------------------------------------------
+
+    def on_connecting(self, message: Connecting) -> None:
+        if self.status.state != "offline" and message.attempt <= 1:
+            self.status.state = "connecting"
+
+    def on_connected(self, message: Connected) -> None:
+        welcome = message.welcome
+        self.you = welcome.you
+        self.clients.show(welcome.clients, welcome.you)
+        self.total.total, self.total.seq = welcome.total, welcome.seq
+        self.total.show_history([point.total for point in welcome.history])
+        self.status.state = "connected"
+        self.activity.note(
+            f"connected to {self.link.url} as {self.link.name} · {len(welcome.clients)} online", style="green"
+        )
+
+    def on_connection_lost(self, message: ConnectionLost) -> None:
+        status = self.status
+        if status.state == "connected":
+            self.activity.note(f"disconnected: {message.reason}", style="yellow")
+        status.state, status.reason, status.retry_at, status.latency = (
+            "reconnecting", message.reason, message.retry_at, None
+        )  # fmt: skip
+
+    def on_gave_up(self, message: GaveUp) -> None:
+        self.status.state, self.status.reason = "offline", message.reason
+        self.activity.note(f"offline: {message.reason}", style="red")
+        self.notify(message.reason, title="Offline", severity="error", markup=False)
+
+    def on_updates_arrived(self, message: UpdatesArrived) -> None:
+        updates = message.updates
+        self.total.total, self.total.seq = updates[-1].total, updates[-1].seq
+        self.total.extend_history([update.total for update in updates])
+        for update in updates:
+            self.clients.credit(update.client, update.amount)
+        self.activity.updates(updates, self.you)
+
+    def on_presence_changed(self, message: PresenceChanged) -> None:
+        presence = message.presence
+        previous = self.clients.names.get(presence.client.id)
+        if presence.event == "left":
+            self.clients.drop(presence.client.id)
+        else:
+            self.clients.upsert(presence.client)
+        self.activity.presence(presence, previous)
+
+    def on_server_refused(self, message: ServerRefused) -> None:
+        error = message.error
+        self.activity.refused(error)
+        text = plain_text(f"{error.code}: {error.message}")
+        self.notify(text, title="Refused", severity="error", markup=False)
+
+    def on_add_acknowledged(self, message: AddAcknowledged) -> None:
+        pass  # the pending count (PendingChanged) already says it
+
+    def on_latency_measured(self, message: LatencyMeasured) -> None:
+        self.status.latency = message.seconds
+
+    def on_pending_changed(self, message: PendingChanged) -> None:
+        self.status.pending = message.count
+
+    # -- what the user does -------------------------------------------------------
+
+    @on(AmountEntry.Submitted)
+    def add(self, message: AmountEntry.Submitted) -> None:
+        self.link.add(message.amount)
+
+    def action_focus_input(self) -> None:
+        self.entry.focus_input()
+
+    def action_rename(self) -> None:
+        def renamed(name: str | None) -> None:
+            if name is not None and name != self.link.name:
+                self.link.rename(name)
+                self.sub_title = f"{name} @ {self.link.url}"
+
+        self.push_screen(RenameScreen(self.link.name), renamed)
+
+    def action_reconnect(self) -> None:
+        self.activity.note("reconnecting now")
+        self.link.reconnect_now()
+
+    def action_clear_log(self) -> None:
+        self.activity.clear()
+
+    async def action_quit(self) -> None:
+        pending = len(self.link.pending)
+        now = time.monotonic()
+        if pending and now - self._quit_asked_at > QUIT_CONFIRM_SECONDS:
+            self._quit_asked_at = now
+            self.notify(
+                f"{pending} add(s) not yet acknowledged will be lost. Press ctrl+q again to quit.",
+                title="Adds pending",
+                severity="warning",
+            )
+            return
+        self.exit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Rename", "Change your display name", self.action_rename)
+        yield SystemCommand("Reconnect now", "Drop the connection and reconnect at once", self.action_reconnect)
+        yield SystemCommand("Clear log", "Empty the activity log", self.action_clear_log)
+        yield SystemCommand("Focus input", "Type an amount to add", self.action_focus_input)

@@ -1,0 +1,63 @@
+"""``tally``: open the dashboard, starting a local server first if needed."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from server.protocol import ProtocolError, check_name
+from tui.local_server import LocalServerError, ensure_local_server, is_local
+
+__all__ = ["DEFAULT_URL", "main", "parse_args"]
+
+DEFAULT_URL = "ws://127.0.0.1:8765"
+
+
+def default_name() -> str:
+    try:
+        return check_name(getpass.getuser())
+    except (ProtocolError, OSError, KeyError):
+        return "anonymous"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tally", description="Watch one shared total change live.")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("TALLY_URL", DEFAULT_URL),
+        help=f"server to connect to (default: $TALLY_URL or {DEFAULT_URL})",
+    )
+    parser.add_argument("--name", default=None, help="your display name (default: your login name)")
+    parser.add_argument(
+        "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.name = check_name(args.name) if args.name is not None else default_name()
+    except ProtocolError as exc:
+        parser.error(f"--name: {exc.message}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    local = None if args.no_spawn else is_local(args.url)
+    if local is not None:
+        try:
+            if ensure_local_server(*local):
+                print(f"started a local tally-server on {args.url}", file=sys.stderr)
+        except LocalServerError as exc:
+            print(f"tally: {exc}", file=sys.stderr)
+            return 1
+    # Imported here so `tally --help` does not pay for loading Textual.
+    from tui.app import TallyApp
+
+    TallyApp(args.url, args.name).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""The dashboard's link to the server: connect, reconnect, resend, and post what happens.
+
+This is the only module of the dashboard that imports ``websockets``. Its
+``run`` coroutine lives in one Textual worker and only posts messages; the app
+calls ``add``, ``rename`` and ``reconnect_now`` from the same event loop.
+
+Every add gets an op id when typed and stays pending until its ack; on every
+(re)connect all pending adds are sent again with their original op ids, and
+the server's per-session dedupe makes each one count exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Callable
+
+from textual.message import Message
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.typing import Subprotocol
+
+from server.protocol import (
+    SUBPROTOCOL,
+    Ack,
+    Add,
+    Error,
+    ErrorCode,
+    Hello,
+    Presence,
+    ProtocolError,
+    Rename,
+    Update,
+    Welcome,
+    decode_server,
+    encode,
+)
+from tui.messages import (
+    AddAcknowledged,
+    Connected,
+    Connecting,
+    ConnectionLost,
+    GaveUp,
+    LatencyMeasured,
+    PendingChanged,
+    PresenceChanged,
+    ServerRefused,
+    UpdatesArrived,
+)
+
+__all__ = ["Link", "backoff"]
+
+# Repaint at most this often when updates pour in; the latest total always wins.
+FLUSH_INTERVAL = 1 / 30
+LATENCY_INTERVAL = 2.0
+RETRY_UNAVAILABLE_AFTER = 2.0
+
+
+def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1, 2, …): exponential, capped, jittered.
+
+    Full jitter between half and all of the step spreads dashboards out after a
+    server restart instead of having them all knock at once.
+    """
+    step = min(cap, base * 2.0 ** (attempt - 1))
+    return step * random.uniform(0.5, 1.0)
+
+
+class Resync(Exception):
+    """We missed an update (a gap in seq): reconnect for a fresh snapshot."""
+
+
+class Link:
+    def __init__(self, url: str, name: str, post: Callable[[Message], object], *, session: str | None = None) -> None:
+        self.url = url
+        self.name = name
+        self.post = post
+        self.session = session or uuid.uuid4().hex
+        self.pending: dict[str, int] = {}  # op id -> amount, in the order typed
+        self.seq = 0
+        self._op_ids = itertools.count(1)
+        self._connection: ClientConnection | None = None
+        self._outbox: asyncio.Queue[Add | Rename] = asyncio.Queue()
+        self._updates: list[Update] = []
+        self._flush: asyncio.TimerHandle | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    # -- called by the app --------------------------------------------------------
+
+    def add(self, amount: int) -> str:
+        """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
+        op = str(next(self._op_ids))
+        self.pending[op] = amount
+        self.post(PendingChanged(len(self.pending)))
+        self._outbox.put_nowait(Add(op=op, amount=amount))
+        return op
+
+    def rename(self, name: str) -> None:
+        """Change our name; while offline, the next hello carries it."""
+        self.name = name
+        if self.connected:
+            self._outbox.put_nowait(Rename(name=name))
+
+    def reconnect_now(self) -> None:
+        """Skip the backoff wait, or drop the current connection and start afresh."""
+        self._wake.set()
+
+    # -- the worker -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected forever: connect, sync, serve, and back off between attempts."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.post(Connecting(self.url, attempt))
+            try:
+                async with connect(
+                    self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], open_timeout=5, max_size=2**20
+                ) as connection:
+                    await self._sync(connection)
+                    attempt = 0
+                    await self._serve(connection)
+                reason = "the server closed the connection"
+            except Resync:
+                reason, attempt = "missed an update; resynchronising", 0
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if 400 <= status < 500:
+                    self.post(GaveUp(f"the server refused the connection (HTTP {status})"))
+                    await self._wait_for_user()
+                    attempt = 0
+                    continue
+                reason = f"the server answered HTTP {status}"
+            except (InvalidURI, ValueError) as exc:
+                self.post(GaveUp(f"bad URL: {exc}"))
+                await self._wait_for_user()
+                attempt = 0
+                continue
+            except ConnectionClosed as exc:
+                reason = _describe_close(exc)
+            except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
+                reason = _describe_failure(exc)
+            finally:
+                self._connection = None
+                self._flush_updates()
+            delay = 0.0 if attempt == 0 else backoff(attempt)
+            self.post(ConnectionLost(reason, time.monotonic() + delay, attempt))
+            await self._sleep(delay)
+
+    async def _sync(self, connection: ClientConnection) -> None:
+        """Say hello, take the snapshot, and queue every pending add for resending."""
+        await connection.send(encode(Hello(name=self.name, session=self.session)))
+        async with asyncio.timeout(10):
+            while True:
+                message = self._decode(await connection.recv())
+                if isinstance(message, Welcome):
+                    break
+                if isinstance(message, Error):
+                    # A name the server refuses: show it and keep whatever name it accepts.
+                    self.post(ServerRefused(message))
+                    raise ProtocolError(message.code, message.message)
+        self.seq = message.seq
+        self._connection = connection
+        self._outbox = asyncio.Queue()
+        for op, amount in self.pending.items():
+            self._outbox.put_nowait(Add(op=op, amount=amount))
+        self.post(Connected(message))
+
+    async def _serve(self, connection: ClientConnection) -> None:
+        """Receive until the connection ends; helpers live exactly as long as it does."""
+        self._wake.clear()
+        async with asyncio.TaskGroup() as tasks:
+            helpers = [
+                tasks.create_task(self._send_forever(connection)),
+                tasks.create_task(self._measure_latency(connection)),
+                tasks.create_task(self._close_when_asked(connection)),
+            ]
+            try:
+                async for frame in connection:
+                    message = self._decode(frame)
+                    if message is not None:
+                        self._receive(message)
+            finally:
+                for helper in helpers:
+                    helper.cancel()
+
+    async def _send_forever(self, connection: ClientConnection) -> None:
+        # A closed connection ends the receive loop too; that is where it is handled.
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                message = await self._outbox.get()
+                # An add acked meanwhile (a resend racing its first ack) need not go out again.
+                if isinstance(message, Add) and message.op not in self.pending:
+                    continue
+                await connection.send(encode(message))
+
+    async def _measure_latency(self, connection: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                pong = await connection.ping()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        self.post(LatencyMeasured(await pong))
+                await asyncio.sleep(LATENCY_INTERVAL)
+
+    async def _close_when_asked(self, connection: ClientConnection) -> None:
+        await self._wake.wait()
+        await connection.close()
+
+    def _decode(self, frame: str | bytes) -> Welcome | Update | Presence | Ack | Error | None:
+        try:
+            return decode_server(frame)
+        except ProtocolError as exc:
+            if exc.code == ErrorCode.UNKNOWN_TYPE:
+                return None  # a newer server's message: ignore it
+            raise
+
+    def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
+        if isinstance(message, Update):
+            if message.seq <= self.seq:
+                return  # already shown
+            if message.seq != self.seq + 1:
+                raise Resync(f"expected seq {self.seq + 1}, got {message.seq}")
+            self.seq = message.seq
+            self._updates.append(message)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._flush_updates)
+            return
+        # Anything else is shown after the updates that came before it.
+        self._flush_updates()
+        if isinstance(message, Ack):
+            if self.pending.pop(message.op, None) is not None:
+                self.post(PendingChanged(len(self.pending)))
+            self.post(AddAcknowledged(message))
+        elif isinstance(message, Error):
+            self._refused(message)
+        elif isinstance(message, Presence):
+            self.post(PresenceChanged(message))
+
+    def _refused(self, error: Error) -> None:
+        if error.op is not None and error.op in self.pending:
+            if error.code == ErrorCode.UNAVAILABLE:
+                # Nothing was stored; the same op id is safe to send again shortly.
+                amount = self.pending[error.op]
+                asyncio.get_running_loop().call_later(
+                    RETRY_UNAVAILABLE_AFTER, self._outbox.put_nowait, Add(op=error.op, amount=amount)
+                )
+            else:
+                del self.pending[error.op]
+                self.post(PendingChanged(len(self.pending)))
+        self.post(ServerRefused(error))
+
+    def _flush_updates(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._updates:
+            self.post(UpdatesArrived(self._updates))
+            self._updates = []
+
+    async def _sleep(self, delay: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _wait_for_user(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+
+
+def _describe_close(exc: ConnectionClosed) -> str:
+    if exc.rcvd is not None and exc.rcvd.code == 1001:
+        return "the server is restarting"
+    if exc.rcvd is not None:
+        return f"the server closed the connection ({exc.rcvd.code}{': ' + exc.rcvd.reason if exc.rcvd.reason else ''})"
+    return "the connection was lost"
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "no server is listening"
+    if isinstance(exc, TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(exc, ProtocolError):
+        return f"the server sent something we do not understand ({exc.message})"
+    return str(exc) or type(exc).__name__

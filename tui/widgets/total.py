@@ -1,0 +1,86 @@
+"""The total, big, with a flash when it moves and its recent history as a sparkline."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.renderables.digits import Digits as BigDigits
+from textual.timer import Timer
+from textual.widgets import Digits, Label, Sparkline
+
+__all__ = ["TotalPanel"]
+
+FLASH_SECONDS = 0.6
+HISTORY_POINTS = 120
+
+
+def group_digits(value: int) -> str:
+    return f"{value:,}"
+
+
+def compact(value: int) -> str:
+    """A short form for totals too wide to draw big: 9.22E18."""
+    mantissa, exponent = f"{value:.2E}".split("E")
+    return f"{mantissa}E{int(exponent)}"
+
+
+class TotalPanel(Vertical):
+    """Shows ``total``; flashes green when it rises and red when it falls."""
+
+    total: reactive[int | None] = reactive(None)
+    seq: reactive[int] = reactive(0)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._flash: Timer | None = None
+        self.history: list[float] = []
+        self.border_title = "Total"
+
+    def compose(self) -> ComposeResult:
+        yield Digits("…", id="total-digits")
+        yield Label("", id="total-caption", markup=False)
+        yield Sparkline([], id="total-history")
+
+    def show_history(self, totals: list[int]) -> None:
+        self.history = [float(t) for t in totals][-HISTORY_POINTS:]
+        self._render_history()
+
+    def extend_history(self, totals: list[int]) -> None:
+        self.history = (self.history + [float(t) for t in totals])[-HISTORY_POINTS:]
+        self._render_history()
+
+    def _render_history(self) -> None:
+        # One point (or a flat line) would draw as a solid block: show a trend only.
+        trend = len(set(self.history)) > 1
+        self.query_one(Sparkline).data = list(self.history) if trend else []
+
+    def watch_total(self, old: int | None, new: int | None) -> None:
+        self._render_total()
+        if old is not None and new is not None and old != new:
+            self.flash("-up" if new > old else "-down")
+
+    def watch_seq(self) -> None:
+        self._render_total()
+
+    def on_resize(self) -> None:
+        self._render_total()
+
+    def _render_total(self) -> None:
+        digits = self.query_one(Digits)
+        caption = self.query_one("#total-caption", Label)
+        if self.total is None:
+            digits.update("…")
+            caption.update("waiting for the server")
+            return
+        text = group_digits(self.total)
+        exact_fits = BigDigits.get_width(text) <= max(self.content_size.width, 1)
+        digits.update(text if exact_fits else compact(self.total))
+        caption.update(f"after {self.seq:,} updates" if exact_fits else f"{text}  ·  after {self.seq:,} updates")
+
+    def flash(self, direction: str) -> None:
+        self.remove_class("-up", "-down")
+        self.add_class(direction)
+        if self._flash is not None:
+            self._flash.stop()
+        self._flash = self.set_timer(FLASH_SECONDS, lambda: self.remove_class("-up", "-down"))

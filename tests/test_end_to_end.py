@@ -1,0 +1,169 @@
+"""The commands themselves: `tally` in a real pseudo-terminal, starting its own server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from server.protocol import Presence, Update
+from tests.peers import Peer, ServerProcess
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def servers_on(port: int) -> list[int]:
+    """Pids of tally servers started for ``port`` (read from /proc, no extra tools)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"server" in argv and b"--port" in argv and str(port).encode() in argv:
+                    pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment with private state and data directories."""
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TERM": "xterm-256color",
+    }
+    env.pop("TALLY_URL", None)
+    for key in ("XDG_STATE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(key, env[key])
+    return env
+
+
+class Terminal:
+    """A program on a pseudo-terminal of a given size, with its screen output collected."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], size: tuple[int, int] = (100, 30)) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.execvpe(argv[0], argv, env)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        self.output = b""
+
+    def read(self, seconds: float) -> bytes:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                ready, _, _ = select.select([self.fd], [], [], 0.05)
+                if ready:
+                    self.output += os.read(self.fd, 65536)
+        return self.output
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read(0.1)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+        return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+async def test_tally_starts_its_own_server_and_works(isolated_home: dict[str, str]) -> None:
+    """`tally` with nothing running starts a detached server, connects, adds, and quits cleanly."""
+    tally = shutil.which("tally", path=str(Path(sys.executable).parent))
+    assert tally is not None, "the tally command is not installed in this environment"
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    terminal = Terminal([tally, "--url", url, "--name", "e2e"], isolated_home)
+    try:
+        peer = None
+        for _ in range(100):  # the dashboard starts the server, then connects to it
+            await asyncio.to_thread(terminal.read, 0.1)
+            with contextlib.suppress(OSError):
+                peer = await Peer.join(url, "watcher")
+                break
+        assert peer is not None, terminal.output.decode(errors="replace")[-2000:]
+        assert peer.welcome is not None
+        if "e2e" not in {c.name for c in peer.welcome.clients}:
+            joined = await peer.next_of(Presence, timeout=10)
+            assert (joined.event, joined.client.name) == ("joined", "e2e")
+
+        terminal.type("+7\r")
+        update = await peer.next_of(Update)
+        assert (update.name, update.amount, update.total) == ("e2e", 7, 7)
+        screen = await asyncio.to_thread(terminal.read, 1.0)
+        assert b"watcher" in screen  # the dashboard shows who joined
+
+        terminal.type("\x11")  # ctrl+q
+        assert await asyncio.to_thread(terminal.wait, 10) == 0
+        left = await peer.next_of(Presence)
+        assert (left.event, left.client.name) == ("left", "e2e")
+
+        # The server outlives the dashboard (detached), and keeps its files where the user's belong.
+        assert len(servers_on(port)) == 1
+        state, data = Path(isolated_home["XDG_STATE_HOME"]), Path(isolated_home["XDG_DATA_HOME"])
+        assert (state / "tally" / "server.log").exists() and (data / "tally" / "tally.db").exists()
+        await peer.close()
+    finally:
+        terminal.kill()
+        for pid in servers_on(port):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_two_dashboards_started_at_once_share_one_server(isolated_home: dict[str, str]) -> None:
+    """Racing starts agree on one server: exactly one of them starts it."""
+    port = free_port()
+    code = f"from tui.local_server import ensure_local_server; print(ensure_local_server('127.0.0.1', {port}))"
+    try:
+        racers = [
+            subprocess.Popen([sys.executable, "-c", code], env=isolated_home, stdout=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        answers = sorted(racer.communicate(timeout=30)[0].strip() for racer in racers)
+        assert answers == ["False", "False", "True"]
+        time.sleep(0.5)
+        assert len(servers_on(port)) == 1
+    finally:
+        for pid in servers_on(port):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
+    """With --exit-when-idle, the server waits while anyone is connected and exits 0 after."""
+    server = ServerProcess(tmp_path / "tally.db", "--exit-when-idle", "1")
+    try:
+        peer = await Peer.join(server.start(), "alice")
+        await asyncio.sleep(2.5)
+        assert server.process is not None and server.process.poll() is None, "exited while a client was connected"
+        await peer.close()
+        assert await asyncio.to_thread(server.process.wait, 10) == 0
+    finally:
+        server.stop()

@@ -92,18 +92,24 @@ _LISTENING = re.compile(r"serving on (ws://\S+)")
 
 
 class ServerProcess:
-    """``python -m server`` in a child process, on a free port, for crash and CLI tests."""
+    """``python -m server`` in a child process, for crash and CLI tests.
+
+    The first start takes a free port; restarts reuse it, as a real restart would.
+    """
 
     def __init__(self, db: Path, *extra: str) -> None:
         self.db = db
         self.extra = extra
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.port = 0
 
     def start(self, timeout: float = 15.0) -> str:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("the previous server process is still running")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--port", "0", "--db", str(self.db), *self.extra],
+            [sys.executable, "-m", "server", "--port", str(self.port), "--db", str(self.db), *self.extra],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -115,6 +121,7 @@ class ServerProcess:
             lines.append(line)
             if match := _LISTENING.search(line):
                 self.url = match.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])
                 # Keep draining its log so a full pipe never blocks the server.
                 threading.Thread(target=self.process.stderr.read, daemon=True).start()
                 return self.url

@@ -63,6 +63,7 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
         # Resends already stored before the kill were answered, not applied again.
         assert stored_seq + applied == len(ops)
         await peer.close()
+        assert await asyncio.to_thread(server.terminate) == 0
 
         # A third start sees exactly one application of every op.
         peer = await Peer.join(server.start(), "check", session="check")

@@ -121,6 +121,22 @@ async def test_tally_starts_its_own_server_and_works(isolated_home: dict[str, st
         assert (update.name, update.amount, update.total) == ("e2e", 7, 7)
         screen = await asyncio.to_thread(terminal.read, 1.0)
         assert b"watcher" in screen  # the dashboard shows who joined
+        await peer.close()
+
+        # Kill the server it started: the dashboard starts another and carries on.
+        (first,) = servers_on(port)
+        os.kill(first, signal.SIGKILL)
+        peer = None
+        for _ in range(100):
+            await asyncio.to_thread(terminal.read, 0.1)
+            if [pid for pid in servers_on(port) if pid != first]:
+                with contextlib.suppress(OSError):
+                    peer = await Peer.join(url, "watcher")
+                    break
+        assert peer is not None and peer.welcome is not None and peer.welcome.total == 7
+        if "e2e" not in {c.name for c in peer.welcome.clients}:
+            joined = await peer.next_of(Presence, timeout=20)
+            assert joined.client.name == "e2e"
 
         terminal.type("\x11")  # ctrl+q
         assert await asyncio.to_thread(terminal.wait, 10) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual.widgets import Input, Label
@@ -9,7 +10,7 @@ from textual.widgets import Input, Label
 from server.app import TallyServer
 from server.protocol import Presence, Update
 from tests.conftest import start_server
-from tests.peers import Peer
+from tests.peers import Peer, ServerProcess
 from tests.tui_support import cell, log_text, table_names, until
 from tui.app import TallyApp
 from tui.screens.rename import RenameScreen
@@ -85,6 +86,31 @@ async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Pa
         await until(pilot, lambda: app.total.total == 10)
     assert (server.ledger.total, server.ledger.seq) == (10, 4)
     await server.stop()
+
+
+async def test_a_killed_server_is_noticed_and_typed_adds_land_after_restart(db_path: Path) -> None:
+    """kill -9 under a dashboard: it shows reconnecting, queues adds, and delivers them once on restart."""
+    server = ServerProcess(db_path)
+    app = TallyApp(server.start(), "alice")
+    try:
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("5", "enter")
+            await until(pilot, lambda: app.total.total == 5 and not app.link.pending)
+
+            await asyncio.to_thread(server.kill)
+            await until(pilot, lambda: app.status.state == "reconnecting", what="the kill noticed")
+            await pilot.press("6", "enter", "7", "enter")
+            await until(pilot, lambda: app.status.pending == 2)
+
+            await asyncio.to_thread(server.start)
+            app.link.reconnect_now()
+            await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
+            await until(pilot, lambda: app.total.total == 18)
+        async with await Peer.join(server.url, "check") as check:
+            assert check.welcome is not None and (check.welcome.total, check.welcome.seq) == (18, 3)
+    finally:
+        server.stop()
 
 
 async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer) -> None:

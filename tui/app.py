@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import on, work
@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
 
 from server.protocol import plain_text
 from tui.connection import Link
@@ -47,11 +48,22 @@ class TallyApp(App[None]):
         Binding("ctrl+l", "clear_log", "Clear log", priority=True),
     ]
 
-    def __init__(self, url: str, name: str, *, session: str | None = None, connect: bool = True) -> None:
-        """``connect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead)."""
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        session: str | None = None,
+        connect: bool = True,
+        start_server: Callable[[], object] | None = None,
+    ) -> None:
+        """``connect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead).
+
+        ``start_server`` is how to start a local server if the one at ``url`` goes away.
+        """
         super().__init__()
         self.connect = connect
-        self.link = Link(url, name, self.post_message, session=session)
+        self.link = Link(url, name, self.post_message, session=session, start_server=start_server)
         self.you: str | None = None
         self._quit_asked_at = 0.0
         # Held, not queried: a dialog on top (rename) must not hide them from updates.
@@ -82,6 +94,15 @@ class TallyApp(App[None]):
     @work(exclusive=True, exit_on_error=False, group="link")
     async def run_link(self) -> None:
         await self.link.run()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The link never returns; if it fails, that is a bug, but the user must see
+        # that the dashboard stopped following the server, and be able to restart it.
+        if event.worker.group == "link" and event.state == WorkerState.ERROR:
+            reason = f"the connection stopped unexpectedly: {event.worker.error!r}"
+            self.status.state, self.status.reason = "offline", reason
+            self.activity.note(reason, style="red")
+            self.notify(reason, title="Offline", severity="error", markup=False)
 
     # -- what the connection tells us ----------------------------------------------
 
@@ -164,7 +185,10 @@ class TallyApp(App[None]):
 
     def action_reconnect(self) -> None:
         self.activity.note("reconnecting now")
-        self.link.reconnect_now()
+        if self.connect and not any(worker.is_running for worker in self.workers if worker.group == "link"):
+            self.run_link()
+        else:
+            self.link.reconnect_now()
 
     def action_clear_log(self) -> None:
         self.activity.clear()

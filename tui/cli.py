@@ -7,6 +7,7 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from server.protocol import ProtocolError, check_name
 from tui.local_server import LocalServerError, ensure_local_server, is_local
@@ -45,9 +46,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     local = None if args.no_spawn else is_local(args.url)
+    start_server = None
     if local is not None:
+        start_server = partial(ensure_local_server, *local)
         try:
-            if ensure_local_server(*local):
+            if start_server():
                 print(f"started a local tally-server on {args.url}", file=sys.stderr)
         except LocalServerError as exc:
             print(f"tally: {exc}", file=sys.stderr)
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so `tally --help` does not pay for loading Textual.
     from tui.app import TallyApp
 
-    TallyApp(args.url, args.name).run()
+    TallyApp(args.url, args.name, start_server=start_server).run()
     return 0
 
 

@@ -75,10 +75,20 @@ class Resync(Exception):
 
 
 class Link:
-    def __init__(self, url: str, name: str, post: Callable[[Message], object], *, session: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        post: Callable[[Message], object],
+        *,
+        session: str | None = None,
+        start_server: Callable[[], object] | None = None,
+    ) -> None:
+        """``start_server``, if given, is called (in a thread) when nothing answers at ``url``."""
         self.url = url
         self.name = name
         self.post = post
+        self.start_server = start_server
         self.session = session or uuid.uuid4().hex
         self.pending: dict[str, int] = {}  # op id -> amount, in the order typed
         self.seq = 0
@@ -118,17 +128,22 @@ class Link:
     async def run(self) -> None:
         """Stay connected forever: connect, sync, serve, and back off between attempts."""
         attempt = 0
+        refused = False
         while True:
             attempt += 1
             self.post(Connecting(self.url, attempt))
             try:
+                if refused and self.start_server is not None:
+                    # Our local server went away (killed, or idle-exited): start another.
+                    await asyncio.to_thread(self.start_server)
+                refused = False
                 async with connect(
                     self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], open_timeout=5, max_size=2**20
                 ) as connection:
                     await self._sync(connection)
                     attempt = 0
                     await self._serve(connection)
-                reason = "the server closed the connection"
+                reason = "reconnecting as asked"
             except Resync:
                 reason, attempt = "missed an update; resynchronising", 0
             except InvalidStatus as exc:
@@ -148,6 +163,7 @@ class Link:
                 reason = _describe_close(exc)
             except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
                 reason = _describe_failure(exc)
+                refused = isinstance(exc, ConnectionRefusedError)
             finally:
                 self._connection = None
                 self._flush_updates()
@@ -175,41 +191,48 @@ class Link:
         self.post(Connected(message))
 
     async def _serve(self, connection: ClientConnection) -> None:
-        """Receive until the connection ends; helpers live exactly as long as it does."""
+        """Run the session's loops until the first one ends; its outcome is the session's.
+
+        Receiving ends when the connection does (raising why); sending and
+        pinging fail when it closes; a reconnect request closes it.
+        """
         self._wake.clear()
-        async with asyncio.TaskGroup() as tasks:
-            helpers = [
-                tasks.create_task(self._send_forever(connection)),
-                tasks.create_task(self._measure_latency(connection)),
-                tasks.create_task(self._close_when_asked(connection)),
-            ]
-            try:
-                async for frame in connection:
-                    message = self._decode(frame)
-                    if message is not None:
-                        self._receive(message)
-            finally:
-                for helper in helpers:
-                    helper.cancel()
+        loops = [
+            asyncio.create_task(self._receive_forever(connection)),
+            asyncio.create_task(self._send_forever(connection)),
+            asyncio.create_task(self._measure_latency(connection)),
+            asyncio.create_task(self._close_when_asked(connection)),
+        ]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        for loop in done:
+            loop.result()  # re-raise the failure that ended the session, if any
+
+    async def _receive_forever(self, connection: ClientConnection) -> None:
+        async for frame in connection:
+            message = self._decode(frame)
+            if message is not None:
+                self._receive(message)
 
     async def _send_forever(self, connection: ClientConnection) -> None:
-        # A closed connection ends the receive loop too; that is where it is handled.
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                message = await self._outbox.get()
-                # An add acked meanwhile (a resend racing its first ack) need not go out again.
-                if isinstance(message, Add) and message.op not in self.pending:
-                    continue
-                await connection.send(encode(message))
+        while True:
+            message = await self._outbox.get()
+            # An add acked meanwhile (a resend racing its first ack) need not go out again.
+            if isinstance(message, Add) and message.op not in self.pending:
+                continue
+            await connection.send(encode(message))
 
     async def _measure_latency(self, connection: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                pong = await connection.ping()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(10):
-                        self.post(LatencyMeasured(await pong))
-                await asyncio.sleep(LATENCY_INTERVAL)
+        while True:
+            pong = await connection.ping()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    self.post(LatencyMeasured(await pong))
+            await asyncio.sleep(LATENCY_INTERVAL)
 
     async def _close_when_asked(self, connection: ClientConnection) -> None:
         await self._wake.wait()

@@ -25,7 +25,7 @@ IDLE_EXIT_SECONDS = 60
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(OSError):
     """The local server could not be started; the message says where its log is."""
 
 

@@ -76,7 +76,8 @@ class TotalPanel(Vertical):
         text = group_digits(self.total)
         exact_fits = BigDigits.get_width(text) <= max(self.content_size.width, 1)
         digits.update(text if exact_fits else compact(self.total))
-        caption.update(f"after {self.seq:,} updates" if exact_fits else f"{text}  ·  after {self.seq:,} updates")
+        updates = "no updates yet" if self.seq == 0 else f"after {self.seq:,} update{'s' if self.seq != 1 else ''}"
+        caption.update(updates if exact_fits else f"{text}  ·  {updates}")
 
     def flash(self, direction: str) -> None:
         self.remove_class("-up", "-down")

@@ -30,7 +30,8 @@ class Peer:
 
     @classmethod
     async def connect(cls, url: str) -> Peer:
-        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)]))
+        # max_queue=None: a test peer may leave messages unread; it must still close promptly.
+        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_queue=None))
 
     @classmethod
     async def join(cls, url: str, name: str = "alice", session: str | None = None) -> Peer:

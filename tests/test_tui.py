@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from textual.message import Message
 from textual.widgets import Input, Label
 
 from server.app import TallyServer
@@ -13,6 +14,7 @@ from tests.conftest import start_server
 from tests.peers import Peer, ServerProcess
 from tests.tui_support import cell, log_text, table_names, until
 from tui.app import TallyApp
+from tui.messages import UpdatesArrived
 from tui.screens.rename import RenameScreen
 
 
@@ -193,3 +195,27 @@ async def test_peers_and_dashboard_agree_on_updates(server: TallyServer) -> None
         await pilot.press("ctrl+q")
     left = await watcher.next_of(Presence)
     assert (left.event, left.client.name) == ("left", "alice")
+
+
+async def test_a_flood_of_updates_is_coalesced_and_typing_still_works(server: TallyServer) -> None:
+    """2,000 updates from another client arrive in far fewer repaints; the input keeps every key."""
+    app = TallyApp(server.url, "alice")
+    batches: list[int] = []
+    post = app.link.post
+
+    def counting_post(message: Message) -> object:
+        if isinstance(message, UpdatesArrived):
+            batches.append(len(message.updates))
+        return post(message)
+
+    app.link.post = counting_post
+    async with app.run_test() as pilot, await Peer.join(server.url, "flood") as flood:
+        await until(pilot, lambda: app.status.state == "connected")
+        for n in range(2000):
+            await flood.send(type="add", op=str(n), amount=1)
+        await pilot.press(*"12345")
+        await until(pilot, lambda: app.total.total == 2000, what="the latest total")
+        assert sum(batches) == 2000 and len(batches) < 2000 / 4, batches
+        assert app.entry.query_one(Input).value == "12345"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.total.total == 14345)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -138,8 +139,11 @@ class TallyApp(App[None]):
         updates = message.updates
         self.total.total, self.total.seq = updates[-1].total, updates[-1].seq
         self.total.extend_history([update.total for update in updates])
+        credits: Counter[str | None] = Counter()
         for update in updates:
-            self.clients.credit(update.client, update.amount)
+            credits[update.client] += update.amount
+        for client_id, amount in credits.items():
+            self.clients.credit(client_id, amount)
         self.activity.updates(updates, self.you)
 
     def on_presence_changed(self, message: PresenceChanged) -> None:

@@ -51,9 +51,12 @@ class ServerConfig:
     db: str = field(default_factory=lambda: str(default_db_path()))
     # Stop after this many seconds with no connection (for auto-started servers).
     exit_when_idle: float | None = None
-    # A dead peer is noticed within ping_interval + ping_timeout (30 s).
-    ping_interval: float = 15.0
-    ping_timeout: float = 15.0
+    # A silently dead peer is dropped within ping_interval + ping_timeout +
+    # close_timeout (25 s): after a missed pong, websockets still waits
+    # close_timeout for a closing handshake the dead peer will never answer.
+    ping_interval: float = 10.0
+    ping_timeout: float = 10.0
+    close_timeout: float = 5.0
     max_message_bytes: int = 4096
 
 
@@ -96,6 +99,7 @@ class TallyServer:
                 max_size=self.config.max_message_bytes,
                 ping_interval=self.config.ping_interval,
                 ping_timeout=self.config.ping_timeout,
+                close_timeout=self.config.close_timeout,
             )
         except BaseException:
             await self.ledger.stop()

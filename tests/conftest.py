@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,9 +9,15 @@ import pytest
 from server.app import ServerConfig, TallyServer
 
 
-async def start_server(db: str, port: int = 0) -> TallyServer:
-    """A real server on ``port`` (0: any free port), with its store at ``db``."""
-    server = TallyServer(ServerConfig(port=port, db=db))
+async def start_server(db: str, port: int = 0, *, keepalive: float | None = None) -> TallyServer:
+    """A real server on ``port`` (0: any free port), with its store at ``db``.
+
+    ``keepalive`` shortens the ping interval, ping timeout and close timeout alike.
+    """
+    config = ServerConfig(port=port, db=db)
+    if keepalive is not None:
+        config = dataclasses.replace(config, ping_interval=keepalive, ping_timeout=keepalive, close_timeout=keepalive)
+    server = TallyServer(config)
     await server.start()
     return server
 

@@ -239,3 +239,18 @@ async def test_generic_clients_choose_the_protocol_by_path(server: TallyServer) 
         assert json.loads(await generic.recv())["type"] == "welcome"
         await generic.send('{"type":"add","op":"1","amount":2}')
         assert json.loads(await generic.recv())["type"] == "update"
+
+
+async def test_a_silently_dead_peer_leaves_within_the_keepalive_bound() -> None:
+    """A peer that stops answering pings is dropped within interval + timeout + close timeout."""
+    tally = await start_server(":memory:", keepalive=0.3)
+    try:
+        async with await Peer.join(tally.url, "alice") as alice:
+            bob = await Peer.join(tally.url, "bob")
+            await alice.expect(Presence)  # bob joined
+            bob.connection.transport.pause_reading()  # as if bob's machine froze: no pongs
+            left = await alice.next_of(Presence, timeout=3)
+            assert (left.event, left.client.name) == ("left", "bob")
+            bob.connection.transport.abort()
+    finally:
+        await tally.stop()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from http import HTTPStatus
 from pathlib import Path
 
 from textual.message import Message
 from textual.widgets import Input, Label
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from server.app import TallyServer
 from server.protocol import Presence, Update
@@ -152,10 +156,6 @@ async def test_hostile_names_render_literally(server: TallyServer) -> None:
 
 async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
     """Control characters and escapes from a server that breaks the rules are stripped before display."""
-    import json
-
-    from websockets.asyncio.server import ServerConnection, serve
-
     evil = "\x1b]0;pwned\x07\x1b[2J[red]mal\u202eory\nline"
 
     async def hostile_server(connection: ServerConnection) -> None:
@@ -219,3 +219,73 @@ async def test_a_flood_of_updates_is_coalesced_and_typing_still_works(server: Ta
         assert app.entry.query_one(Input).value == "12345"
         await pilot.press("enter")
         await until(pilot, lambda: app.total.total == 14345)
+
+
+async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total() -> None:
+    """If seq jumps, the dashboard reconnects and shows the fresh snapshot's total."""
+    connections = 0
+
+    async def gappy_server(connection: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await connection.recv()  # hello
+        total = 100 if connections == 1 else 777
+        welcome = {"type": "welcome", "you": "me", "total": total, "seq": 1, "clients": [], "history": []}
+        await connection.send(json.dumps(welcome))
+        if connections == 1:  # seq 2 is lost on the way; seq 3 arrives
+            update = {"type": "update", "seq": 3, "total": 5, "amount": 5, "name": "x", "client": None, "op": None}
+            await connection.send(json.dumps({**update, "at": 0}))
+        await connection.wait_closed()
+
+    async with serve(gappy_server, "127.0.0.1", 0) as gappy:
+        app = TallyApp(f"ws://127.0.0.1:{gappy.sockets[0].getsockname()[1]}/tally.v1", "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.total.total == 777, what="the fresh snapshot")
+            assert connections == 2 and app.total.seq == 1
+            assert "missed an update" in log_text(app)
+
+
+async def test_a_refused_handshake_shows_offline_until_asked_to_retry() -> None:
+    """HTTP 4xx at the handshake is not retried in a loop: offline, and ctrl+r tries again."""
+    attempts = 0
+
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        nonlocal attempts
+        attempts += 1
+        return connection.respond(HTTPStatus.FORBIDDEN, "go away\n")
+
+    async with serve(lambda c: c.wait_closed(), "127.0.0.1", 0, process_request=refuse) as refusing:
+        app = TallyApp(f"ws://127.0.0.1:{refusing.sockets[0].getsockname()[1]}", "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "offline")
+            assert "HTTP 403" in str(app.status.render()) and attempts == 1
+            await pilot.pause(1.0)
+            assert attempts == 1
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: attempts == 2)
+
+
+async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
+    """Rename is reachable from the command palette as well as its key."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Rename")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RenameScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, RenameScreen))
+
+
+async def test_quitting_with_pending_adds_asks_first(server: TallyServer) -> None:
+    """ctrl+q with unacknowledged adds warns once; a second ctrl+q quits."""
+    app = TallyApp(server.url, "alice", connect=False)
+    async with app.run_test() as pilot:
+        app.link.add(5)  # never sent: the app is not connected
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running)

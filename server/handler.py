@@ -100,6 +100,8 @@ class Handler:
 
     async def _serve_dashboard(self, connection: ServerConnection, client_id: str, address: str) -> None:
         hello = await self._await_hello(connection, client_id)
+        if hello is None:
+            return  # closed before saying hello
         name, session = hello
         # Everything from here to the welcome's write runs without yielding to
         # the event loop, so no update can fall between the snapshot and the
@@ -133,7 +135,8 @@ class Handler:
             except ProtocolError as exc:
                 await self._refuse(connection, client_id, exc.to_error())
 
-    async def _await_hello(self, connection: ServerConnection, client_id: str) -> tuple[str, str]:
+    async def _await_hello(self, connection: ServerConnection, client_id: str) -> tuple[str, str] | None:
+        """The (name, session) of the first valid hello; every other message is refused."""
         async for frame in connection:
             try:
                 message = decode_client(frame)
@@ -142,7 +145,7 @@ class Handler:
                 return check_name(message.name), message.session
             except ProtocolError as exc:
                 await self._refuse(connection, client_id, exc.to_error())
-        raise ConnectionClosed(None, None)
+        return None
 
     def _answer(self, connection: ServerConnection, client_id: str, op: str, future: asyncio.Future[Outcome]) -> None:
         # Runs as the ledger resolves the add, right after it published the

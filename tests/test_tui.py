@@ -81,6 +81,7 @@ async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Pa
         await server.stop()
         await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
         assert "reconnecting in" in str(app.status.render())
+        assert "disconnected: the server is restarting" in log_text(app)
         for key in ("2", "3", "4"):
             await pilot.press(key, "enter")
         await until(pilot, lambda: app.status.pending == 3)

@@ -213,8 +213,9 @@ class Link:
             loop.result()  # re-raise the failure that ended the session, if any
 
     async def _receive_forever(self, connection: ClientConnection) -> None:
-        async for frame in connection:
-            message = self._decode(frame)
+        while True:
+            # recv(), unlike `async for`, raises on a clean close too, with the code that says why.
+            message = self._decode(await connection.recv())
             if message is not None:
                 self._receive(message)
 
@@ -300,6 +301,8 @@ class Link:
 
 
 def _describe_close(exc: ConnectionClosed) -> str:
+    if exc.sent is not None and exc.rcvd_then_sent is False:
+        return "reconnecting as asked"
     if exc.rcvd is not None and exc.rcvd.code == 1001:
         return "the server is restarting"
     if exc.rcvd is not None:

@@ -6,17 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
+from server.access import Admission
 from server.fanout import Fanout
 from server.handler import Handler
 from server.ledger import Ledger
+from server.limits import Limits
 from server.presence import Roster
 from server.protocol import SUBPROTOCOL, Update
 from server.state import Record
@@ -28,6 +31,7 @@ log = logging.getLogger("tally.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -37,6 +41,21 @@ def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotoc
     the original blog client offers none and must keep working.
     """
     return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+def origins(allowed: tuple[str, ...]) -> Sequence[Origin | None] | None:
+    """websockets' ``origins``: no Origin header (not a browser) is always fine."""
+    if "*" in allowed:
+        return None
+    return [None, *(Origin(origin) for origin in allowed)]
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def default_db_path() -> Path:
@@ -51,13 +70,23 @@ class ServerConfig:
     db: str = field(default_factory=lambda: str(default_db_path()))
     # Stop after this many seconds with no connection (for auto-started servers).
     exit_when_idle: float | None = None
+    limits: Limits = field(default_factory=Limits)
+    # A shared secret clients must send as "Authorization: Bearer <token>".
+    token: str | None = None
+    # Serve wss:// with this certificate chain and key.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Browser pages allowed to connect, by Origin; clients that send no Origin
+    # (dashboards, scripts) always may. ("*",) allows any page.
+    allow_origins: tuple[str, ...] = ()
+    # permessage-deflate costs memory per connection and invites compression bombs.
+    compression: bool = False
     # A silently dead peer is dropped within ping_interval + ping_timeout +
     # close_timeout (25 s): after a missed pong, websockets still waits
     # close_timeout for a closing handshake the dead peer will never answer.
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
     close_timeout: float = 5.0
-    max_message_bytes: int = 4096
 
 
 class TallyServer:
@@ -68,8 +97,9 @@ class TallyServer:
         self.roster = Roster()
         self.fanout = Fanout()
         self.ledger = Ledger(open_store(config.db), self._publish)
-        self.handler = Handler(self.ledger, self.roster, self.fanout)
+        self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
         self._server: Server | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def server(self) -> Server:
@@ -85,18 +115,35 @@ class TallyServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
+        scheme = "wss" if self.config.tls_cert else "ws"
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
+        config = self.config
+        if config.host not in LOOPBACK and config.token is None:
+            log.warning(
+                "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
+                "Set --token (or TALLY_TOKEN) unless this network is trusted.",
+                config.host,
+            )
         await self.ledger.start()
+        admission = Admission(
+            token=config.token,
+            max_connections=config.limits.max_connections,
+            open_connections=lambda: self.handler.open_connections,
+        )
         try:
             self._server = await serve(
                 self.handler,
-                self.config.host,
-                self.config.port,
+                config.host,
+                config.port,
                 select_subprotocol=select_subprotocol,
-                compression=None,
-                max_size=self.config.max_message_bytes,
+                process_request=admission,
+                origins=origins(config.allow_origins),
+                compression="deflate" if config.compression else None,
+                ssl=tls_context(config.tls_cert, config.tls_key),
+                max_size=config.limits.max_message_bytes,
                 ping_interval=self.config.ping_interval,
                 ping_timeout=self.config.ping_timeout,
                 close_timeout=self.config.close_timeout,
@@ -104,12 +151,17 @@ class TallyServer:
         except BaseException:
             await self.ledger.stop()
             raise
+        self._watchdog = asyncio.create_task(self.fanout.drop_slow_consumers(config.limits.max_write_buffer))
         log.info(
             "serving on %s (store: %s, total=%d, seq=%d)", self.url, self.config.db, self.ledger.total, self.ledger.seq
         )
 
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

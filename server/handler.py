@@ -16,16 +16,17 @@ from functools import partial
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from server.fanout import Fanout
 from server.ledger import Ledger
+from server.limits import Limits, TokenBucket
 from server.presence import Roster
 from server.protocol import (
-    INT64_MAX,
-    INT64_MIN,
     SUBPROTOCOL,
     Ack,
     Add,
+    ClientMessage,
     Error,
     ErrorCode,
     Hello,
@@ -45,6 +46,8 @@ log = logging.getLogger("tally.server")
 # What bare-number clients are called in presence and updates: they send no name.
 LEGACY_NAME = "blog client"
 TALLY_PATH = f"/{SUBPROTOCOL}"
+# A rename is broadcast to everyone, so it costs more of the sender's budget than an add.
+RENAME_COST = 10
 _LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
 
 
@@ -66,25 +69,58 @@ def speaks_tally(connection: ServerConnection) -> bool:
     return connection.subprotocol == SUBPROTOCOL or (request is not None and request.path == TALLY_PATH)
 
 
+class Flooding(Exception):
+    """A connection kept sending past its rate after being told to slow down."""
+
+
+class Pace:
+    """One connection's message budget: a token bucket, and strikes for ignoring it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.bucket = TokenBucket(limits.rate, limits.burst)
+        self.strikes = TokenBucket(1.0, limits.flood_strikes)
+
+    def allow(self, cost: float = 1.0) -> bool:
+        """True if the message may be served; raises Flooding once refusals pile up."""
+        if self.bucket.take(cost):
+            return True
+        if not self.strikes.take():
+            raise Flooding
+        return False
+
+    @property
+    def refusal(self) -> str:
+        return f"too many messages: at most {self.limits.rate:g} a second (bursts of {self.limits.burst})"
+
+
 class Handler:
     """Serves one connection at a time per call; everything shared is injected."""
 
-    def __init__(self, ledger: Ledger, roster: Roster, fanout: Fanout) -> None:
+    def __init__(self, ledger: Ledger, roster: Roster, fanout: Fanout, limits: Limits) -> None:
         self.ledger = ledger
         self.roster = roster
         self.fanout = fanout
+        self.limits = limits
+        self.open_connections = 0
 
     async def __call__(self, connection: ServerConnection) -> None:
         client_id = self._new_client_id()
         address = describe_address(connection)
+        pace = Pace(self.limits)
+        self.open_connections += 1
         try:
             if speaks_tally(connection):
-                await self._serve_dashboard(connection, client_id, address)
+                await self._serve_dashboard(connection, client_id, address, pace)
             else:
-                await self._serve_legacy(connection, client_id, address)
+                await self._serve_legacy(connection, client_id, address, pace)
         except ConnectionClosed:
             pass
+        except Flooding:
+            log.warning("close  %s from %s: kept flooding after rate_limited", client_id, address)
+            await connection.close(CloseCode.POLICY_VIOLATION, "flooding")
         finally:
+            self.open_connections -= 1
             self.fanout.unsubscribe(connection)
             left = self.roster.leave(client_id)
             if left is not None:
@@ -98,8 +134,8 @@ class Handler:
 
     # -- tally.v1 -------------------------------------------------------------
 
-    async def _serve_dashboard(self, connection: ServerConnection, client_id: str, address: str) -> None:
-        hello = await self._await_hello(connection, client_id)
+    async def _serve_dashboard(self, connection: ServerConnection, client_id: str, address: str, pace: Pace) -> None:
+        hello = await self._await_hello(connection, client_id, pace)
         if hello is None:
             return  # closed before saying hello
         name, session = hello
@@ -123,22 +159,44 @@ class Handler:
         async for frame in connection:
             try:
                 message = decode_client(frame)
-                if isinstance(message, Add):
-                    request = AddRequest(message.amount, self.roster[client_id].name, client_id, session, message.op)
-                    self.ledger.submit(request).add_done_callback(
-                        partial(self._answer, connection, client_id, message.op)
-                    )
-                elif isinstance(message, Rename):
-                    self.fanout.publish(self.roster.rename(client_id, check_name(message.name)))
-                else:
-                    raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+            except ProtocolError as exc:
+                # Garbage costs budget like anything else, so a garbage flood is a flood.
+                error = exc if pace.allow() else ProtocolError(ErrorCode.RATE_LIMITED, pace.refusal)
+                await self._refuse(connection, client_id, error.to_error())
+                continue
+            try:
+                if not pace.allow(RENAME_COST if isinstance(message, Rename) else 1):
+                    raise ProtocolError(ErrorCode.RATE_LIMITED, pace.refusal, op=getattr(message, "op", None))
+                self._serve_message(connection, client_id, session, message)
             except ProtocolError as exc:
                 await self._refuse(connection, client_id, exc.to_error())
 
-    async def _await_hello(self, connection: ServerConnection, client_id: str) -> tuple[str, str] | None:
+    def _serve_message(
+        self, connection: ServerConnection, client_id: str, session: str, message: ClientMessage
+    ) -> None:
+        if isinstance(message, Add):
+            self._check_amount(message.amount, message.op)
+            request = AddRequest(message.amount, self.roster[client_id].name, client_id, session, message.op)
+            self.ledger.submit(request).add_done_callback(partial(self._answer, connection, client_id, message.op))
+        elif isinstance(message, Rename):
+            self.fanout.publish(self.roster.rename(client_id, check_name(message.name)))
+        else:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+
+    def _check_amount(self, amount: int, op: str | None) -> None:
+        if abs(amount) > self.limits.max_amount:
+            raise ProtocolError(
+                ErrorCode.INVALID_AMOUNT,
+                f"an add must be between -{self.limits.max_amount:,} and {self.limits.max_amount:,}",
+                op=op,
+            )
+
+    async def _await_hello(self, connection: ServerConnection, client_id: str, pace: Pace) -> tuple[str, str] | None:
         """The (name, session) of the first valid hello; every other message is refused."""
         async for frame in connection:
             try:
+                if not pace.allow():
+                    raise ProtocolError(ErrorCode.RATE_LIMITED, pace.refusal)
                 message = decode_client(frame)
                 if not isinstance(message, Hello):
                     raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello first", op=getattr(message, "op", None))
@@ -167,11 +225,14 @@ class Handler:
 
     # -- the original blog client ----------------------------------------------
 
-    async def _serve_legacy(self, connection: ServerConnection, client_id: str, address: str) -> None:
+    async def _serve_legacy(self, connection: ServerConnection, client_id: str, address: str, pace: Pace) -> None:
         self.fanout.publish(self.roster.join(client_id, LEGACY_NAME, address))
         log.info("join   %s %r from %s", client_id, LEGACY_NAME, address)
         async for frame in connection:
-            reply = await self._legacy_reply(frame, client_id)
+            if pace.allow():
+                reply = await self._legacy_reply(frame, client_id)
+            else:
+                reply = self._legacy_refusal(client_id, ErrorCode.RATE_LIMITED, pace.refusal)
             await connection.send(reply)
 
     async def _legacy_reply(self, frame: str | bytes, client_id: str) -> str:
@@ -179,8 +240,10 @@ class Handler:
         if text is None or not _LEGACY_NUMBER.fullmatch(text):
             return self._legacy_refusal(client_id, ErrorCode.INVALID_AMOUNT, "send a whole number such as 5 or -3")
         amount = int(text)
-        if not INT64_MIN <= amount <= INT64_MAX:
-            return self._legacy_refusal(client_id, ErrorCode.INVALID_AMOUNT, "the number is outside the 64-bit range")
+        try:
+            self._check_amount(amount, None)
+        except ProtocolError as exc:
+            return self._legacy_refusal(client_id, exc.code, exc.message)
         outcome = await self.ledger.submit(AddRequest(amount, LEGACY_NAME, client_id))
         match outcome:
             case Applied(record=record):

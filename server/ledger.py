@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from server.protocol import ErrorCode, HistoryPoint
-from server.state import AddRequest, Applied, Outcome, Record, Refused
+from server.state import AddRequest, Applied, Outcome, Record, Refused, Snapshot
 from server.store import Store
 from server.store.base import HISTORY_POINTS
 
@@ -38,13 +38,17 @@ class Ledger:
         self._queue: list[tuple[AddRequest, asyncio.Future[Outcome]]] = []
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._stale = False  # after a store failure, reload the snapshot before trusting the cache
         self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        snapshot = await self.store.open()
-        self.total, self.seq = snapshot.total, snapshot.seq
-        self.history.extend(snapshot.history)
+        self._load(await self.store.open())
         self._writer = asyncio.create_task(self._write_forever(), name="tally-ledger")
+
+    def _load(self, snapshot: Snapshot) -> None:
+        self.total, self.seq = snapshot.total, snapshot.seq
+        self.history.clear()
+        self.history.extend(snapshot.history)
 
     def submit(self, request: AddRequest) -> asyncio.Future[Outcome]:
         """Queue an add; the future resolves once it is stored (or refused)."""
@@ -76,10 +80,16 @@ class Ledger:
 
     async def _commit(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
         try:
+            if self._stale:
+                self._load(await self.store.snapshot())
+                log.warning("store available again (total=%d, seq=%d)", self.total, self.seq)
+                self._stale = False
             outcomes = await self.store.apply([request for request, _ in batch], at=time.time())
-        except Exception:
-            log.exception("store failed; refusing %d add(s)", len(batch))
-            refusal = Refused(ErrorCode.UNAVAILABLE, "the store is unavailable; nothing was added")
+        except Exception as exc:
+            # A failed commit may still have reached the disk; the snapshot decides.
+            self._stale = True
+            log.error("store failed (%s); refusing %d add(s)", exc, len(batch))
+            refusal = Refused(ErrorCode.UNAVAILABLE, "the store is unavailable; nothing was added, try again")
             outcomes = [refusal] * len(batch)
         records = [outcome.record for outcome in outcomes if isinstance(outcome, Applied)]
         if records:

@@ -236,6 +236,9 @@ def check_name(raw: str) -> str:
             ErrorCode.INVALID_NAME,
             "name must not contain control, format or bidirectional characters",
         )
+    if unicodedata.category(name[0]).startswith("M"):
+        # A leading combining mark stacks onto whatever the terminal drew before it.
+        raise ProtocolError(ErrorCode.INVALID_NAME, "name must not start with a combining mark")
     return name
 
 

@@ -89,6 +89,9 @@ class Peer:
         await self.close()
 
 
+# Command-line options for server processes that tests flood on purpose.
+UNLIMITED = ("--rate", "1e9", "--burst", "1000000")
+
 _LISTENING = re.compile(r"serving on (ws://\S+)")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import Ack, Update
-from tests.peers import Peer, ServerProcess
+from tests.peers import UNLIMITED, Peer, ServerProcess
 
 
 async def stream_until_killed(peer: Peer, ops: dict[str, int], acked: set[str], server: ServerProcess) -> None:
@@ -36,7 +36,7 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
     """After kill -9 and restart, the stored total covers every ack; resending the rest applies each op once."""
     rng = random.Random(20261124)
     ops = {f"op-{n}": rng.randint(1, 1000) for n in range(10_000)}
-    server = ServerProcess(db_path)
+    server = ServerProcess(db_path, *UNLIMITED)
     try:
         peer = await Peer.join(server.start(), "crash", session="crash-session")
         acked: set[str] = set()

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.app import TallyServer
 from server.handler import LEGACY_NAME
+from server.limits import Limits
 from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
 from tests.conftest import start_server
 from tests.peers import Peer
@@ -84,7 +85,8 @@ async def test_added_amounts_are_tracked_per_client(server: TallyServer) -> None
         ({"type": "add", "op": "1", "amount": 1.0}, ErrorCode.INVALID_AMOUNT),
         ({"type": "add", "op": "1", "amount": "3"}, ErrorCode.INVALID_AMOUNT),
         ({"type": "add", "op": "1", "amount": 2**64}, ErrorCode.INVALID_AMOUNT),
-        ({"type": "add", "op": "1", "amount": INT64_MAX}, ErrorCode.OVERFLOW),
+        ({"type": "add", "op": "1", "amount": 10**12 + 1}, ErrorCode.INVALID_AMOUNT),
+        ({"type": "add", "op": "1", "amount": -(10**12) - 1}, ErrorCode.INVALID_AMOUNT),
         ({"type": "fly"}, ErrorCode.UNKNOWN_TYPE),
         ({"type": "rename", "name": "\x1b[2J"}, ErrorCode.INVALID_NAME),
         ({"type": "rename", "name": ""}, ErrorCode.INVALID_NAME),
@@ -181,7 +183,7 @@ async def test_the_original_blog_client_still_works(server: TallyServer) -> None
                 reply = await legacy.recv()
                 assert isinstance(reply, str) and reply.startswith("error: invalid_amount: ") and "\n" not in reply
             await legacy.send(str(INT64_MAX))
-            assert str(await legacy.recv()).startswith("error: overflow: ")
+            assert str(await legacy.recv()).startswith("error: invalid_amount: ")
             await legacy.send("+4")
             assert await legacy.recv() == "Server records total=7"
         await watcher.next_of(Presence)  # left
@@ -252,5 +254,24 @@ async def test_a_silently_dead_peer_leaves_within_the_keepalive_bound() -> None:
             left = await alice.next_of(Presence, timeout=3)
             assert (left.event, left.client.name) == ("left", "bob")
             bob.connection.transport.abort()
+    finally:
+        await tally.stop()
+
+
+async def test_overflow_is_refused_on_both_paths_and_changes_nothing() -> None:
+    """With the amount bound at the full 64-bit range, an add past it gets overflow."""
+    tally = await start_server(":memory:", limits=Limits(max_amount=INT64_MAX))
+    try:
+        async with await Peer.join(tally.url, "alice") as alice, connect(tally.url) as legacy:
+            await alice.send(type="add", op="1", amount=INT64_MAX)
+            assert (await alice.next_of(Ack)).seq == 1
+            await alice.send(type="add", op="2", amount=1)
+            error = await alice.next_of(Error)
+            assert (error.code, error.op) == (ErrorCode.OVERFLOW, "2")
+            await legacy.send("1")
+            assert str(await legacy.recv()).startswith("error: overflow: ")
+            assert (tally.ledger.total, tally.ledger.seq) == (INT64_MAX, 1)
+            await alice.send(type="add", op="3", amount=-1)
+            assert (await alice.next_of(Update)).total == INT64_MAX - 1
     finally:
         await tally.stop()

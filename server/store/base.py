@@ -17,12 +17,18 @@ class Store(ABC):
     """Keeps the total, the applied op ids and the history of updates.
 
     ``apply`` is atomic per batch: either every outcome in it is stored, or it
-    raises and nothing is. Callers acknowledge nothing until it returns.
+    raises and nothing is. Callers acknowledge nothing until it returns. After
+    a failure a store should recover by itself on a later call when its
+    resource (disk, lock, server) does.
     """
 
     @abstractmethod
     async def open(self) -> Snapshot:
         """Prepare the store and return what it holds."""
+
+    @abstractmethod
+    async def snapshot(self) -> Snapshot:
+        """What the store holds now (after a failure, the truth may differ from what was last applied)."""
 
     @abstractmethod
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:

@@ -19,6 +19,9 @@ class MemoryStore(Store):
         self.recent: deque[Record] = deque(maxlen=HISTORY_POINTS)
 
     async def open(self) -> Snapshot:
+        return await self.snapshot()
+
+    async def snapshot(self) -> Snapshot:
         return Snapshot(self.total, self.seq, tuple(r.point() for r in self.recent))
 
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:

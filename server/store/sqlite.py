@@ -6,12 +6,15 @@ restarts too. ``synchronous=FULL`` makes a commit survive power loss as well
 as a process crash; group commit in the ledger pays for the fsync.
 
 sqlite3 blocks, so every call runs on one dedicated thread, which is also
-what keeps the single connection safe.
+what keeps the single connection safe. After any failure (disk full, locked,
+corrupt, file gone) the connection is dropped and the next call opens a
+fresh one, so the store recovers by itself once the fault clears.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +45,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS updates_by_op ON updates (session, op) WHERE o
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
         self.path = path
+        # How long a write waits for another process's lock before failing.
+        self.busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-sqlite")
         self._db: sqlite3.Connection | None = None
 
@@ -52,25 +57,43 @@ class SQLiteStore(Store):
 
     @property
     def db(self) -> sqlite3.Connection:
+        """The connection, opened on first use and again after a failure."""
         if self._db is None:
-            raise RuntimeError("the store is not open")
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
         return self._db
 
-    async def open(self) -> Snapshot:
-        return await self._run(self._open)
+    def _reset(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
-    def _open(self) -> Snapshot:
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(_SCHEMA)
-        rows = self.db.execute(
-            "SELECT seq, at, total FROM updates ORDER BY seq DESC LIMIT ?", (HISTORY_POINTS,)
-        ).fetchall()
+    async def open(self) -> Snapshot:
+        return await self.snapshot()
+
+    async def snapshot(self) -> Snapshot:
+        return await self._run(self._snapshot)
+
+    def _snapshot(self) -> Snapshot:
+        try:
+            rows = self.db.execute(
+                "SELECT seq, at, total FROM updates ORDER BY seq DESC LIMIT ?", (HISTORY_POINTS,)
+            ).fetchall()
+        except sqlite3.Error:
+            self._reset()
+            raise
         history = tuple(HistoryPoint(seq, at, total) for seq, at, total in reversed(rows))
         seq, total = (history[-1].seq, history[-1].total) if history else (0, 0)
         return Snapshot(total=total, seq=seq, history=history)
@@ -109,12 +132,12 @@ class SQLiteStore(Store):
                 outcomes.append(Applied(record))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._reset()
             raise
         return outcomes
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self.db.close)
-            self._db = None
+        await self._run(self._reset)
         self._executor.shutdown(wait=True)

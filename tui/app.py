@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from textual import on, work
@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from server.protocol import plain_text
-from tui.connection import Link
+from tui.connection import Link, public_url
 from tui.messages import (
     AddAcknowledged,
     Connected,
@@ -56,15 +56,15 @@ class TallyApp(App[None]):
         *,
         session: str | None = None,
         connect: bool = True,
-        start_server: Callable[[], object] | None = None,
+        **link_options: Any,
     ) -> None:
         """``connect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead).
 
-        ``start_server`` is how to start a local server if the one at ``url`` goes away.
+        ``link_options`` go to :class:`Link`: token, tls, stall_timeout, start_server.
         """
         super().__init__()
         self.connect = connect
-        self.link = Link(url, name, self.post_message, session=session, start_server=start_server)
+        self.link = Link(url, name, self.post_message, session=session, **link_options)
         self.you: str | None = None
         self._quit_asked_at = 0.0
         # Held, not queried: a dialog on top (rename) must not hide them from updates.
@@ -86,8 +86,8 @@ class TallyApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.link.name} @ {self.link.url}"
-        self.status.url = self.link.url
+        self.sub_title = f"{self.link.name} @ {public_url(self.link.url)}"
+        self.status.url = public_url(self.link.url)
         self.entry.focus_input()
         if self.connect:
             self.run_link()
@@ -119,7 +119,8 @@ class TallyApp(App[None]):
         self.total.show_history([point.total for point in welcome.history])
         self.status.state = "connected"
         self.activity.note(
-            f"connected to {self.link.url} as {self.link.name} · {len(welcome.clients)} online", style="green"
+            f"connected to {public_url(self.link.url)} as {self.link.name} · {len(welcome.clients)} online",
+            style="green",
         )
 
     def on_connection_lost(self, message: ConnectionLost) -> None:
@@ -183,7 +184,7 @@ class TallyApp(App[None]):
         def renamed(name: str | None) -> None:
             if name is not None and name != self.link.name:
                 self.link.rename(name)
-                self.sub_title = f"{name} @ {self.link.url}"
+                self.sub_title = f"{name} @ {public_url(self.link.url)}"
 
         self.push_screen(RenameScreen(self.link.name), renamed)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -35,6 +36,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TALLY_TOKEN"),
+        help="shared secret the server requires (default: $TALLY_TOKEN); never shown",
+    )
+    parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (for a private CA)")
     args = parser.parse_args(argv)
     try:
         args.name = check_name(args.name) if args.name is not None else default_name()
@@ -58,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so `tally --help` does not pay for loading Textual.
     from tui.app import TallyApp
 
-    TallyApp(args.url, args.name, start_server=start_server).run()
+    tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    TallyApp(args.url, args.name, start_server=start_server, token=args.token or None, tls=tls).run()
     return 0
 
 

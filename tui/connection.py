@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import itertools
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from textual.message import Message
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,12 +54,24 @@ from tui.messages import (
     UpdatesArrived,
 )
 
-__all__ = ["Link", "backoff"]
+__all__ = ["Link", "backoff", "public_url"]
 
 # Repaint at most this often when updates pour in; the latest total always wins.
 FLUSH_INTERVAL = 1 / 30
 LATENCY_INTERVAL = 2.0
 RETRY_UNAVAILABLE_AFTER = 2.0
+
+
+def public_url(url: str) -> str:
+    """``url`` without any user:password part, for showing on screen."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
@@ -74,6 +88,10 @@ class Resync(Exception):
     """We missed an update (a gap in seq): reconnect for a fresh snapshot."""
 
 
+class Stalled(Exception):
+    """The server stopped answering pings: the path to it is gone, whatever TCP says."""
+
+
 class Link:
     def __init__(
         self,
@@ -82,13 +100,24 @@ class Link:
         post: Callable[[Message], object],
         *,
         session: str | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        stall_timeout: float = 10.0,
         start_server: Callable[[], object] | None = None,
     ) -> None:
-        """``start_server``, if given, is called (in a thread) when nothing answers at ``url``."""
+        """``start_server``, if given, is called (in a thread) when nothing answers at ``url``.
+
+        ``token`` is sent as a bearer token and never shown; ``tls`` verifies a wss://
+        server (default: the system's trusted CAs); a ping unanswered for
+        ``stall_timeout`` seconds means the connection is dead.
+        """
         self.url = url
         self.name = name
         self.post = post
         self.start_server = start_server
+        self.stall_timeout = stall_timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._tls = tls
         self.session = session or uuid.uuid4().hex
         self.pending: dict[str, int] = {}  # op id -> amount, in the order typed
         self.seq = 0
@@ -138,7 +167,15 @@ class Link:
                     await asyncio.to_thread(self.start_server)
                 refused = False
                 async with connect(
-                    self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], open_timeout=5, max_size=2**20
+                    self.url,
+                    subprotocols=[Subprotocol(SUBPROTOCOL)],
+                    additional_headers=self._headers,
+                    # wss:// verifies against the system's CAs unless given a context.
+                    ssl=(self._tls or True) if self.url.startswith("wss:") else None,
+                    open_timeout=5,
+                    close_timeout=2,
+                    ping_interval=None,  # _measure_latency pings, and notices stalls sooner
+                    max_size=2**20,
                 ) as connection:
                     await self._sync(connection)
                     attempt = 0
@@ -146,14 +183,22 @@ class Link:
                 reason = "reconnecting as asked"
             except Resync:
                 reason, attempt = "missed an update; resynchronising", 0
+            except Stalled as exc:
+                reason = str(exc)
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if 400 <= status < 500:
-                    self.post(GaveUp(f"the server refused the connection (HTTP {status})"))
+                    self.post(GaveUp(_describe_refusal(status)))
                     await self._wait_for_user()
                     attempt = 0
                     continue
                 reason = f"the server answered HTTP {status}"
+            except ssl.SSLCertVerificationError as exc:
+                # Checked before ValueError, which it also is. Retrying will not make it trusted.
+                self.post(GaveUp(f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"))
+                await self._wait_for_user()
+                attempt = 0
+                continue
             except (InvalidURI, ValueError) as exc:
                 self.post(GaveUp(f"bad URL: {exc}"))
                 await self._wait_for_user()
@@ -230,9 +275,14 @@ class Link:
     async def _measure_latency(self, connection: ClientConnection) -> None:
         while True:
             pong = await connection.ping()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    self.post(LatencyMeasured(await pong))
+            try:
+                async with asyncio.timeout(self.stall_timeout):
+                    latency = await pong
+            except TimeoutError:
+                # A stalled path never closes by itself; a close frame would wait behind it.
+                connection.transport.abort()
+                raise Stalled(f"no answer from the server for {self.stall_timeout:g} s") from None
+            self.post(LatencyMeasured(latency))
             await asyncio.sleep(LATENCY_INTERVAL)
 
     async def _close_when_asked(self, connection: ClientConnection) -> None:
@@ -308,6 +358,14 @@ def _describe_close(exc: ConnectionClosed) -> str:
     if exc.rcvd is not None:
         return f"the server closed the connection ({exc.rcvd.code}{': ' + exc.rcvd.reason if exc.rcvd.reason else ''})"
     return "the connection was lost"
+
+
+def _describe_refusal(status: int) -> str:
+    if status == 401:
+        return "the server wants a valid token (--token or TALLY_TOKEN)"
+    if status == 403:
+        return "the server refused this client (HTTP 403)"
+    return f"the server refused the connection (HTTP {status})"
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -1,0 +1,146 @@
+"""Who may connect: the shared token, TLS with verification, and browser origins."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from server.app import ServerConfig, TallyServer
+from server.protocol import SUBPROTOCOL
+from tests.tui_support import until
+from tui.app import TallyApp
+
+TOKEN = "correct horse battery staple"
+
+
+async def serving(**options: object) -> TallyServer:
+    server = TallyServer(dataclasses.replace(ServerConfig(port=0, db=":memory:"), **options))  # type: ignore[arg-type]
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def token_server() -> AsyncIterator[TallyServer]:
+    server = await serving(token=TOKEN)
+    yield server
+    await server.stop()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"},
+     {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer"}],
+    ids=["none", "wrong", "no-scheme", "basic", "longer", "empty"],
+)  # fmt: skip
+async def test_without_the_token_the_handshake_is_refused_with_401(
+    token_server: TallyServer, headers: dict[str, str]
+) -> None:
+    """Missing or wrong tokens never reach the WebSocket: HTTP 401, with WWW-Authenticate."""
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(token_server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers)  # type: ignore[list-item]
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert token_server.roster.clients() == ()
+
+
+async def test_with_the_token_the_dashboard_connects(token_server: TallyServer) -> None:
+    """The dashboard sends --token as a bearer token, and never shows it."""
+    app = TallyApp(token_server.url, "alice", token=TOKEN)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        await pilot.press("3", "enter")
+        await until(pilot, lambda: app.total.total == 3)
+        screen = str(app.status.render()) + app.sub_title + "\n".join(line.text for line in app.activity.lines)
+        assert "horse" not in screen
+
+
+async def test_a_dashboard_without_the_token_says_so_and_waits(token_server: TallyServer) -> None:
+    """A 401 is not retried in a loop: the status says a token is needed."""
+    app = TallyApp(token_server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "offline")
+        assert "valid token" in str(app.status.render())
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: trustme.CA, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A certificate for 127.0.0.1 signed by a private CA: (cert, key, ca) PEM paths."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(paths[0]))
+    cert.private_key_pem.write_to_path(str(paths[1]))
+    ca.cert_pem.write_to_path(str(paths[2]))
+    yield str(paths[0]), str(paths[1]), str(paths[2])
+
+
+async def test_wss_with_a_private_ca_is_verified(tls_files: tuple[str, str, str]) -> None:
+    """The dashboard trusts a private CA given with --cafile, and connects over wss://."""
+    cert, key, cafile = tls_files
+    server = await serving(tls_cert=cert, tls_key=key)
+    try:
+        assert server.url.startswith("wss://")
+        app = TallyApp(server.url, "alice", tls=ssl.create_default_context(cafile=cafile))
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("4", "enter")
+            await until(pilot, lambda: server.ledger.total == 4)
+    finally:
+        await server.stop()
+
+
+async def test_wss_without_trusting_the_ca_is_refused(tls_files: tuple[str, str, str]) -> None:
+    """Without --cafile the dashboard does not trust a private certificate, and never connects."""
+    cert, key, _ = tls_files
+    server = await serving(tls_cert=cert, tls_key=key)
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await connect(server.url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
+        app = TallyApp(server.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "offline")
+            assert "certificate is not trusted" in str(app.status.render()).lower()
+            assert server.roster.clients() == ()
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("allow", "origin", "accepted"),
+    [
+        ((), None, True),
+        ((), "https://evil.example", False),
+        (("https://tally.example",), "https://tally.example", True),
+        (("https://tally.example",), "https://evil.example", False),
+        (("https://tally.example",), None, True),
+        (("*",), "https://anything.example", True),
+    ],
+)
+async def test_browser_origins_are_refused_unless_allowed(
+    allow: tuple[str, ...], origin: str | None, accepted: bool
+) -> None:
+    """A web page elsewhere cannot drive a local server; clients without Origin always can."""
+    server = await serving(allow_origins=allow)
+    headers = {} if origin is None else {"Origin": origin}
+    try:
+        if accepted:
+            async with connect(server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ok:  # type: ignore[list-item]
+                await ok.send('{"type":"hello","name":"web","session":"s"}')
+                assert '"welcome"' in str(await ok.recv())
+        else:
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers)  # type: ignore[list-item]
+            assert refused.value.response.status_code == 403
+    finally:
+        await server.stop()

@@ -23,7 +23,7 @@ from server.limits import Limits
 from server.presence import Roster
 from server.protocol import SUBPROTOCOL, Update
 from server.state import Record
-from server.store import open_store
+from server.store import Store, open_store
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path"]
 
@@ -92,11 +92,12 @@ class ServerConfig:
 class TallyServer:
     """One Tally server: a store behind a ledger, a roster, a fan-out and a handler."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, store: Store | None = None) -> None:
+        """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
         self.roster = Roster()
         self.fanout = Fanout()
-        self.ledger = Ledger(open_store(config.db), self._publish)
+        self.ledger = Ledger(store or open_store(config.db), self._publish)
         self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
         self._server: Server | None = None
         self._watchdog: asyncio.Task[None] | None = None

@@ -64,15 +64,19 @@ class SQLiteStore(Store):
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
-                db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.executescript(_SCHEMA)
+                self._prepare(db)
             except BaseException:
                 db.close()
                 raise
             self._db = db
         return self._db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Configure a new connection and make sure the schema exists."""
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
 
     def _reset(self) -> None:
         if self._db is not None:

@@ -96,11 +96,10 @@ class TallyServer:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
         self.roster = Roster()
-        self.fanout = Fanout()
+        self.fanout = Fanout(max_buffer=config.limits.max_write_buffer)
         self.ledger = Ledger(store or open_store(config.db), self._publish)
         self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
         self._server: Server | None = None
-        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def server(self) -> Server:
@@ -152,17 +151,12 @@ class TallyServer:
         except BaseException:
             await self.ledger.stop()
             raise
-        self._watchdog = asyncio.create_task(self.fanout.drop_slow_consumers(config.limits.max_write_buffer))
         log.info(
             "serving on %s (store: %s, total=%d, seq=%d)", self.url, self.config.db, self.ledger.total, self.ledger.seq
         )
 
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import struct
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from server.protocol import ServerMessage, encode
 
-__all__ = ["Fanout"]
+__all__ = ["Fanout", "text_frame"]
 
 log = logging.getLogger("tally.server")
+
+
+def text_frame(text: str) -> bytes:
+    """One complete, unmasked WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
 
 
 class Fanout:
     """The dashboards subscribed to updates and presence on this server.
 
-    ``publish`` encodes once and writes to every socket without waiting, so a
-    slow client never delays the others. There is no backpressure, so
-    ``drop_slow_consumers`` watches the write buffers: keepalive alone would
-    let a client that stops reading grow its buffer for the 25 s it takes to
-    time out, and with a full buffer its pongs never get through anyway.
+    ``publish`` frames a message once and writes the same bytes to every open
+    connection without waiting, so a slow client never delays the others.
+    There is no backpressure, so the same loop bounds memory: a connection
+    whose unsent backlog is past ``max_buffer`` is not reading, and is
+    dropped. Keepalive alone would not do: with a full buffer its pongs never
+    get through, and it takes 25 s to time out while the backlog grows.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_buffer: int) -> None:
+        self.max_buffer = max_buffer
         self.connections: set[ServerConnection] = set()
 
     def subscribe(self, connection: ServerConnection) -> None:
@@ -34,19 +50,27 @@ class Fanout:
         self.connections.discard(connection)
 
     def publish(self, message: ServerMessage) -> None:
-        broadcast(self.connections, encode(message))
+        frame = text_frame(encode(message))
+        stalled = []
+        for connection in self.connections:
+            # Whole frames only, and only while open: nothing else of ours is ever
+            # fragmented, so these bytes cannot land inside another frame.
+            if connection.protocol.state is not State.OPEN:
+                continue
+            transport = connection.transport
+            if transport.get_write_buffer_size() > self.max_buffer:
+                stalled.append(connection)
+            else:
+                transport.write(frame)
+        for connection in stalled:
+            self.drop(connection)
 
-    async def drop_slow_consumers(self, max_buffer: int, *, every: float = 0.2) -> None:
-        """Forever: abort connections whose unsent data exceeds ``max_buffer`` bytes.
-
-        Aborting (not closing) because a close frame would queue behind the
-        backlog. The client reconnects and resynchronises from a snapshot.
-        """
-        while True:
-            await asyncio.sleep(every)
-            for connection in list(self.connections):
-                backlog = connection.transport.get_write_buffer_size()
-                if backlog > max_buffer:
-                    log.warning("drop   %s: not reading (%d bytes unsent)", connection.remote_address, backlog)
-                    self.connections.discard(connection)
-                    connection.transport.abort()
+    def drop(self, connection: ServerConnection) -> None:
+        """Abort a connection that does not read (a close frame would queue behind its backlog)."""
+        log.warning(
+            "drop   %s: not reading (%d bytes unsent)",
+            connection.remote_address,
+            connection.transport.get_write_buffer_size(),
+        )
+        self.connections.discard(connection)
+        connection.transport.abort()

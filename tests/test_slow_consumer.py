@@ -1,0 +1,94 @@
+"""A client that stops reading must not grow the server's memory or slow anyone else down."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from server.app import TallyServer
+from server.limits import Limits
+from server.protocol import SUBPROTOCOL, ServerMessage, Update, Welcome
+from tests.conftest import start_server
+from tests.peers import Peer
+
+UPDATES = 10_000
+BOUND = 64 * 1024
+
+
+async def run_with_a_stalled_reader(server: TallyServer) -> tuple[int, bool, list[list[int]]]:
+    """Flood updates while one client never reads; return (peak unsent bytes, slow one dropped, fast seqs)."""
+    fast = [await Peer.join(server.url, name) for name in ("fast-1", "fast-2")]
+    # A small receive window, set before connecting as a slow link would have, then no reading at all:
+    # the kernel's buffers fill quickly and the rest piles up in the server's process.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    slow = Peer(await connect(server.url, sock=sock, subprotocols=[Subprotocol(SUBPROTOCOL)]))
+    await slow.send(type="hello", name="slow", session="slow")
+    await slow.expect(Welcome)
+    local_port = sock.getsockname()[1]
+    for connection in server.fanout.connections:  # and a small send buffer on the server's side of it
+        if connection.remote_address[1] == local_port:
+            connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    slow.connection.transport.pause_reading()
+    publisher = await Peer.join(server.url, "publisher")
+    peak = 0
+    publish = server.fanout.publish
+
+    def measured_publish(message: ServerMessage) -> None:
+        # The backlog is largest right before a publish writes (or drops); measure it there.
+        nonlocal peak
+        peak = max([peak, *(c.transport.get_write_buffer_size() for c in server.fanout.connections)])
+        publish(message)
+
+    server.fanout.publish = measured_publish  # type: ignore[method-assign]
+    for n in range(UPDATES):
+        await publisher.send(type="add", op=str(n), amount=1)
+    seen: list[list[int]] = []
+    for peer in fast:
+        seqs: list[int] = []
+        while len(seqs) < UPDATES:
+            message = await peer.receive(timeout=20)
+            if isinstance(message, Update):
+                seqs.append(message.seq)
+        seen.append(seqs)
+    dropped = "slow" not in {client.name for client in server.roster.clients()}
+    for peer in (*fast, publisher):
+        await peer.close()
+    slow.connection.transport.abort()
+    return peak, dropped, seen
+
+
+async def test_a_slow_consumer_is_dropped_and_memory_stays_bounded() -> None:
+    """Past the write-buffer bound the slow client is dropped; the others get every update in order."""
+    server = await start_server(":memory:", limits=Limits(rate=1e9, burst=10**6, max_write_buffer=BOUND))
+    try:
+        peak, dropped, seen = await run_with_a_stalled_reader(server)
+        print(f"\npeak unsent bytes for one stalled client: {peak:,} (bound {BOUND:,})")
+        assert dropped
+        assert peak <= BOUND + 1024  # the bound, plus at most the frame that crossed it
+        for seqs in seen:
+            assert seqs == sorted(seqs) and len(set(seqs)) == UPDATES  # every update, in order, no gaps
+    finally:
+        await server.stop()
+
+
+async def test_without_the_bound_the_backlog_grows_with_the_traffic() -> None:
+    """The control: keepalive alone neither drops the stalled client nor bounds its backlog."""
+    unbounded = Limits(rate=1e9, burst=10**6, max_write_buffer=2**40)
+    server = await start_server(":memory:", limits=unbounded)
+    try:
+        peak, dropped, _ = await run_with_a_stalled_reader(server)
+        print(f"\npeak unsent bytes with no bound: {peak:,}")
+        assert not dropped
+        assert peak > 4 * BOUND
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_joins(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="tally.server")

@@ -9,6 +9,7 @@ sees every add, whichever path it came in on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -57,6 +58,27 @@ def describe_address(connection: ServerConnection) -> str:
         return "unknown"
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def close_draining(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close, discarding what the peer still sends meanwhile.
+
+    A flooder's unread frames fill the receive queue, websockets stops
+    reading, and the peer's close reply would sit unread until close_timeout.
+    """
+
+    async def discard() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await connection.recv()
+
+    draining = asyncio.create_task(discard())
+    try:
+        await connection.close(code, reason)
+    finally:
+        draining.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await draining
 
 
 def speaks_tally(connection: ServerConnection) -> bool:
@@ -118,7 +140,7 @@ class Handler:
             pass
         except Flooding:
             log.warning("close  %s from %s: kept flooding after rate_limited", client_id, address)
-            await connection.close(CloseCode.POLICY_VIOLATION, "flooding")
+            await close_draining(connection, CloseCode.POLICY_VIOLATION, "flooding")
         finally:
             self.open_connections -= 1
             self.fanout.unsubscribe(connection)

@@ -44,9 +44,14 @@ class AmountEntry(Vertical):
 
         amount: int
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.input = Input(placeholder="Add an amount: +5, -3 … then Enter", id="amount")
+        self.error = Label("", id="amount-error", markup=False)
+
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Add an amount: +5, -3 … then Enter", id="amount")
-        yield Label("", id="amount-error", markup=False)
+        yield self.input
+        yield self.error
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -64,9 +69,8 @@ class AmountEntry(Vertical):
         self.post_message(self.Submitted(result))
 
     def show_error(self, text: str) -> None:
-        label = self.query_one("#amount-error", Label)
-        label.update(text)
+        self.error.update(text)
         self.set_class(bool(text), "-invalid")
 
     def focus_input(self) -> None:
-        self.query_one("#amount", Input).focus()
+        self.input.focus()

@@ -36,11 +36,15 @@ class TotalPanel(Vertical):
         self._flash: Timer | None = None
         self.history: list[float] = []
         self.border_title = "Total"
+        # Held, not queried: updates may still arrive while the app tears down.
+        self.digits = Digits("…", id="total-digits")
+        self.caption = Label("", id="total-caption", markup=False)
+        self.sparkline = Sparkline([], id="total-history")
 
     def compose(self) -> ComposeResult:
-        yield Digits("…", id="total-digits")
-        yield Label("", id="total-caption", markup=False)
-        yield Sparkline([], id="total-history")
+        yield self.digits
+        yield self.caption
+        yield self.sparkline
 
     def show_history(self, totals: list[int]) -> None:
         self.history = [float(t) for t in totals][-HISTORY_POINTS:]
@@ -53,7 +57,7 @@ class TotalPanel(Vertical):
     def _render_history(self) -> None:
         # One point (or a flat line) would draw as a solid block: show a trend only.
         trend = len(set(self.history)) > 1
-        self.query_one(Sparkline).data = list(self.history) if trend else []
+        self.sparkline.data = list(self.history) if trend else []
 
     def watch_total(self, old: int | None, new: int | None) -> None:
         self._render_total()
@@ -67,8 +71,7 @@ class TotalPanel(Vertical):
         self._render_total()
 
     def _render_total(self) -> None:
-        digits = self.query_one(Digits)
-        caption = self.query_one("#total-caption", Label)
+        digits, caption = self.digits, self.caption
         if self.total is None:
             digits.update("…")
             caption.update("waiting for the server")

@@ -101,9 +101,10 @@ class ServerProcess:
     The first start takes a free port; restarts reuse it, as a real restart would.
     """
 
-    def __init__(self, db: Path, *extra: str) -> None:
+    def __init__(self, db: Path, *extra: str, module: str = "server") -> None:
         self.db = db
         self.extra = extra
+        self.module = module
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.port = 0
@@ -113,7 +114,8 @@ class ServerProcess:
             raise RuntimeError("the previous server process is still running")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--port", str(self.port), "--db", str(self.db), *self.extra],
+            [sys.executable, "-m", self.module, "--port", str(self.port), "--db", str(self.db), *self.extra],
+            cwd=Path(__file__).parents[1],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

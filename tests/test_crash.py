@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.protocol import Ack, Update
+from server.protocol import Ack, Error, Presence, Update, Welcome
 from tests.peers import UNLIMITED, Peer, ServerProcess
+from tui.connection import Link
 
 
 async def stream_until_killed(peer: Peer, ops: dict[str, int], acked: set[str], server: ServerProcess) -> None:
@@ -90,3 +93,95 @@ async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> Non
         await peer.close()
     finally:
         server.stop()
+
+
+class LossyLink(Link):
+    """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
+
+    def __init__(self, url: str, name: str, *, drop_every: int) -> None:
+        super().__init__(url, name, lambda message: None)
+        self.drop_every = drop_every
+        self.acks_seen = 0
+        self.acks_dropped = 0
+
+    def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
+        if isinstance(message, Ack) and self.drop_every:
+            self.acks_seen += 1
+            if self.acks_seen % self.drop_every == 0:
+                self.acks_dropped += 1
+                return  # lost: the add stays pending and is resent after the next reconnect
+        super()._receive(message)
+
+
+@dataclass
+class CrashRun:
+    ops: int
+    expected_total: int
+    total: int
+    seq: int
+    kills: int
+    acks_dropped: int
+
+
+async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> CrashRun:
+    """Four dashboards add while the server is killed with SIGKILL at random moments and restarted."""
+    rng = random.Random(seed)
+    server = ServerProcess(db_path, *UNLIMITED, module=module)
+    url = server.start()
+    links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
+    runners = [asyncio.create_task(link.run()) for link in links]
+    amounts: list[int] = []
+    kills = 0
+
+    async def type_adds(link: LossyLink) -> None:
+        for _ in range(250):
+            amount = rng.randint(1, 1000)
+            amounts.append(amount)
+            link.add(amount)
+            await asyncio.sleep(rng.uniform(0, 0.004))
+
+    async def kill_at_random() -> None:
+        nonlocal kills
+        for _ in range(6):
+            await asyncio.sleep(rng.uniform(0.05, 0.3))
+            await asyncio.to_thread(server.kill)
+            kills += 1
+            await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
+            await asyncio.to_thread(server.start)
+
+    try:
+        await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
+        for link in links:
+            link.drop_every = 0  # the network heals: every resend is acknowledged from now on
+        async with asyncio.timeout(60):
+            while any(link.pending for link in links):
+                for link in links:
+                    if link.pending:
+                        link.reconnect_now()  # resend what was never acknowledged
+                await asyncio.sleep(0.5)
+        async with await Peer.join(url, "auditor") as auditor:
+            assert auditor.welcome is not None
+            total, seq = auditor.welcome.total, auditor.welcome.seq
+    finally:
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        server.stop()
+    return CrashRun(len(amounts), sum(amounts), total, seq, kills, sum(link.acks_dropped for link in links))
+
+
+@pytest.mark.slow
+async def test_random_kills_and_lost_acks_apply_every_add_exactly_once(db_path: Path) -> None:
+    """Six SIGKILLs and one ack in seven lost: the total is the sum of all adds, each applied once."""
+    run = await crash_run(db_path)
+    print(f"\n{run.kills} kills survived, {run.ops} adds checked, {run.acks_dropped} acks dropped")
+    assert run.kills == 6 and run.acks_dropped > 50
+    assert (run.total, run.seq) == (run.expected_total, run.ops)
+
+
+@pytest.mark.slow
+async def test_negative_control_without_dedupe_the_same_run_double_counts(db_path: Path) -> None:
+    """With deduplication switched off, the same run counts resent adds twice, and the checks see it."""
+    run = await crash_run(db_path, module="tests.forgetful_server")
+    print(f"\ncontrol: {run.seq - run.ops} adds counted twice; total off by {run.total - run.expected_total:+,}")
+    assert run.seq > run.ops and run.total > run.expected_total

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import select
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from server.protocol import Presence, Update
 from tests.peers import Peer, ServerProcess
@@ -183,3 +185,52 @@ async def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
         assert await asyncio.to_thread(server.process.wait, 10) == 0
     finally:
         server.stop()
+
+
+HOSTILE = [
+    "\x1b]0;PWNED-TITLE\x07",  # set the window title
+    "\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\",  # a hyperlink
+    "\x1b[6n",  # ask the terminal to report the cursor (answers arrive as input)
+    "\x1b]52;c;UFdORUQ=\x07",  # write the clipboard
+    "\x9b31m",  # 8-bit CSI
+    "[@click=app.quit]quit[/]",
+    "[link=https://evil.example]x[/link]",
+]
+
+
+async def test_hostile_strings_never_reach_the_terminal(isolated_home: dict[str, str]) -> None:
+    """A server that breaks every rule sends escape sequences in names and errors: none reach the pty."""
+    tally = shutil.which("tally", path=str(Path(sys.executable).parent))
+    assert tally is not None
+
+    async def hostile(connection: ServerConnection) -> None:
+        await connection.recv()
+        clients = [{"id": f"h{n}", "name": s, "address": s, "since": 0, "added": 0} for n, s in enumerate(HOSTILE)]
+        await connection.send(
+            json.dumps({"type": "welcome", "you": "me", "total": 1, "seq": 1, "clients": clients, "history": []})
+        )
+        for n, text in enumerate(HOSTILE, start=2):
+            update = {"type": "update", "seq": n, "total": n, "amount": 1, "name": text, "client": "h0", "op": None}
+            await connection.send(json.dumps({**update, "at": 0}))
+            await connection.send(json.dumps({"type": "error", "code": text, "message": text, "op": None}))
+        await connection.wait_closed()
+
+    async with serve(hostile, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/tally.v1"
+        terminal = Terminal([tally, "--no-spawn", "--url", url, "--name", "victim"], isolated_home, size=(160, 50))
+        try:
+            screen = await asyncio.to_thread(terminal.read, 4.0)
+            assert b"PWNED-TITLE" in screen  # the names are shown, as text
+            for needle in (
+                b"\x1b]0;PWNED",
+                b"\x1b]8;;https://evil",
+                b"\x1b[6n",
+                b"\x1b]52;",
+                b"\xc2\x9b31m",
+                b"\x9b31m",
+            ):
+                assert needle not in screen, needle
+            terminal.type("\x11")
+            assert await asyncio.to_thread(terminal.wait, 10) == 0  # still alive until asked to quit
+        finally:
+            terminal.kill()

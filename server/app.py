@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import ssl
@@ -31,7 +32,6 @@ log = logging.getLogger("tally.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -41,6 +41,16 @@ def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotoc
     the original blog client offers none and must keep working.
     """
     return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+def exposed(host: str) -> bool:
+    """True if ``host`` can be reached from other machines (anything but loopback)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name that may resolve anywhere
 
 
 def origins(allowed: tuple[str, ...]) -> Sequence[Origin | None] | None:
@@ -121,7 +131,7 @@ class TallyServer:
 
     async def start(self) -> None:
         config = self.config
-        if config.host not in LOOPBACK and config.token is None:
+        if exposed(config.host) and config.token is None:
             log.warning(
                 "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
                 "Set --token (or TALLY_TOKEN) unless this network is trusted.",

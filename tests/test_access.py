@@ -12,7 +12,7 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from server.app import ServerConfig, TallyServer
+from server.app import ServerConfig, TallyServer, exposed
 from server.protocol import SUBPROTOCOL
 from tests.tui_support import until
 from tui.app import TallyApp
@@ -144,3 +144,13 @@ async def test_browser_origins_are_refused_unless_allowed(
             assert refused.value.response.status_code == 403
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "warn"),
+    [("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("localhost", False),
+     ("0.0.0.0", True), ("::", True), ("192.168.1.5", True), ("tally.example", True)],
+)  # fmt: skip
+def test_listening_beyond_loopback_is_recognised(host: str, warn: bool) -> None:
+    """The loud warning fires for any address other machines could reach."""
+    assert exposed(host) is warn

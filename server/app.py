@@ -22,7 +22,7 @@ from server.handler import Handler
 from server.ledger import Ledger
 from server.limits import Limits
 from server.presence import Roster
-from server.protocol import SUBPROTOCOL, Update
+from server.protocol import SUBPROTOCOL, Update, Welcome
 from server.state import Record
 from server.store import Store, open_store
 
@@ -106,7 +106,7 @@ class TallyServer:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
         self.roster = Roster()
-        self.fanout = Fanout(max_buffer=config.limits.max_write_buffer)
+        self.fanout = Fanout(self._snapshot, max_buffer=config.limits.max_write_buffer)
         self.ledger = Ledger(store or open_store(config.db), self._publish)
         self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
         self._server: Server | None = None
@@ -199,6 +199,13 @@ class TallyServer:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    def _snapshot(self) -> Welcome:
+        """Everything a joining client needs, as of now (``you`` is filled in per client)."""
+        ledger = self.ledger
+        return Welcome(
+            you="", total=ledger.total, seq=ledger.seq, clients=self.roster.clients(), history=tuple(ledger.history)
+        )
 
     def _publish(self, records: Sequence[Record]) -> None:
         for record in records:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+from collections.abc import Callable, Iterable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from server.protocol import ServerMessage, encode
+from server.protocol import ServerMessage, Welcome, encode, encode_batch, encode_welcomes
 
-__all__ = ["Fanout", "text_frame"]
+__all__ = ["MAX_BATCH", "PRESENCE_DELAY", "Fanout", "text_frame"]
 
 log = logging.getLogger("tally.server")
+
+# Presence may wait this long to share a frame with others; updates never wait.
+PRESENCE_DELAY = 0.02
+# Messages per frame at most: big enough to make a burst cheap, small enough that
+# the backlog check between frames keeps a stalled client near its bound.
+MAX_BATCH = 100
 
 
 def text_frame(text: str) -> bytes:
@@ -31,28 +39,73 @@ def text_frame(text: str) -> bytes:
 class Fanout:
     """The dashboards subscribed to updates and presence on this server.
 
-    ``publish`` frames a message once and writes the same bytes to every open
-    connection without waiting, so a slow client never delays the others.
+    Messages are queued and flushed together as one frame (a JSON array) that
+    is built once and written, as the same bytes, to every open connection
+    without waiting: a burst of updates costs one write per client, not one
+    per update, and a slow client never delays the others. Updates are flushed
+    as soon as the event loop is free; presence may wait ``PRESENCE_DELAY`` to
+    share a frame, which is what keeps a join storm to a few frames a client.
+
+    Clients that join are welcomed at a flush, all from one snapshot taken
+    then, and subscribed right after it: every later message reaches them,
+    none that the snapshot already covers.
+
     There is no backpressure, so the same loop bounds memory: a connection
     whose unsent backlog is past ``max_buffer`` is not reading, and is
     dropped. Keepalive alone would not do: with a full buffer its pongs never
     get through, and it takes 25 s to time out while the backlog grows.
     """
 
-    def __init__(self, *, max_buffer: int) -> None:
+    def __init__(self, snapshot: Callable[[], Welcome], *, max_buffer: int) -> None:
+        self.snapshot = snapshot
         self.max_buffer = max_buffer
         self.connections: set[ServerConnection] = set()
+        self._queue: list[str] = []
+        self._joining: dict[ServerConnection, str] = {}
+        self._flush: asyncio.Handle | None = None
+        self._flush_soon = False
 
-    def subscribe(self, connection: ServerConnection) -> None:
-        self.connections.add(connection)
+    def welcome(self, connection: ServerConnection, client_id: str) -> None:
+        """Welcome ``connection`` at the next flush, then keep it subscribed."""
+        self._joining[connection] = client_id
+        self._schedule(soon=False)
 
     def unsubscribe(self, connection: ServerConnection) -> None:
         self.connections.discard(connection)
+        self._joining.pop(connection, None)
 
-    def publish(self, message: ServerMessage) -> None:
-        frame = text_frame(encode(message))
+    def publish(self, message: ServerMessage, *, soon: bool = True) -> None:
+        """Queue ``message`` for everyone; ``soon=False`` lets it wait a little for company."""
+        self._queue.append(encode(message))
+        self._schedule(soon=soon)
+
+    def _schedule(self, *, soon: bool) -> None:
+        if soon and not self._flush_soon:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush = asyncio.get_running_loop().call_soon(self.flush)
+            self._flush_soon = True
+        elif self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(PRESENCE_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Send everything queued, then welcome whoever is joining."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self._flush, self._flush_soon = None, False
+        queue, self._queue = self._queue, []
+        for start in range(0, len(queue), MAX_BATCH):
+            frame = text_frame(encode_batch(queue[start : start + MAX_BATCH]))
+            self._write([(connection, frame) for connection in self.connections])
+        if self._joining:
+            joining, self._joining = self._joining, {}
+            texts = encode_welcomes(self.snapshot(), list(joining.values()))
+            self._write(zip(joining, map(text_frame, texts), strict=True))
+            self.connections.update(c for c in joining if c.protocol.state is State.OPEN)
+
+    def _write(self, frames: Iterable[tuple[ServerConnection, bytes]]) -> None:
         stalled = []
-        for connection in self.connections:
+        for connection, frame in frames:
             # Whole frames only, and only while open: nothing else of ours is ever
             # fragmented, so these bytes cannot land inside another frame.
             if connection.protocol.state is not State.OPEN:
@@ -72,5 +125,5 @@ class Fanout:
             connection.remote_address,
             connection.transport.get_write_buffer_size(),
         )
-        self.connections.discard(connection)
+        self.unsubscribe(connection)
         connection.transport.abort()

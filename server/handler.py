@@ -33,7 +33,6 @@ from server.protocol import (
     Hello,
     ProtocolError,
     Rename,
-    Welcome,
     check_name,
     decode_client,
     encode,
@@ -146,7 +145,7 @@ class Handler:
             self.fanout.unsubscribe(connection)
             left = self.roster.leave(client_id)
             if left is not None:
-                self.fanout.publish(left)
+                self.fanout.publish(left, soon=False)
                 log.info("leave  %s %r from %s", client_id, left.client.name, address)
 
     def _new_client_id(self) -> str:
@@ -161,23 +160,10 @@ class Handler:
         if hello is None:
             return  # closed before saying hello
         name, session = hello
-        # Everything from here to the welcome's write runs without yielding to
-        # the event loop, so no update can fall between the snapshot and the
-        # stream: the welcome is the first frame after which updates follow.
-        self.fanout.publish(self.roster.join(client_id, name, address))
+        # Presence may wait a moment for company; the welcome follows at that flush.
+        self.fanout.publish(self.roster.join(client_id, name, address), soon=False)
         log.info("join   %s %r from %s", client_id, name, address)
-        self.fanout.subscribe(connection)
-        await connection.send(
-            encode(
-                Welcome(
-                    you=client_id,
-                    total=self.ledger.total,
-                    seq=self.ledger.seq,
-                    clients=self.roster.clients(),
-                    history=tuple(self.ledger.history),
-                )
-            )
-        )
+        self.fanout.welcome(connection, client_id)
         async for frame in connection:
             try:
                 message = decode_client(frame)
@@ -201,7 +187,7 @@ class Handler:
             request = AddRequest(message.amount, self.roster[client_id].name, client_id, session, message.op)
             self.ledger.submit(request).add_done_callback(partial(self._answer, connection, client_id, message.op))
         elif isinstance(message, Rename):
-            self.fanout.publish(self.roster.rename(client_id, check_name(message.name)))
+            self.fanout.publish(self.roster.rename(client_id, check_name(message.name)), soon=False)
         else:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
 
@@ -248,7 +234,7 @@ class Handler:
     # -- the original blog client ----------------------------------------------
 
     async def _serve_legacy(self, connection: ServerConnection, client_id: str, address: str, pace: Pace) -> None:
-        self.fanout.publish(self.roster.join(client_id, LEGACY_NAME, address))
+        self.fanout.publish(self.roster.join(client_id, LEGACY_NAME, address), soon=False)
         log.info("join   %s %r from %s", client_id, LEGACY_NAME, address)
         async for frame in connection:
             if pace.allow():

@@ -12,9 +12,10 @@ See ``docs/protocol.md`` for the prose version with a worked session.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
@@ -40,7 +41,10 @@ __all__ = [
     "check_name",
     "decode_client",
     "decode_server",
+    "decode_server_frame",
     "encode",
+    "encode_batch",
+    "encode_welcomes",
     "plain_text",
 ]
 
@@ -280,11 +284,12 @@ def _to_wire(message: Message) -> dict[str, object]:
             body = {"name": name}
         case Welcome():
             body = {
-                "you": message.you,
                 "total": message.total,
                 "seq": message.seq,
                 "clients": [_client_info_to_wire(c) for c in message.clients],
                 "history": [{"seq": p.seq, "at": p.at, "total": p.total} for p in message.history],
+                # Last, so that welcomes sharing a snapshot share all but their tail (encode_welcomes).
+                "you": message.you,
             }
         case Update():
             body = {
@@ -303,6 +308,22 @@ def _to_wire(message: Message) -> dict[str, object]:
         case Error(code=code, message=text, op=op):
             body = {"code": code, "message": text, "op": op}
     return {"type": message.TYPE, **body}
+
+
+def encode_welcomes(snapshot: Welcome, yous: Sequence[str]) -> list[str]:
+    """One welcome per id in ``yous``, all from ``snapshot``, encoding the snapshot once.
+
+    A join storm welcomes many clients with the same list of everyone; encoding
+    that list once per batch instead of once per client is what keeps it fast.
+    """
+    shared = encode(dataclasses.replace(snapshot, you=""))
+    head = shared[: -len('"you":""}')]
+    return [head + json.dumps({"you": you}, separators=(",", ":"))[1:] for you in yous]
+
+
+def encode_batch(texts: Sequence[str]) -> str:
+    """Several encoded messages as one frame: a JSON array, in order."""
+    return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
 
 
 # -- decoding -----------------------------------------------------------------
@@ -333,11 +354,11 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return obj
 
 
-def _load(data: str | bytes) -> tuple[str, _Fields]:
+def _parse(data: str | bytes) -> object:
     if isinstance(data, bytes):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frames are not supported; send JSON text")
     try:
-        obj = json.loads(
+        return json.loads(
             data,
             parse_int=_parse_int,
             parse_constant=_reject_constant,
@@ -347,6 +368,13 @@ def _load(data: str | bytes) -> tuple[str, _Fields]:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "JSON is nested too deeply") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not valid JSON: {exc}") from None
+
+
+def _load(data: str | bytes) -> tuple[str, _Fields]:
+    return _object(_parse(data))
+
+
+def _object(obj: object) -> tuple[str, _Fields]:
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
     kind = obj.get("type")
@@ -433,12 +461,32 @@ def _client_info(fields: _Fields) -> ClientInfo:
     )
 
 
+def decode_server_frame(data: str | bytes) -> list[ServerMessage]:
+    """Decode a server frame: one message, or a JSON array of messages in order.
+
+    Messages of unknown types are left out: they come from newer servers.
+    Anything malformed raises :class:`ProtocolError`.
+    """
+    parsed = _parse(data)
+    messages = []
+    for item in parsed if isinstance(parsed, list) else [parsed]:
+        try:
+            messages.append(_server_message(*_object(item)))
+        except ProtocolError as exc:
+            if exc.code != ErrorCode.UNKNOWN_TYPE:
+                raise
+    return messages
+
+
 def decode_server(data: str | bytes) -> ServerMessage:
-    """Decode a frame sent by a server, or raise :class:`ProtocolError`.
+    """Decode a frame holding exactly one server message, or raise :class:`ProtocolError`.
 
     A client should ignore ``unknown_type`` errors: they come from newer servers.
     """
-    kind, fields = _load(data)
+    return _server_message(*_load(data))
+
+
+def _server_message(kind: str, fields: _Fields) -> ServerMessage:
     if kind == Welcome.TYPE:
         return Welcome(
             you=fields.ident("you"),

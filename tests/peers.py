@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from server.protocol import SUBPROTOCOL, ServerMessage, Welcome, decode_server
+from server.protocol import SUBPROTOCOL, ServerMessage, Welcome, decode_server_frame
 
 M = TypeVar("M", bound=ServerMessage)
 
@@ -27,6 +28,7 @@ class Peer:
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
         self.welcome: Welcome | None = None
+        self.inbox: deque[ServerMessage] = deque()  # a frame may carry several messages
 
     @classmethod
     async def connect(cls, url: str) -> Peer:
@@ -52,8 +54,10 @@ class Peer:
         await self.connection.send(frame)
 
     async def receive(self, timeout: float = 5.0) -> ServerMessage:
-        frame = await asyncio.wait_for(self.connection.recv(), timeout)
-        return decode_server(frame)
+        while not self.inbox:
+            frame = await asyncio.wait_for(self.connection.recv(), timeout)
+            self.inbox.extend(decode_server_frame(frame))
+        return self.inbox.popleft()
 
     async def expect(self, kind: type[M], timeout: float = 5.0) -> M:
         """The very next message, which must be of ``kind``."""

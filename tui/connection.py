@@ -38,7 +38,7 @@ from server.protocol import (
     Rename,
     Update,
     Welcome,
-    decode_server,
+    decode_server_frame,
     encode,
 )
 from tui.messages import (
@@ -219,21 +219,22 @@ class Link:
     async def _sync(self, connection: ClientConnection) -> None:
         """Say hello, take the snapshot, and queue every pending add for resending."""
         await connection.send(encode(Hello(name=self.name, session=self.session)))
+        welcome = None
         async with asyncio.timeout(10):
-            while True:
-                message = self._decode(await connection.recv())
-                if isinstance(message, Welcome):
-                    break
-                if isinstance(message, Error):
-                    # A name the server refuses: show it and keep whatever name it accepts.
-                    self.post(ServerRefused(message))
-                    raise ProtocolError(message.code, message.message)
-        self.seq = message.seq
+            while welcome is None:
+                for message in self._decode(await connection.recv()):
+                    if isinstance(message, Welcome):
+                        welcome = message  # always a frame of its own: nothing follows it here
+                    elif isinstance(message, Error):
+                        # A name the server refuses: show it and keep whatever name it accepts.
+                        self.post(ServerRefused(message))
+                        raise ProtocolError(message.code, message.message)
+        self.seq = welcome.seq
         self._connection = connection
         self._outbox = asyncio.Queue()
         for op, amount in self.pending.items():
             self._outbox.put_nowait(Add(op=op, amount=amount))
-        self.post(Connected(message))
+        self.post(Connected(welcome))
 
     async def _serve(self, connection: ClientConnection) -> None:
         """Run the session's loops until the first one ends; its outcome is the session's.
@@ -260,8 +261,7 @@ class Link:
     async def _receive_forever(self, connection: ClientConnection) -> None:
         while True:
             # recv(), unlike `async for`, raises on a clean close too, with the code that says why.
-            message = self._decode(await connection.recv())
-            if message is not None:
+            for message in self._decode(await connection.recv()):
                 self._receive(message)
 
     async def _send_forever(self, connection: ClientConnection) -> None:
@@ -289,13 +289,9 @@ class Link:
         await self._wake.wait()
         await connection.close()
 
-    def _decode(self, frame: str | bytes) -> Welcome | Update | Presence | Ack | Error | None:
-        try:
-            return decode_server(frame)
-        except ProtocolError as exc:
-            if exc.code == ErrorCode.UNKNOWN_TYPE:
-                return None  # a newer server's message: ignore it
-            raise
+    def _decode(self, frame: str | bytes) -> list[Welcome | Update | Presence | Ack | Error]:
+        """The frame's messages (the server batches); a newer server's unknown types are left out."""
+        return decode_server_frame(frame)
 
     def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
         if isinstance(message, Update):

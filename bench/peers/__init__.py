@@ -1,0 +1,1 @@
+"""The servers Tally is measured against."""

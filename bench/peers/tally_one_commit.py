@@ -1,0 +1,9 @@
+"""Tally with group commit switched off (one transaction per add): the durable-adds baseline."""
+
+import sys
+
+from server import cli, ledger
+
+if __name__ == "__main__":
+    ledger.MAX_BATCH = 1
+    sys.exit(cli.main())

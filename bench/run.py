@@ -1,0 +1,217 @@
+"""`python -m bench`: Tally and its peers, scenario by scenario, interleaved in rounds.
+
+Each round runs every scenario against every peer in a rotated order, so that
+a noisy moment on the machine hurts all peers alike; ratios are taken within a
+round and their median is reported. Servers run pinned to CPU 0 and the load
+generator to CPU 1. Results: a table on stdout, JSON and an SVG chart in
+bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.chart import latency_chart
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_DIR = ROOT / "bench" / "peers" / "node"
+PY = sys.executable
+UNLIMITED = ["--rate", "1e9", "--burst", "1000000", "--max-connections", "20000", "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    key: str
+    label: str
+    argv: tuple[str, ...]  # "{port}" and "{db}" are filled in
+    dialect: str
+
+
+PEERS = {
+    "raw": Peer("raw", "raw asyncio floor", (PY, "-m", "bench.peers.raw_floor", "{port}"), "counter"),
+    "websockets": Peer("websockets", "websockets counter", (PY, "-m", "bench.peers.counter", "{port}"), "counter"),
+    "node": Peer("node", "Node ws", ("node", str(NODE_DIR / "server.js"), "{port}"), "counter"),
+    "tally": Peer("tally", "Tally", (PY, "-m", "server", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally"),
+    "tally-1commit": Peer(
+        "tally-1commit", "Tally, one commit per add",
+        (PY, "-m", "bench.peers.tally_one_commit", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    clients: int
+    peers: tuple[str, ...]
+    options: tuple[str, ...] = ()
+    durable: bool = False
+
+
+def cases(quick: bool) -> list[Case]:
+    fanout_sizes = (100, 500) if quick else (100, 1000, 2000)
+    everyone = ("raw", "websockets", "node", "tally")
+    return [
+        *(Case("fanout", n, everyone, ("--rate", "20", "--updates", "40" if quick else "60")) for n in fanout_sizes),
+        Case("capacity", 100 if quick else 1000, everyone, ("--seconds", "2" if quick else "3")),
+        Case("joinstorm", 500 if quick else 2000, everyone),
+        Case("memory", 500 if quick else 1000, everyone),
+        Case("durable", 50, ("tally-1commit", "tally"), ("--seconds", "2" if quick else "3", "--window", "10"), True),
+        Case("tenk", 2000 if quick else 10_000, ("tally",)),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pinned(cpu: int) -> Any:
+    def pin() -> None:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {cpu})
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    return pin
+
+
+def start(peer: Peer, db: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    argv = [arg.replace("{port}", str(port)).replace("{db}", db) for arg in peer.argv]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=pinned(0))  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{peer.label} exited at once") from None
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{peer.label} did not start")
+
+
+def measure(peer: Peer, case: Case) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.db") if case.durable else ":memory:"
+        process, port = start(peer, db)
+        try:
+            argv = [PY, "-m", "bench.loadgen", "--dialect", peer.dialect, "--port", str(port),
+                    "--pid", str(process.pid), "--scenario", case.scenario, "--clients", str(case.clients),
+                    *case.options]  # fmt: skip
+            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=pinned(1))
+            if done.returncode != 0:
+                return {"valid": False, "why": done.stderr.strip().splitlines()[-1:] or "loadgen failed"}
+            result: dict[str, Any] = json.loads(done.stdout)
+            return result
+        except subprocess.TimeoutExpired:
+            return {"valid": False, "why": "timed out"}
+        finally:
+            process.kill()
+            process.wait()
+
+
+# What each scenario reports, and whether lower is better.
+METRICS = {
+    "fanout": [("p50_ms", True), ("p99_ms", True), ("max_ms", True)],
+    "capacity": [("updates_per_s", False), ("cpu_us_per_delivery", True)],
+    "joinstorm": [("settle_s", True)],
+    "memory": [("idle_kib_per_conn", True), ("busy_kib_per_conn", True)],
+    "durable": [("acked_per_s", False)],
+    "tenk": [("held", False), ("connect_s", True)],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a first look")
+    parser.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
+    args = parser.parse_args(argv)
+    if shutil.which("node") and not (NODE_DIR / "node_modules" / "ws").exists():
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
+    selected = [c for c in cases(args.quick) if not args.only or c.scenario in args.only]
+    if not shutil.which("node"):
+        print("node is not installed: the Node ws peer is left out", file=sys.stderr)
+        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p != "node"), c.options, c.durable)
+                    for c in selected]  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_index in range(args.rounds):
+        for case in selected:
+            shift = round_index % len(case.peers)
+            for key in case.peers[shift:] + case.peers[:shift]:
+                label = f"{case.scenario}/{case.clients}/{key}"
+                result = measure(PEERS[key], case)
+                runs.setdefault(label, []).append(result)
+                print(f"round {round_index + 1}: {label}: {result}", file=sys.stderr, flush=True)
+    summary = summarise(selected, runs)
+    print(table(summary))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}
+    (out / f"{stamp}.json").write_text(json.dumps({"machine": machine, "summary": summary, "runs": runs}, indent=1))
+    (out / f"{stamp}-fanout.svg").write_text(latency_chart(summary, PEERS))
+    print(f"\nsaved bench/results/{stamp}.json and {stamp}-fanout.svg", file=sys.stderr)
+    return 0
+
+
+def summarise(selected: list[Case], runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for case in selected:
+        for metric, lower_is_better in METRICS[case.scenario]:
+            row: dict[str, Any] = {"scenario": case.scenario, "clients": case.clients, "metric": metric,
+                                   "lower_is_better": lower_is_better, "values": {}, "ratios": {}}  # fmt: skip
+            per_round: dict[str, list[float | None]] = {}
+            for key in case.peers:
+                results = runs.get(f"{case.scenario}/{case.clients}/{key}", [])
+                per_round[key] = [r.get(metric) if r.get("valid") else None for r in results]
+                valid = [v for v in per_round[key] if v is not None]
+                row["values"][key] = statistics.median(valid) if valid else None
+                row[f"invalid_{key}"] = len(per_round[key]) - len(valid)
+            ours = "tally" if "tally" in case.peers else case.peers[-1]
+            for key in case.peers:
+                if key == ours:
+                    continue
+                ratios = [t / p for t, p in zip(per_round[ours], per_round[key], strict=False)
+                          if t is not None and p not in (None, 0)]  # fmt: skip
+                row["ratios"][key] = statistics.median(ratios) if ratios else None
+            rows.append(row)
+    return rows
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    labels = " | ".join(p.label for p in PEERS.values())
+    lines = [f"| scenario | clients | metric | {labels} | Tally / peer (median of rounds) |",
+             "|---|---:|---|" + "---:|" * len(PEERS) + "---|"]  # fmt: skip
+    for row in summary:
+        cells = []
+        for key in PEERS:
+            value = row["values"].get(key)
+            invalid = row.get(f"invalid_{key}", 0)
+            cells.append("" if key not in row["values"] else ("invalid" if value is None else f"{value:,.4g}")
+                         + (f" ({invalid} invalid)" if invalid and value is not None else ""))  # fmt: skip
+        ratios = ", ".join(f"{PEERS[k].label} {v:.2f}x" for k, v in row["ratios"].items() if v is not None)
+        lines.append(
+            f"| {row['scenario']} | {row['clients']:,} | {row['metric']} | " + " | ".join(cells) + f" | {ratios} |"
+        )
+    return "\n".join(lines)

@@ -48,9 +48,6 @@ COUNTER = Dialect(
     "counter", "/", None, lambda i: None, lambda op: b'{"action":"plus"}',
     re.compile(rb'"value":\s*(\d+)'), None,
 )  # fmt: skip
-TALLY_JOINED = re.compile(rb'"event":"joined"')
-TALLY_LEFT = re.compile(rb'"event":"left"')
-TALLY_CLIENT = re.compile(rb'"address":')
 USERS = re.compile(rb'"count":\s*(\d+)')
 
 
@@ -86,9 +83,9 @@ class Swarm:
         if self.dialect is TALLY:
             if payload.startswith(b'{"type":"welcome"'):
                 tracker.base = tracker.last = int(re.search(rb'"seq":(\d+)', payload).group(1))  # type: ignore[union-attr]
-                tracker.peers = len(TALLY_CLIENT.findall(payload))
+                tracker.peers = payload.count(b'"address":')  # bytes.count: welcomes get large
             else:
-                tracker.peers += len(TALLY_JOINED.findall(payload)) - len(TALLY_LEFT.findall(payload))
+                tracker.peers += payload.count(b'"event":"joined"') - payload.count(b'"event":"left"')
             if self.dialect.ack is not None:
                 tracker.acks += len(self.dialect.ack.findall(payload))
         else:
@@ -275,7 +272,7 @@ async def tenk(swarm: Swarm, clients: int) -> dict[str, Any]:
     """Hold ``clients`` connections, then check one update reaches every one."""
     started = time.monotonic()
     await swarm.connect(clients, concurrency=500)
-    if not await swarm.wait(swarm.synced, 120):
+    if not await swarm.wait(swarm.synced, 280):
         return {"valid": False, "why": "clients did not sync"}
     connected = time.monotonic() - started
     swarm.clients[0].send_text(swarm.dialect.add(1))

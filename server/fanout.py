@@ -46,6 +46,9 @@ class Fanout:
     as soon as the event loop is free; presence may wait ``PRESENCE_DELAY`` to
     share a frame, which is what keeps a join storm to a few frames a client.
 
+    Messages for one connection (acks) go out at the same flush, after the
+    published ones, batched per connection.
+
     Clients that join are welcomed at a flush, all from one snapshot taken
     then, and subscribed right after it: every later message reaches them,
     none that the snapshot already covers.
@@ -61,6 +64,7 @@ class Fanout:
         self.max_buffer = max_buffer
         self.connections: set[ServerConnection] = set()
         self._queue: list[str] = []
+        self._direct: dict[ServerConnection, list[str]] = {}
         self._joining: dict[ServerConnection, str] = {}
         self._flush: asyncio.Handle | None = None
         self._flush_soon = False
@@ -73,6 +77,12 @@ class Fanout:
     def unsubscribe(self, connection: ServerConnection) -> None:
         self.connections.discard(connection)
         self._joining.pop(connection, None)
+        self._direct.pop(connection, None)
+
+    def send(self, connection: ServerConnection, message: ServerMessage) -> None:
+        """Queue ``message`` for one connection, after everything published before it."""
+        self._direct.setdefault(connection, []).append(encode(message))
+        self._schedule(soon=True)
 
     def publish(self, message: ServerMessage, *, soon: bool = True) -> None:
         """Queue ``message`` for everyone; ``soon=False`` lets it wait a little for company."""
@@ -97,6 +107,10 @@ class Fanout:
         for start in range(0, len(queue), MAX_BATCH):
             frame = text_frame(encode_batch(queue[start : start + MAX_BATCH]))
             self._write([(connection, frame) for connection in self.connections])
+        direct, self._direct = self._direct, {}
+        for connection, texts in direct.items():
+            for start in range(0, len(texts), MAX_BATCH):
+                self._write([(connection, text_frame(encode_batch(texts[start : start + MAX_BATCH])))])
         if self._joining:
             joining, self._joining = self._joining, {}
             texts = encode_welcomes(self.snapshot(), list(joining.values()))

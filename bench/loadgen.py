@@ -297,6 +297,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         return await durable(swarm, args.clients, args.seconds, args.window)
     if args.scenario == "tenk":
         return await tenk(swarm, args.clients)
+    if args.scenario == "dashboard":
+        from bench.dashboard import absorb  # imports Textual, which the other scenarios need not load
+
+        return await absorb(args.port, args.rate, args.seconds)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

@@ -70,6 +70,7 @@ def cases(quick: bool) -> list[Case]:
         Case("memory", 500 if quick else 1000, everyone),
         Case("durable", 50, ("tally-1commit", "tally"), ("--seconds", "2" if quick else "3", "--window", "10"), True),
         Case("tenk", 2000 if quick else 10_000, ("tally",)),
+        Case("dashboard", 1, ("tally",), ("--rate", "1000", "--seconds", "2" if quick else "4")),
     ]
 
 
@@ -138,6 +139,7 @@ METRICS = {
     "memory": [("idle_kib_per_conn", True), ("busy_kib_per_conn", True)],
     "durable": [("acked_per_s", False)],
     "tenk": [("held", False), ("connect_s", True)],
+    "dashboard": [("updates_per_s", False), ("key_p50_ms", True), ("key_p99_ms", True)],
 }
 
 

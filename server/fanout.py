@@ -54,9 +54,10 @@ class Fanout:
     none that the snapshot already covers.
 
     There is no backpressure, so the same loop bounds memory: a connection
-    whose unsent backlog is past ``max_buffer`` is not reading, and is
-    dropped. Keepalive alone would not do: with a full buffer its pongs never
-    get through, and it takes 25 s to time out while the backlog grows.
+    whose unsent backlog is past ``max_buffer`` (plus the size of a welcome,
+    which may be larger) is not reading, and is dropped. Keepalive alone would
+    not do: with a full buffer its pongs never get through, and it takes 25 s
+    to time out while the backlog grows.
     """
 
     def __init__(self, snapshot: Callable[[], Welcome], *, max_buffer: int) -> None:
@@ -68,6 +69,9 @@ class Fanout:
         self._joining: dict[ServerConnection, str] = {}
         self._flush: asyncio.Handle | None = None
         self._flush_soon = False
+        # A welcome carries everyone and can outgrow max_buffer on its own (about 1 MB at
+        # 10,000 clients); the backlog allowed is max_buffer on top of the latest one.
+        self._welcome_size = 0
 
     def welcome(self, connection: ServerConnection, client_id: str) -> None:
         """Welcome ``connection`` at the next flush, then keep it subscribed."""
@@ -99,7 +103,7 @@ class Fanout:
             self._flush = asyncio.get_running_loop().call_later(PRESENCE_DELAY, self.flush)
 
     def flush(self) -> None:
-        """Send everything queued, then welcome whoever is joining."""
+        """Send everything published, welcome whoever is joining, then answer individuals."""
         if self._flush is not None:
             self._flush.cancel()
         self._flush, self._flush_soon = None, False
@@ -107,15 +111,17 @@ class Fanout:
         for start in range(0, len(queue), MAX_BATCH):
             frame = text_frame(encode_batch(queue[start : start + MAX_BATCH]))
             self._write([(connection, frame) for connection in self.connections])
+        if self._joining:
+            joining, self._joining = self._joining, {}
+            frames = [text_frame(text) for text in encode_welcomes(self.snapshot(), list(joining.values()))]
+            self._welcome_size = len(frames[-1])
+            self._write(zip(joining, frames, strict=True))
+            self.connections.update(c for c in joining if c.protocol.state is State.OPEN)
+        # Last, so an answer to a client that is just joining follows its welcome.
         direct, self._direct = self._direct, {}
         for connection, texts in direct.items():
             for start in range(0, len(texts), MAX_BATCH):
                 self._write([(connection, text_frame(encode_batch(texts[start : start + MAX_BATCH])))])
-        if self._joining:
-            joining, self._joining = self._joining, {}
-            texts = encode_welcomes(self.snapshot(), list(joining.values()))
-            self._write(zip(joining, map(text_frame, texts), strict=True))
-            self.connections.update(c for c in joining if c.protocol.state is State.OPEN)
 
     def _write(self, frames: Iterable[tuple[ServerConnection, bytes]]) -> None:
         stalled = []
@@ -125,7 +131,7 @@ class Fanout:
             if connection.protocol.state is not State.OPEN:
                 continue
             transport = connection.transport
-            if transport.get_write_buffer_size() > self.max_buffer:
+            if transport.get_write_buffer_size() > self.max_buffer + self._welcome_size:
                 stalled.append(connection)
             else:
                 transport.write(frame)

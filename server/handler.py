@@ -15,7 +15,7 @@ import re
 import secrets
 from functools import partial
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
@@ -35,7 +35,6 @@ from server.protocol import (
     Rename,
     check_name,
     decode_client,
-    encode,
 )
 from server.state import AddRequest, Applied, Duplicate, Outcome, Refused
 
@@ -170,14 +169,14 @@ class Handler:
             except ProtocolError as exc:
                 # Garbage costs budget like anything else, so a garbage flood is a flood.
                 error = exc if pace.allow() else ProtocolError(ErrorCode.RATE_LIMITED, pace.refusal)
-                await self._refuse(connection, client_id, error.to_error())
+                self._refuse(connection, client_id, error.to_error())
                 continue
             try:
                 if not pace.allow(RENAME_COST if isinstance(message, Rename) else 1):
                     raise ProtocolError(ErrorCode.RATE_LIMITED, pace.refusal, op=getattr(message, "op", None))
                 self._serve_message(connection, client_id, session, message)
             except ProtocolError as exc:
-                await self._refuse(connection, client_id, exc.to_error())
+                self._refuse(connection, client_id, exc.to_error())
 
     def _serve_message(
         self, connection: ServerConnection, client_id: str, session: str, message: ClientMessage
@@ -210,26 +209,28 @@ class Handler:
                     raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello first", op=getattr(message, "op", None))
                 return check_name(message.name), message.session
             except ProtocolError as exc:
-                await self._refuse(connection, client_id, exc.to_error())
+                self._refuse(connection, client_id, exc.to_error())
         return None
 
     def _answer(self, connection: ServerConnection, client_id: str, op: str, future: asyncio.Future[Outcome]) -> None:
         # Runs as the ledger resolves the add, right after it published the
-        # update. broadcast() writes at once and never raises, so answers keep
-        # commit order without a task per add.
+        # update; the fan-out sends the answer after that update, batched with
+        # the other answers of the same commit, without a task per add.
         outcome = future.result()
         match outcome:
             case Applied(record=record):
-                broadcast([connection], encode(Ack(op=op, seq=record.seq)))
+                self.fanout.send(connection, Ack(op=op, seq=record.seq))
             case Duplicate(seq=seq):
-                broadcast([connection], encode(Ack(op=op, seq=seq)))
+                self.fanout.send(connection, Ack(op=op, seq=seq))
             case Refused(code=code, message=message):
                 log.info("refuse %s %s: %s", client_id, code, message)
-                broadcast([connection], encode(Error(code=code, message=message, op=op)))
+                self.fanout.send(connection, Error(code=code, message=message, op=op))
 
-    async def _refuse(self, connection: ServerConnection, client_id: str, error: Error) -> None:
+    def _refuse(self, connection: ServerConnection, client_id: str, error: Error) -> None:
+        # Through the fan-out's queue for this connection, so answers stay in the order
+        # of the messages they answer, acks included.
         log.info("refuse %s %s: %s", client_id, error.code, error.message)
-        await connection.send(encode(error))
+        self.fanout.send(connection, error)
 
     # -- the original blog client ----------------------------------------------
 

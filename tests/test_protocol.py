@@ -25,7 +25,10 @@ from server.protocol import (
     check_name,
     decode_client,
     decode_server,
+    decode_server_frame,
     encode,
+    encode_batch,
+    encode_welcomes,
     plain_text,
 )
 
@@ -200,3 +203,29 @@ def test_encode_output_is_valid_json() -> None:
     """What we send parses with any JSON parser."""
     for message in SERVER_MESSAGES:
         assert isinstance(json.loads(encode(message)), dict)
+
+
+def test_a_frame_may_batch_several_messages_in_order() -> None:
+    """A JSON array of messages decodes to the messages, in order; unknown types inside are left out."""
+    ack, error = Ack(op="1", seq=2), Error(code="overflow", message="m", op="3")
+    frame = encode_batch([encode(ack), '{"type":"confetti","n":1}', encode(error)])
+    assert frame.startswith("[") and decode_server_frame(frame) == [ack, error]
+    assert decode_server_frame(encode(ack)) == [ack]
+    assert encode_batch([encode(ack)]) == encode(ack)
+
+
+@pytest.mark.parametrize("frame", ['[{"type":"ack","op":"1","seq":true}]', "[1]", '[{"type":"ack"}]', "[[]]"])
+def test_a_malformed_message_inside_a_batch_is_refused(frame: str) -> None:
+    """Batching does not loosen validation: any bad element fails the frame."""
+    with pytest.raises(ProtocolError):
+        decode_server_frame(frame)
+
+
+def test_welcomes_from_one_snapshot_differ_only_in_you() -> None:
+    """encode_welcomes encodes the snapshot once and gives each joiner its own id."""
+    snapshot = Welcome(you="", total=5, seq=3, clients=(ALICE,), history=(HistoryPoint(3, 1.0, 5),))
+    texts = encode_welcomes(snapshot, ["c1", "c2"])
+    assert [decode_server(text) for text in texts] == [
+        Welcome(you="c1", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
+        Welcome(you="c2", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
+    ]

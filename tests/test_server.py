@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from server.app import TallyServer
 from server.handler import LEGACY_NAME
 from server.limits import Limits
-from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
+from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
 from tests.conftest import start_server
 from tests.peers import Peer
 
@@ -273,5 +273,26 @@ async def test_overflow_is_refused_on_both_paths_and_changes_nothing() -> None:
             assert (tally.ledger.total, tally.ledger.seq) == (INT64_MAX, 1)
             await alice.send(type="add", op="3", amount=-1)
             assert (await alice.next_of(Update)).total == INT64_MAX - 1
+    finally:
+        await tally.stop()
+
+
+async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> None:
+    """Adds committed together reach every client in a few frames, every update once, in seq order."""
+    tally = await start_server(":memory:", limits=Limits(rate=1e9, burst=10**6))
+    try:
+        async with await Peer.join(tally.url, "alice") as alice, await Peer.join(tally.url, "bob") as bob:
+            await alice.next_of(Presence)
+            for n in range(500):
+                await alice.send(type="add", op=str(n), amount=1)
+            frames, seqs = 0, list[int]()
+            while len(seqs) < 500:
+                frame = await asyncio.wait_for(bob.connection.recv(), 5)
+                frames += 1
+                seqs += [m.seq for m in decode_server_frame(frame) if isinstance(m, Update)]
+            assert seqs == list(range(1, 501))
+            assert frames < 100, frames  # batched: far fewer frames than updates
+            acks = [await alice.next_of(Ack) for _ in range(500)]
+            assert [a.op for a in acks] == [str(n) for n in range(500)]
     finally:
         await tally.stop()

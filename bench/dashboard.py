@@ -1,0 +1,55 @@
+"""Scenario 6: how many updates a second the dashboard absorbs while its input stays responsive.
+
+The real TallyApp runs headless (Textual's run_test) against a real Tally
+server; a lean client floods adds at ``rate`` a second, and a key is pressed
+every 100 ms. Reported: updates a second the app caught up with (it must show
+the final seq), and how long each key press took to be handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from bench.loadgen import TALLY, Swarm, percentile
+from tui.app import TallyApp
+
+
+async def absorb(port: int, rate: float, seconds: float) -> dict[str, Any]:
+    app = TallyApp(f"ws://127.0.0.1:{port}", "bench-dashboard", stall_timeout=60)
+    swarm = Swarm(TALLY, port)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while app.status.state != "connected":
+            await pilot.pause(0.01)
+        await swarm.connect(1)
+        if not await swarm.wait(swarm.synced, 10):
+            return {"valid": False, "why": "flooder did not sync"}
+        flooder = swarm.clients[0]
+        start_seq, start = app.total.seq, time.monotonic()
+
+        async def flood() -> int:
+            sent = 0
+            while (elapsed := time.monotonic() - start) < seconds:
+                while sent < elapsed * rate:
+                    sent += 1
+                    flooder.send_text(TALLY.add(sent))
+                await asyncio.sleep(0.002)
+            return sent
+
+        flooding = asyncio.create_task(flood())
+        keys = []
+        while not flooding.done():
+            pressed = time.monotonic()
+            await pilot.press("1")
+            keys.append((time.monotonic() - pressed) * 1000)
+            await asyncio.sleep(0.1)
+        sent = await flooding
+        caught_up = await swarm.wait(lambda: app.total.seq >= start_seq + sent, 30)
+        elapsed = time.monotonic() - start
+        typed_ok = app.entry.input.value == "1" * len(keys)
+    if not caught_up or not typed_ok:
+        return {"valid": False, "why": "the dashboard fell behind or lost keys"}
+    return {"valid": True, "updates_per_s": sent / elapsed, "key_p50_ms": statistics.median(keys),
+            "key_p99_ms": percentile(keys, 0.99)}  # fmt: skip

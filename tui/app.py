@@ -18,7 +18,6 @@ from textual.worker import Worker, WorkerState
 from server.protocol import plain_text
 from tui.connection import Link, public_url
 from tui.messages import (
-    AddAcknowledged,
     Connected,
     Connecting,
     ConnectionLost,
@@ -161,9 +160,6 @@ class TallyApp(App[None]):
         self.activity.refused(error)
         text = plain_text(f"{error.code}: {error.message}")
         self.notify(text, title="Refused", severity="error", markup=False)
-
-    def on_add_acknowledged(self, message: AddAcknowledged) -> None:
-        pass  # the pending count (PendingChanged) already says it
 
     def on_latency_measured(self, message: LatencyMeasured) -> None:
         self.status.latency = message.seconds

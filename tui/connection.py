@@ -42,7 +42,6 @@ from server.protocol import (
     encode,
 )
 from tui.messages import (
-    AddAcknowledged,
     Connected,
     Connecting,
     ConnectionLost,
@@ -309,7 +308,6 @@ class Link:
         if isinstance(message, Ack):
             if self.pending.pop(message.op, None) is not None:
                 self.post(PendingChanged(len(self.pending)))
-            self.post(AddAcknowledged(message))
         elif isinstance(message, Error):
             self._refused(message)
         elif isinstance(message, Presence):

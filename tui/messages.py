@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from server.protocol import Ack, Error, Presence, Update, Welcome
+from server.protocol import Error, Presence, Update, Welcome
 
 __all__ = [
-    "AddAcknowledged",
     "Connected",
     "Connecting",
     "ConnectionLost",
@@ -63,11 +62,6 @@ class UpdatesArrived(Message):
 @dataclass
 class PresenceChanged(Message):
     presence: Presence
-
-
-@dataclass
-class AddAcknowledged(Message):
-    ack: Ack
 
 
 @dataclass

@@ -29,6 +29,8 @@ from server.store import Store, open_store
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path"]
 
 log = logging.getLogger("tally.server")
+# Pending connections the kernel may queue for us (it caps this at net.core.somaxconn).
+BACKLOG = 4096
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -157,6 +159,9 @@ class TallyServer:
                 ping_interval=self.config.ping_interval,
                 ping_timeout=self.config.ping_timeout,
                 close_timeout=self.config.close_timeout,
+                # asyncio's default of 100 overflows in a join storm, and a dropped
+                # handshake waits a whole second for TCP to retry it.
+                backlog=BACKLOG,
             )
         except BaseException:
             await self.ledger.stop()

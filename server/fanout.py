@@ -12,7 +12,7 @@ from websockets.protocol import State
 
 from server.protocol import ServerMessage, Welcome, encode, encode_batch, encode_welcomes
 
-__all__ = ["MAX_BATCH", "PRESENCE_DELAY", "Fanout", "text_frame"]
+__all__ = ["MAX_BATCH", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
 
 log = logging.getLogger("tally.server")
 
@@ -23,17 +23,19 @@ PRESENCE_DELAY = 0.02
 MAX_BATCH = 100
 
 
-def text_frame(text: str) -> bytes:
-    """One complete, unmasked WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
-    payload = text.encode()
-    length = len(payload)
+def frame_header(length: int) -> bytes:
+    """The header of an unmasked WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
     if length < 126:
-        header = struct.pack("!BB", 0x81, length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, length)
-    return header + payload
+        return struct.pack("!BB", 0x81, length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def text_frame(text: str) -> bytes:
+    """One complete text frame."""
+    payload = text.encode()
+    return frame_header(len(payload)) + payload
 
 
 class Fanout:
@@ -109,23 +111,31 @@ class Fanout:
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
         for start in range(0, len(queue), MAX_BATCH):
-            frame = text_frame(encode_batch(queue[start : start + MAX_BATCH]))
+            frame = (text_frame(encode_batch(queue[start : start + MAX_BATCH])),)
             self._write([(connection, frame) for connection in self.connections])
         if self._joining:
             joining, self._joining = self._joining, {}
-            frames = [text_frame(text) for text in encode_welcomes(self.snapshot(), list(joining.values()))]
-            self._welcome_size = len(frames[-1])
-            self._write(zip(joining, frames, strict=True))
+            heads, body = encode_welcomes(self.snapshot(), list(joining.values()))
+            # The body (everyone, in a storm ~100 bytes each) is the same bytes object for
+            # every joiner: the kernel copies it, Python does not.
+            shared = body.encode()
+            frames = []
+            for connection, head in zip(joining, heads, strict=True):
+                own = head.encode()
+                frames.append((connection, (frame_header(len(own) + len(shared)) + own, shared)))
+            self._welcome_size = len(shared)
+            self._write(frames)
             self.connections.update(c for c in joining if c.protocol.state is State.OPEN)
         # Last, so an answer to a client that is just joining follows its welcome.
         direct, self._direct = self._direct, {}
         for connection, texts in direct.items():
             for start in range(0, len(texts), MAX_BATCH):
-                self._write([(connection, text_frame(encode_batch(texts[start : start + MAX_BATCH])))])
+                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_BATCH])),))])
 
-    def _write(self, frames: Iterable[tuple[ServerConnection, bytes]]) -> None:
+    def _write(self, frames: Iterable[tuple[ServerConnection, tuple[bytes, ...]]]) -> None:
+        """Write each frame, given as its parts, unless its connection is stalled."""
         stalled = []
-        for connection, frame in frames:
+        for connection, parts in frames:
             # Whole frames only, and only while open: nothing else of ours is ever
             # fragmented, so these bytes cannot land inside another frame.
             if connection.protocol.state is not State.OPEN:
@@ -134,7 +144,8 @@ class Fanout:
             if transport.get_write_buffer_size() > self.max_buffer + self._welcome_size:
                 stalled.append(connection)
             else:
-                transport.write(frame)
+                for part in parts:
+                    transport.write(part)
         for connection in stalled:
             self.drop(connection)
 

@@ -284,12 +284,12 @@ def _to_wire(message: Message) -> dict[str, object]:
             body = {"name": name}
         case Welcome():
             body = {
+                # First, so that welcomes from one snapshot differ only in their head (encode_welcomes).
+                "you": message.you,
                 "total": message.total,
                 "seq": message.seq,
                 "clients": [_client_info_to_wire(c) for c in message.clients],
                 "history": [{"seq": p.seq, "at": p.at, "total": p.total} for p in message.history],
-                # Last, so that welcomes sharing a snapshot share all but their tail (encode_welcomes).
-                "you": message.you,
             }
         case Update():
             body = {
@@ -310,15 +310,19 @@ def _to_wire(message: Message) -> dict[str, object]:
     return {"type": message.TYPE, **body}
 
 
-def encode_welcomes(snapshot: Welcome, yous: Sequence[str]) -> list[str]:
-    """One welcome per id in ``yous``, all from ``snapshot``, encoding the snapshot once.
+def encode_welcomes(snapshot: Welcome, yous: Sequence[str]) -> tuple[list[str], str]:
+    """Welcomes from one snapshot, one per id in ``yous``: ``heads[i] + body`` is the i-th.
 
-    A join storm welcomes many clients with the same list of everyone; encoding
-    that list once per batch instead of once per client is what keeps it fast.
+    A join storm welcomes many clients with the same list of everyone. Encoded
+    once, that shared body can be written as the same bytes to every joiner;
+    only the few bytes that name the joiner differ.
     """
-    shared = encode(dataclasses.replace(snapshot, you=""))
-    head = shared[: -len('"you":""}')]
-    return [head + json.dumps({"you": you}, separators=(",", ":"))[1:] for you in yous]
+    text = encode(dataclasses.replace(snapshot, you=""))
+    empty_head = f'{{"type":"{Welcome.TYPE}","you":""'
+    assert text.startswith(empty_head), "encode() puts you right after type"
+    body = text[len(empty_head) :]
+    heads = [f'{{"type":"{Welcome.TYPE}","you":{json.dumps(you, ensure_ascii=False)}' for you in yous]
+    return heads, body
 
 
 def encode_batch(texts: Sequence[str]) -> str:

@@ -224,8 +224,8 @@ def test_a_malformed_message_inside_a_batch_is_refused(frame: str) -> None:
 def test_welcomes_from_one_snapshot_differ_only_in_you() -> None:
     """encode_welcomes encodes the snapshot once and gives each joiner its own id."""
     snapshot = Welcome(you="", total=5, seq=3, clients=(ALICE,), history=(HistoryPoint(3, 1.0, 5),))
-    texts = encode_welcomes(snapshot, ["c1", "c2"])
-    assert [decode_server(text) for text in texts] == [
+    heads, body = encode_welcomes(snapshot, ["c1", "c2"])
+    assert [decode_server(head + body) for head in heads] == [
         Welcome(you="c1", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
         Welcome(you="c2", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
     ]

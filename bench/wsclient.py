@@ -67,22 +67,25 @@ class WSClient(asyncio.Protocol):
                 self.upgraded.set_exception(ConnectionError(status.decode(errors="replace")))
                 return
             self.upgraded.set_result(None)
-        buffer = self.buffer
-        while len(buffer) >= 2:
-            opcode, length = buffer[0] & 0x0F, buffer[1] & 0x7F
-            offset = 2
+        # Parse from an offset and drop what was used once at the end: deleting each frame
+        # from the front would move the rest of a large read again for every small frame.
+        buffer, used = self.buffer, 0
+        while len(buffer) - used >= 2:
+            opcode, length = buffer[used] & 0x0F, buffer[used + 1] & 0x7F
+            offset = used + 2
             if length == 126:
-                if len(buffer) < 4:
-                    return
-                length, offset = struct.unpack_from("!H", buffer, 2)[0], 4
+                if len(buffer) - used < 4:
+                    break
+                length, offset = struct.unpack_from("!H", buffer, used + 2)[0], used + 4
             elif length == 127:
-                if len(buffer) < 10:
-                    return
-                length, offset = struct.unpack_from("!Q", buffer, 2)[0], 10
+                if len(buffer) - used < 10:
+                    break
+                length, offset = struct.unpack_from("!Q", buffer, used + 2)[0], used + 10
             if len(buffer) < offset + length:
-                return
-            payload = bytes(buffer[offset : offset + length])
-            del buffer[: offset + length]
+                break
+            with memoryview(buffer) as view:  # one copy, not two; released before the del below
+                payload = bytes(view[offset : offset + length])
+            used = offset + length
             if opcode == 0x1:
                 self.on_text(self, payload, now)
             elif opcode == 0x9:
@@ -91,6 +94,7 @@ class WSClient(asyncio.Protocol):
                 self.send(0x8, payload[:2])
                 if self.transport is not None:
                     self.transport.close()
+        del buffer[:used]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.upgraded.done():

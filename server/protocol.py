@@ -259,9 +259,14 @@ def plain_text(text: str, *, limit: int = 200) -> str:
 # -- encoding -----------------------------------------------------------------
 
 
+# Made once: json.dumps and json.loads build a new encoder or decoder on every call
+# that passes options, which costs more than encoding a small message.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(message: Message) -> str:
     """Encode one message as the text of a JSON frame."""
-    return json.dumps(_to_wire(message), separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(_to_wire(message))
 
 
 def _client_info_to_wire(info: ClientInfo) -> dict[str, object]:
@@ -321,7 +326,7 @@ def encode_welcomes(snapshot: Welcome, yous: Sequence[str]) -> tuple[list[str], 
     empty_head = f'{{"type":"{Welcome.TYPE}","you":""'
     assert text.startswith(empty_head), "encode() puts you right after type"
     body = text[len(empty_head) :]
-    heads = [f'{{"type":"{Welcome.TYPE}","you":{json.dumps(you, ensure_ascii=False)}' for you in yous]
+    heads = [f'{{"type":"{Welcome.TYPE}","you":{_ENCODER.encode(you)}' for you in yous]
     return heads, body
 
 
@@ -358,16 +363,14 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return obj
 
 
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+
+
 def _parse(data: str | bytes) -> object:
     if isinstance(data, bytes):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frames are not supported; send JSON text")
     try:
-        return json.loads(
-            data,
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_reject_duplicates,
-        )
+        return _DECODER.decode(data)
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "JSON is nested too deeply") from None
     except ValueError as exc:

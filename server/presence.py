@@ -51,4 +51,5 @@ class Roster:
         """Count ``amount`` towards what the client has added (if it is still here)."""
         info = self._clients.get(client_id)
         if info is not None:
-            self._clients[client_id] = dataclasses.replace(info, added=info.added + amount)
+            # Once per add: built directly, as dataclasses.replace is several times slower.
+            self._clients[client_id] = ClientInfo(info.id, info.name, info.address, info.since, info.added + amount)

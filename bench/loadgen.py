@@ -71,6 +71,7 @@ class Swarm:
         self.expected_peers = expected_peers
         self.clients: list[WSClient] = []
         self.trackers: dict[WSClient, Tracker] = {}
+        self.timed = False  # keep each update's arrival time (only latency needs them)
 
     def on_text(self, client: WSClient, payload: bytes, now: float) -> None:
         tracker = self.trackers.setdefault(client, Tracker())  # frames can come with the 101
@@ -80,8 +81,9 @@ class Swarm:
             tracker.base = tracker.last = int(re.search(rb'"seq":(\d+)', payload).group(1))  # type: ignore[union-attr]
             tracker.peers = payload.count(b'"address":')
         elif self.dialect is TALLY:
-            for match in self.dialect.seq.finditer(payload):
-                self._arrive(tracker, int(match.group(1)), now)
+            seqs = [int(seq) for seq in self.dialect.seq.findall(payload)]
+            if seqs:
+                self._arrive_run(tracker, seqs, now)
             if b'"presence"' in payload:
                 tracker.peers += payload.count(b'"event":"joined"') - payload.count(b'"event":"left"')
             if self.dialect.ack is not None:
@@ -102,7 +104,18 @@ class Swarm:
         if tracker.last is not None and seq != tracker.last + 1:
             tracker.in_order = False
         tracker.last = seq
-        tracker.arrivals.setdefault(seq, now)
+        if self.timed:
+            tracker.arrivals.setdefault(seq, now)
+
+    def _arrive_run(self, tracker: Tracker, seqs: list[int], now: float) -> None:
+        """The updates of one frame: checked as a whole, since a frame can hold a hundred."""
+        first = seqs[0] if tracker.last is None else tracker.last + 1
+        if seqs != list(range(first, first + len(seqs))):
+            tracker.in_order = False
+        tracker.last = seqs[-1]
+        if self.timed:
+            for seq in seqs:
+                tracker.arrivals.setdefault(seq, now)
 
     async def connect(self, count: int, *, concurrency: int = 10_000) -> float:
         """Open ``count`` clients at once (up to ``concurrency`` handshakes in flight); return when started."""
@@ -162,6 +175,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def fanout(swarm: Swarm, clients: int, rate: float, updates: int) -> dict[str, Any]:
     """One client sends ``rate`` adds a second; latency until every client has each update."""
+    swarm.timed = True
     await swarm.connect(clients)
     if not await swarm.wait(swarm.synced, 60):
         return {"valid": False, "why": "clients did not sync"}

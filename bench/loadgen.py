@@ -90,23 +90,15 @@ class Swarm:
             if self.dialect.ack is not None and b'"type":"ack"' in payload:
                 tracker.acks += len(self.dialect.ack.findall(payload))
         else:
-            for match in self.dialect.seq.finditer(payload):
-                seq = int(match.group(1))
-                if tracker.base is None:  # the counter's first value is the state at connect
-                    tracker.base = tracker.last = seq
-                    continue
-                self._arrive(tracker, seq, now)
+            seqs = [int(seq) for seq in self.dialect.seq.findall(payload)]
+            if seqs and tracker.base is None:  # the counter's first value is the state at connect
+                tracker.base = tracker.last = seqs.pop(0)
+            if seqs:
+                self._arrive_run(tracker, seqs, now)
             for match in USERS.finditer(payload):
                 tracker.peers = int(match.group(1))
         if tracker.peers_complete_at is None and self.expected_peers and tracker.peers >= self.expected_peers:
             tracker.peers_complete_at = now
-
-    def _arrive(self, tracker: Tracker, seq: int, now: float) -> None:
-        if tracker.last is not None and seq != tracker.last + 1:
-            tracker.in_order = False
-        tracker.last = seq
-        if self.timed:
-            tracker.arrivals.setdefault(seq, now)
 
     def _arrive_run(self, tracker: Tracker, seqs: list[int], now: float) -> None:
         """The updates of one frame: checked as a whole, since a frame can hold a hundred."""

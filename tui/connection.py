@@ -221,7 +221,7 @@ class Link:
         welcome = None
         async with asyncio.timeout(10):
             while welcome is None:
-                for message in self._decode(await connection.recv()):
+                for message in decode_server_frame(await connection.recv()):
                     if isinstance(message, Welcome):
                         welcome = message  # always a frame of its own: nothing follows it here
                     elif isinstance(message, Error):
@@ -260,7 +260,7 @@ class Link:
     async def _receive_forever(self, connection: ClientConnection) -> None:
         while True:
             # recv(), unlike `async for`, raises on a clean close too, with the code that says why.
-            for message in self._decode(await connection.recv()):
+            for message in decode_server_frame(await connection.recv()):
                 self._receive(message)
 
     async def _send_forever(self, connection: ClientConnection) -> None:
@@ -287,10 +287,6 @@ class Link:
     async def _close_when_asked(self, connection: ClientConnection) -> None:
         await self._wake.wait()
         await connection.close()
-
-    def _decode(self, frame: str | bytes) -> list[Welcome | Update | Presence | Ack | Error]:
-        """The frame's messages (the server batches); a newer server's unknown types are left out."""
-        return decode_server_frame(frame)
 
     def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
         if isinstance(message, Update):

@@ -125,7 +125,11 @@ class Fanout:
                 frames.append((connection, (frame_header(len(own) + len(shared)) + own, shared)))
             self._welcome_size = len(shared)
             self._write(frames)
-            self.connections.update(c for c in joining if c.protocol.state is State.OPEN)
+            # Not those just dropped: an aborted transport reports closing at once, but its
+            # protocol stays OPEN until the loop runs connection_lost.
+            self.connections.update(
+                c for c in joining if c.protocol.state is State.OPEN and not c.transport.is_closing()
+            )
         # Last, so an answer to a client that is just joining follows its welcome.
         direct, self._direct = self._direct, {}
         for connection, texts in direct.items():

@@ -29,8 +29,8 @@ from server.protocol import (
     encode,
     encode_batch,
     encode_welcomes,
-    plain_text,
 )
+from tui.text import plain_text
 
 ALICE = ClientInfo(id="c1", name="alice", address="127.0.0.1:5000", since=1700000000.5, added=3)
 
@@ -38,7 +38,7 @@ SERVER_MESSAGES: list[ServerMessage] = [
     Welcome(you="c1", total=-7, seq=4, clients=(ALICE,), history=(HistoryPoint(4, 1700000001.0, -7),)),
     Welcome(you="c1", total=0, seq=0, clients=(), history=()),
     Update(seq=5, total=INT64_MAX, amount=1, name="alice", client="c1", op="op-1", at=1.5),
-    Update(seq=6, total=INT64_MIN, amount=-1, name="blog client", client=None, op=None, at=2.0),
+    Update(seq=6, total=INT64_MIN, amount=-1, name="blog client", client="c2", op=None, at=2.0),
     Presence(event="joined", client=ALICE),
     Presence(event="renamed", client=ALICE),
     Presence(event="left", client=ALICE),

@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
-from server.protocol import plain_text
 from tui.connection import Link, public_url
 from tui.messages import (
     Connected,
@@ -29,6 +28,7 @@ from tui.messages import (
     UpdatesArrived,
 )
 from tui.screens.rename import RenameScreen
+from tui.text import plain_text
 from tui.widgets import ActivityLog, AmountEntry, ClientsTable, StatusBar, TotalPanel
 
 __all__ = ["TallyApp"]

@@ -7,7 +7,8 @@ import time
 from rich.text import Text
 from textual.widgets import RichLog
 
-from server.protocol import Error, Presence, Update, plain_text
+from server.protocol import Error, Presence, Update
+from tui.text import plain_text
 
 __all__ = ["ActivityLog"]
 

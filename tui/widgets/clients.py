@@ -7,7 +7,8 @@ import time
 from rich.text import Text
 from textual.widgets import DataTable
 
-from server.protocol import ClientInfo, plain_text
+from server.protocol import ClientInfo
+from tui.text import plain_text
 
 __all__ = ["ClientsTable"]
 

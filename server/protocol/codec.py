@@ -1,259 +1,40 @@
-"""The Tally wire format: every message, its encoding, and the one error type.
+"""The codec: messages to JSON text and back, with every field validated on the way in.
 
-Messages are JSON text frames, each an object with a ``type``. Clients ask for
-the WebSocket subprotocol :data:`SUBPROTOCOL`. Every field is validated on the
-way in: booleans are not integers, floats are not integers, numbers outside a
-signed 64-bit range are refused, and unknown fields are ignored so that newer
-peers keep working with older ones.
-
-This module uses the standard library only: the dashboard imports it too.
-See ``docs/protocol.md`` for the prose version with a worked session.
+Booleans are not integers, floats are not integers, numbers outside a signed
+64-bit range are refused, duplicate keys and NaN are refused, and unknown
+fields are ignored so that newer peers keep working with older ones. Every
+failure is a :class:`~server.protocol.errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Literal, NoReturn, TypeAlias
+from typing import NoReturn
 
-__all__ = [
-    "INT64_MAX",
-    "INT64_MIN",
-    "NAME_MAX_CHARS",
-    "SUBPROTOCOL",
-    "Ack",
-    "Add",
-    "ClientInfo",
-    "ClientMessage",
-    "Error",
-    "ErrorCode",
-    "Hello",
-    "HistoryPoint",
-    "Presence",
-    "ProtocolError",
-    "Rename",
-    "ServerMessage",
-    "Update",
-    "Welcome",
-    "check_name",
-    "decode_client",
-    "decode_server",
-    "decode_server_frame",
-    "encode",
-    "encode_batch",
-    "encode_welcomes",
-    "plain_text",
-]
+from server.protocol.errors import ErrorCode, ProtocolError
+from server.protocol.messages import (
+    ID_MAX_CHARS,
+    INT64_MAX,
+    INT64_MIN,
+    PRESENCE_EVENTS,
+    Ack,
+    Add,
+    ClientInfo,
+    ClientMessage,
+    Error,
+    Hello,
+    HistoryPoint,
+    Message,
+    Presence,
+    Rename,
+    ServerMessage,
+    Update,
+    Welcome,
+)
 
-SUBPROTOCOL = "tally.v1"
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-NAME_MAX_CHARS = 32
-ID_MAX_CHARS = 64
-
-
-class ErrorCode:
-    """The stable codes carried by :class:`Error`. Clients may switch on them."""
-
-    BAD_MESSAGE = "bad_message"
-    UNKNOWN_TYPE = "unknown_type"
-    HELLO_REQUIRED = "hello_required"
-    INVALID_AMOUNT = "invalid_amount"
-    INVALID_NAME = "invalid_name"
-    OVERFLOW = "overflow"
-    UNAVAILABLE = "unavailable"
-    RATE_LIMITED = "rate_limited"
-
-
-class ProtocolError(Exception):
-    """A message that breaks the protocol; it maps one-to-one onto :class:`Error`."""
-
-    def __init__(self, code: str, message: str, *, op: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.op = op
-
-    def to_error(self) -> Error:
-        return Error(code=self.code, message=self.message, op=self.op)
-
-
-# -- client -> server ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    """First message on a connection: who I am and which session I resume.
-
-    ``session`` is chosen by the client and kept across reconnects; op ids
-    are deduplicated per session, so a resend after a reconnect is recognised.
-    """
-
-    TYPE: ClassVar[str] = "hello"
-    name: str
-    session: str
-
-
-@dataclass(frozen=True, slots=True)
-class Add:
-    """Add ``amount`` to the total. ``op`` is chosen by the client, unique per session."""
-
-    TYPE: ClassVar[str] = "add"
-    op: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rename:
-    """Change this connection's display name."""
-
-    TYPE: ClassVar[str] = "rename"
-    name: str
-
-
-# -- server -> client ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClientInfo:
-    """One connected client as everyone sees it. ``since`` is Unix time in seconds."""
-
-    id: str
-    name: str
-    address: str
-    since: float
-    added: int
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPoint:
-    """The total after update ``seq``, applied at Unix time ``at``."""
-
-    seq: int
-    at: float
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class Welcome:
-    """Answer to ``hello``: your connection id and a full snapshot.
-
-    Every ``update`` sent afterwards has a ``seq`` greater than this ``seq``.
-    """
-
-    TYPE: ClassVar[str] = "welcome"
-    you: str
-    total: int
-    seq: int
-    clients: tuple[ClientInfo, ...]
-    history: tuple[HistoryPoint, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """Sent to everyone for every accepted add, in ``seq`` order with no gaps.
-
-    ``client`` is the connection that added (``None`` once it is gone from
-    the server's memory); ``op`` is that client's op id, ``None`` for adds
-    from the bare-number legacy path.
-    """
-
-    TYPE: ClassVar[str] = "update"
-    seq: int
-    total: int
-    amount: int
-    name: str
-    client: str | None
-    op: str | None
-    at: float
-
-
-PresenceEvent: TypeAlias = Literal["joined", "left", "renamed"]
-PRESENCE_EVENTS: dict[str, PresenceEvent] = {"joined": "joined", "left": "left", "renamed": "renamed"}
-
-
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """Sent to everyone when a client joins, leaves or renames itself."""
-
-    TYPE: ClassVar[str] = "presence"
-    event: PresenceEvent
-    client: ClientInfo
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """Sent to the adder once its add is stored: ``seq`` is the update that applied it.
-
-    A resent op id gets the original ack again; it is never applied twice.
-    """
-
-    TYPE: ClassVar[str] = "ack"
-    op: str
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    """A refusal. ``code`` is one of :class:`ErrorCode`; nothing was changed."""
-
-    TYPE: ClassVar[str] = "error"
-    code: str
-    message: str
-    op: str | None = None
-
-
-ClientMessage: TypeAlias = Hello | Add | Rename
-ServerMessage: TypeAlias = Welcome | Update | Presence | Ack | Error
-Message: TypeAlias = ClientMessage | ServerMessage
-
-
-# -- names --------------------------------------------------------------------
-
-# Categories that can reorder, hide or fake text on a terminal: controls,
-# format characters (bidi overrides, zero-width joiners), separators other
-# than a plain space, surrogates, private use and unassigned code points.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def _is_unsafe(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category in _UNSAFE_CATEGORIES or (category == "Zs" and char != " ")
-
-
-def check_name(raw: str) -> str:
-    """Return the canonical form of a display name, or raise ``invalid_name``.
-
-    Names are NFKC-normalised, trimmed, 1 to 32 characters, and free of
-    control, format and bidirectional characters.
-    """
-    name = unicodedata.normalize("NFKC", raw).strip()
-    if not name:
-        raise ProtocolError(ErrorCode.INVALID_NAME, "name must not be empty")
-    if len(name) > NAME_MAX_CHARS:
-        raise ProtocolError(ErrorCode.INVALID_NAME, f"name must be at most {NAME_MAX_CHARS} characters")
-    if any(_is_unsafe(char) for char in name):
-        raise ProtocolError(
-            ErrorCode.INVALID_NAME,
-            "name must not contain control, format or bidirectional characters",
-        )
-    if unicodedata.category(name[0]).startswith("M"):
-        # A leading combining mark stacks onto whatever the terminal drew before it.
-        raise ProtocolError(ErrorCode.INVALID_NAME, "name must not start with a combining mark")
-    return name
-
-
-def plain_text(text: str, *, limit: int = 200) -> str:
-    """Make untrusted text safe for a terminal: drop unsafe characters, cap length.
-
-    The dashboard applies this to everything that came over the network,
-    whatever the server promised.
-    """
-    cleaned = "".join(" " if char in "\t\n\r" else char for char in text if char in "\t\n\r" or not _is_unsafe(char))
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+__all__ = ["decode_client", "decode_server", "decode_server_frame", "encode", "encode_batch", "encode_welcomes"]
 
 
 # -- encoding -----------------------------------------------------------------
@@ -511,7 +292,7 @@ def _server_message(kind: str, fields: _Fields) -> ServerMessage:
             total=fields.int64("total"),
             amount=fields.int64("amount"),
             name=fields.text("name"),
-            client=fields.optional_ident("client"),
+            client=fields.ident("client"),
             op=fields.optional_ident("op"),
             at=fields.number("at"),
         )

@@ -108,7 +108,7 @@ class TallyServer:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
         self.roster = Roster()
-        self.fanout = Fanout(self._snapshot, max_buffer=config.limits.max_write_buffer)
+        self.fanout = Fanout(self._current_welcome, max_buffer=config.limits.max_write_buffer)
         self.ledger = Ledger(store or open_store(config.db), self._publish)
         self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
         self._server: Server | None = None
@@ -205,7 +205,7 @@ class TallyServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
 
-    def _snapshot(self) -> Welcome:
+    def _current_welcome(self) -> Welcome:
         """Everything a joining client needs, as of now (``you`` is filled in per client)."""
         ledger = self.ledger
         return Welcome(

@@ -12,7 +12,7 @@ from websockets.protocol import State
 
 from server.protocol import ServerMessage, Welcome, encode, encode_batch, encode_welcomes
 
-__all__ = ["MAX_BATCH", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
+__all__ = ["MAX_MESSAGES_PER_FRAME", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
 
 log = logging.getLogger("tally.server")
 
@@ -20,7 +20,7 @@ log = logging.getLogger("tally.server")
 PRESENCE_DELAY = 0.02
 # Messages per frame at most: big enough to make a burst cheap, small enough that
 # the backlog check between frames keeps a stalled client near its bound.
-MAX_BATCH = 100
+MAX_MESSAGES_PER_FRAME = 100
 
 
 def frame_header(length: int) -> bytes:
@@ -51,9 +51,9 @@ class Fanout:
     Messages for one connection (acks) go out at the same flush, after the
     published ones, batched per connection.
 
-    Clients that join are welcomed at a flush, all from one snapshot taken
+    Clients that join are welcomed at a flush, all from one welcome built
     then, and subscribed right after it: every later message reaches them,
-    none that the snapshot already covers.
+    none that the welcome already covers.
 
     There is no backpressure, so the same loop bounds memory: a connection
     whose unsent backlog is past ``max_buffer`` (plus the size of a welcome,
@@ -62,8 +62,8 @@ class Fanout:
     to time out while the backlog grows.
     """
 
-    def __init__(self, snapshot: Callable[[], Welcome], *, max_buffer: int) -> None:
-        self.snapshot = snapshot
+    def __init__(self, current_welcome: Callable[[], Welcome], *, max_buffer: int) -> None:
+        self.current_welcome = current_welcome
         self.max_buffer = max_buffer
         self.connections: set[ServerConnection] = set()
         self._queue: list[str] = []
@@ -110,12 +110,12 @@ class Fanout:
             self._flush.cancel()
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), MAX_BATCH):
-            frame = (text_frame(encode_batch(queue[start : start + MAX_BATCH])),)
+        for start in range(0, len(queue), MAX_MESSAGES_PER_FRAME):
+            frame = (text_frame(encode_batch(queue[start : start + MAX_MESSAGES_PER_FRAME])),)
             self._write([(connection, frame) for connection in self.connections])
         if self._joining:
             joining, self._joining = self._joining, {}
-            heads, body = encode_welcomes(self.snapshot(), list(joining.values()))
+            heads, body = encode_welcomes(self.current_welcome(), list(joining.values()))
             # The body (everyone, in a storm ~100 bytes each) is the same bytes object for
             # every joiner: the kernel copies it, Python does not.
             shared = body.encode()
@@ -133,8 +133,8 @@ class Fanout:
         # Last, so an answer to a client that is just joining follows its welcome.
         direct, self._direct = self._direct, {}
         for connection, texts in direct.items():
-            for start in range(0, len(texts), MAX_BATCH):
-                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_BATCH])),))])
+            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
+                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),))])
 
     def _write(self, frames: Iterable[tuple[ServerConnection, tuple[bytes, ...]]]) -> None:
         """Write each frame, given as its parts, unless its connection is stalled."""

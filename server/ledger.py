@@ -15,17 +15,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from server.protocol import ErrorCode, HistoryPoint
+from server.protocol import HISTORY_POINTS, ErrorCode, HistoryPoint
 from server.state import AddRequest, Applied, Outcome, Record, Refused, Snapshot
 from server.store import Store
-from server.store.base import HISTORY_POINTS
 
 __all__ = ["Ledger"]
 
 log = logging.getLogger("tally.server")
 
 # Bounds one transaction, so a flood cannot make a single commit arbitrarily long.
-MAX_BATCH = 1000
+MAX_ADDS_PER_COMMIT = 1000
 
 
 class Ledger:
@@ -73,7 +72,7 @@ class Ledger:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                batch, self._queue = self._queue[:MAX_ADDS_PER_COMMIT], self._queue[MAX_ADDS_PER_COMMIT:]
                 await self._commit(batch)
             if self._closing:
                 return

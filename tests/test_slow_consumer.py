@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
 from server.app import TallyServer
-from server.fanout import MAX_BATCH
+from server.fanout import MAX_MESSAGES_PER_FRAME
 from server.limits import Limits
 from server.protocol import SUBPROTOCOL, Update, Welcome
 from tests.conftest import start_server
@@ -80,7 +80,7 @@ async def test_a_slow_consumer_is_dropped_and_memory_stays_bounded() -> None:
         peak, dropped, seen = await run_with_a_stalled_reader(server)
         print(f"\npeak unsent bytes for one stalled client: {peak:,} (bound {BOUND:,})")
         assert dropped
-        assert peak <= BOUND + MAX_BATCH * 200  # the bound, plus at most the frame that crossed it
+        assert peak <= BOUND + MAX_MESSAGES_PER_FRAME * 200  # the bound, plus at most the frame that crossed it
         for seqs in seen:
             assert seqs == sorted(seqs) and len(set(seqs)) == UPDATES  # every update, in order, no gaps
     finally:

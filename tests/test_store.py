@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.protocol import INT64_MAX, ErrorCode
+from server.protocol import HISTORY_POINTS, INT64_MAX, ErrorCode
 from server.state import AddRequest, Applied, Duplicate, Refused
 from server.store import Store, open_store
-from server.store.base import HISTORY_POINTS
 from server.store.memory import MemoryStore
 from server.store.sqlite import SQLiteStore
 

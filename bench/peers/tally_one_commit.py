@@ -5,5 +5,5 @@ import sys
 from server import cli, ledger
 
 if __name__ == "__main__":
-    ledger.MAX_BATCH = 1
+    ledger.MAX_ADDS_PER_COMMIT = 1
     sys.exit(cli.main())

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from server.state import AddRequest, Outcome, Snapshot
 
-__all__ = ["HISTORY_POINTS", "Store"]
-
-# How many recent points of the total a snapshot carries (the dashboard's sparkline).
-HISTORY_POINTS = 120
+__all__ = ["Store"]
 
 
 class Store(ABC):
     """Keeps the total, the applied op ids and the history of updates.
+
+    A store loads and saves; the rule for an add is :func:`server.state.apply_batch`,
+    which every store calls inside its own transaction.
 
     ``apply`` is atomic per batch: either every outcome in it is stored, or it
     raises and nothing is. Callers acknowledge nothing until it returns. After

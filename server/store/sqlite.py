@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.protocol import HistoryPoint
-from server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused, Snapshot, next_total
-from server.store.base import HISTORY_POINTS, Store
+from server.protocol import HISTORY_POINTS, HistoryPoint
+from server.state import AddRequest, Head, OpKey, Outcome, Snapshot, apply_batch
+from server.store.base import Store
 
 __all__ = ["SQLiteStore"]
 
@@ -109,38 +109,26 @@ class SQLiteStore(Store):
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT seq, total FROM updates ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, total = row if row is not None else (0, 0)
-            outcomes: list[Outcome] = []
-            for request in batch:
-                if request.op is not None:
-                    seen = db.execute(
-                        "SELECT seq FROM updates WHERE session IS ? AND op = ?", (request.session, request.op)
-                    ).fetchone()
-                    if seen is not None:
-                        outcomes.append(Duplicate(seen[0]))
-                        continue
-                new_total = next_total(total, request.amount)
-                if isinstance(new_total, Refused):
-                    outcomes.append(new_total)
-                    continue
-                seq, total = seq + 1, new_total
-                record = Record(
-                    seq, at, request.amount, total, request.name, request.client, request.session, request.op
-                )
-                db.execute(
-                    "INSERT INTO updates (seq, at, amount, total, name, client, session, op)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (seq, at, request.amount, total, request.name, request.client, request.session, request.op),
-                )
-                outcomes.append(Applied(record))
+            row = db.execute("SELECT total, seq FROM updates ORDER BY seq DESC LIMIT 1").fetchone()
+            head = Head(*row) if row is not None else Head()
+
+            def applied_before(key: OpKey) -> int | None:
+                seen = db.execute("SELECT seq FROM updates WHERE session IS ? AND op = ?", key).fetchone()
+                return None if seen is None else int(seen[0])
+
+            result = apply_batch(head, batch, at=at, applied_before=applied_before)
+            db.executemany(
+                "INSERT INTO updates (seq, at, amount, total, name, client, session, op)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op) for r in result.records],
+            )
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             self._reset()
             raise
-        return outcomes
+        return result.outcomes
 
     async def close(self) -> None:
         await self._run(self._reset)

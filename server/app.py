@@ -23,6 +23,7 @@ from server.ledger import Ledger
 from server.limits import Limits
 from server.presence import Roster
 from server.protocol import SUBPROTOCOL, Update, Welcome
+from server.session import Room
 from server.state import Record
 from server.store import Store, open_store
 
@@ -110,7 +111,7 @@ class TallyServer:
         self.roster = Roster()
         self.fanout = Fanout(self._current_welcome, max_buffer=config.limits.max_write_buffer)
         self.ledger = Ledger(store or open_store(config.db), self._publish)
-        self.handler = Handler(self.ledger, self.roster, self.fanout, config.limits)
+        self.handler = Handler(Room(self.ledger, self.roster, self.fanout, config.limits))
         self._server: Server | None = None
 
     @property

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Limits", "TokenBucket"]
+__all__ = ["Flooding", "Limits", "Pace", "TokenBucket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +48,28 @@ class TokenBucket:
             self.tokens -= cost
             return True
         return False
+
+
+class Flooding(Exception):
+    """A connection kept sending past its rate after being told to slow down."""
+
+
+class Pace:
+    """One connection's message budget: a token bucket, and strikes for ignoring it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.bucket = TokenBucket(limits.rate, limits.burst)
+        self.strikes = TokenBucket(1.0, limits.flood_strikes)
+
+    def allow(self, cost: float = 1.0) -> bool:
+        """True if the message may be served; raises Flooding once refusals pile up."""
+        if self.bucket.take(cost):
+            return True
+        if not self.strikes.take():
+            raise Flooding
+        return False
+
+    @property
+    def refusal(self) -> str:
+        return f"too many messages: at most {self.limits.rate:g} a second (bursts of {self.limits.burst})"

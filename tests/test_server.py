@@ -12,9 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.app import TallyServer
-from server.handler import LEGACY_NAME
 from server.limits import Limits
 from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
+from server.session import LEGACY_NAME
 from tests.conftest import start_server
 from tests.peers import Peer
 

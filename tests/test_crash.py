@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from server.protocol import Ack, Error, Presence, Update, Welcome
 from tests.peers import UNLIMITED, Peer, ServerProcess
 from tui.connection import Link
+from tui.model import Model
 
 
 async def stream_until_killed(peer: Peer, ops: dict[str, int], acked: set[str], server: ServerProcess) -> None:
@@ -99,7 +100,7 @@ class LossyLink(Link):
     """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
 
     def __init__(self, url: str, name: str, *, drop_every: int) -> None:
-        super().__init__(url, name, lambda message: None)
+        super().__init__(url, Model(name), lambda message: None)
         self.drop_every = drop_every
         self.acks_seen = 0
         self.acks_dropped = 0

@@ -89,7 +89,9 @@ def scenario(*steps: Callable[[TallyApp], None]) -> Callable[[Pilot[None]], Any]
 
 def reconnecting(app: TallyApp) -> None:
     app.post_message(ConnectionLost("the server is restarting", MONOTONIC + 12, 3))
-    app.post_message(PendingChanged(2))
+    for amount in (5, -3):
+        app.model.pending.add(amount, at=MONOTONIC)
+    app.post_message(PendingChanged())
 
 
 def refused(app: TallyApp) -> None:
@@ -105,7 +107,7 @@ def typed_invalid(app: TallyApp) -> None:
 
 
 def new_app() -> TallyApp:
-    return TallyApp("ws://127.0.0.1:8765", "alice", connect=False)
+    return TallyApp("ws://127.0.0.1:8765", "alice", autoconnect=False)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -32,7 +32,7 @@ async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: Tal
         await a.press("4", "2", "enter")
         await until(b, lambda: bob.total.total == 42, what="bob sees alice's add")
         assert "alice added +42  → 42" in log_text(bob)
-        assert alice.you is not None and cell(bob, alice.you, "added") == "+42"
+        assert alice.model.you is not None and cell(bob, alice.model.you, "added") == "+42"
 
         await b.press("-", "2", "enter")
         await until(a, lambda: alice.total.total == 40, what="alice sees bob's add")
@@ -61,7 +61,7 @@ async def test_invalid_input_sends_nothing(server: TallyServer) -> None:
             error = app.entry.query_one("#amount-error", Label)
             assert app.entry.has_class("-invalid") and str(error.render()).strip(), text
             assert app.entry.query_one(Input).value == text  # kept so it can be corrected
-        assert app.link.pending == {} and server.ledger.seq == 0
+        assert not app.link.pending and server.ledger.seq == 0
         app.entry.query_one(Input).value = "+7"
         await pilot.press("enter")
         await until(pilot, lambda: app.total.total == 7)
@@ -125,9 +125,12 @@ async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer)
     app = TallyApp(server.url, "alice")
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.status.state == "connected")
-        ops = {app.link.add(5): 5, app.link.add(6): 6}
+        ops = [app.link.add(5), app.link.add(6)]
+        sent = [app.link.pending.get(op) for op in ops]
         await until(pilot, lambda: server.ledger.seq == 2 and not app.link.pending)
-        app.link.pending.update(ops)  # as if both acks had been lost on the way
+        for pending in sent:
+            assert pending is not None
+            app.link.pending.restore(pending)  # as if both acks had been lost on the way
         app.link.reconnect_now()
         await until(pilot, lambda: app.status.state == "connected" and not app.link.pending, what="resent and acked")
         await pilot.pause(0.2)
@@ -236,7 +239,7 @@ async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total(
         welcome = {"type": "welcome", "you": "me", "total": total, "seq": 1, "clients": [], "history": []}
         await connection.send(json.dumps(welcome))
         if connections == 1:  # seq 2 is lost on the way; seq 3 arrives
-            update = {"type": "update", "seq": 3, "total": 5, "amount": 5, "name": "x", "client": None, "op": None}
+            update = {"type": "update", "seq": 3, "total": 5, "amount": 5, "name": "x", "client": "c9", "op": None}
             await connection.send(json.dumps({**update, "at": 0}))
         await connection.wait_closed()
 
@@ -284,7 +287,7 @@ async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
 
 async def test_quitting_with_pending_adds_asks_first(server: TallyServer) -> None:
     """ctrl+q with unacknowledged adds warns once; a second ctrl+q quits."""
-    app = TallyApp(server.url, "alice", connect=False)
+    app = TallyApp(server.url, "alice", autoconnect=False)
     async with app.run_test() as pilot:
         app.link.add(5)  # never sent: the app is not connected
         await pilot.press("ctrl+q")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
-from tui.connection import Link, public_url
+from tui.connection import Link
 from tui.messages import (
     Connected,
     Connecting,
@@ -27,8 +26,10 @@ from tui.messages import (
     ServerRefused,
     UpdatesArrived,
 )
+from tui.model import Model
 from tui.screens.rename import RenameScreen
 from tui.text import plain_text
+from tui.urls import public_url
 from tui.widgets import ActivityLog, AmountEntry, ClientsTable, StatusBar, TotalPanel
 
 __all__ = ["TallyApp"]
@@ -54,19 +55,20 @@ class TallyApp(App[None]):
         name: str,
         *,
         session: str | None = None,
-        connect: bool = True,
+        autoconnect: bool = True,
         **link_options: Any,
     ) -> None:
-        """``connect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead).
+        """``autoconnect=False`` leaves the connection worker unstarted (snapshot tests feed messages instead).
 
         ``link_options`` go to :class:`Link`: token, tls, stall_timeout, start_server.
         """
         super().__init__()
-        self.connect = connect
-        self.link = Link(url, name, self.post_message, session=session, **link_options)
-        self.you: str | None = None
+        self.autoconnect = autoconnect
+        self.model = Model(name)
+        self.link = Link(url, self.model, self.post_message, session=session, **link_options)
         self._quit_asked_at = 0.0
-        # Held, not queried: a dialog on top (rename) must not hide them from updates.
+        # Held rather than queried each time: the widgets are built once, here, so
+        # handlers reach them directly without a DOM lookup on every update.
         self.status = StatusBar(id="status")
         self.total = TotalPanel(id="total")
         self.entry = AmountEntry(id="entry")
@@ -85,10 +87,10 @@ class TallyApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.link.name} @ {public_url(self.link.url)}"
+        self.sub_title = f"{self.model.name} @ {public_url(self.link.url)}"
         self.status.url = public_url(self.link.url)
         self.entry.focus_input()
-        if self.connect:
+        if self.autoconnect:
             self.run_link()
 
     @work(exclusive=True, exit_on_error=False, group="link")
@@ -111,14 +113,14 @@ class TallyApp(App[None]):
             self.status.state = "connecting"
 
     def on_connected(self, message: Connected) -> None:
-        welcome = message.welcome
-        self.you = welcome.you
-        self.clients.show(welcome.clients, welcome.you)
-        self.total.total, self.total.seq = welcome.total, welcome.seq
-        self.total.show_history([point.total for point in welcome.history])
+        model = self.model
+        model.welcome(message.welcome)
+        self.clients.show(model.clients.values(), model.you)
+        self.total.total, self.total.seq = model.total, model.seq
+        self.total.show_history([point.total for point in model.history])
         self.status.state = "connected"
         self.activity.note(
-            f"connected to {public_url(self.link.url)} as {self.link.name} · {len(welcome.clients)} online",
+            f"connected to {public_url(self.link.url)} as {model.name} · {len(model.clients)} online",
             style="green",
         )
 
@@ -136,23 +138,20 @@ class TallyApp(App[None]):
         self.notify(message.reason, title="Offline", severity="error", markup=False)
 
     def on_updates_arrived(self, message: UpdatesArrived) -> None:
-        updates = message.updates
-        self.total.total, self.total.seq = updates[-1].total, updates[-1].seq
+        model, updates = self.model, message.updates
+        for client_id in model.apply(updates):
+            self.clients.upsert(model.clients[client_id], model.you)
+        self.total.total, self.total.seq = model.total, model.seq
         self.total.extend_history([update.total for update in updates])
-        credits: Counter[str | None] = Counter()
-        for update in updates:
-            credits[update.client] += update.amount
-        for client_id, amount in credits.items():
-            self.clients.credit(client_id, amount)
-        self.activity.updates(updates, self.you)
+        self.activity.updates(updates, model.you)
 
     def on_presence_changed(self, message: PresenceChanged) -> None:
         presence = message.presence
-        previous = self.clients.names.get(presence.client.id)
+        previous = self.model.presence(presence)
         if presence.event == "left":
             self.clients.drop(presence.client.id)
         else:
-            self.clients.upsert(presence.client)
+            self.clients.upsert(presence.client, self.model.you)
         self.activity.presence(presence, previous)
 
     def on_server_refused(self, message: ServerRefused) -> None:
@@ -165,7 +164,7 @@ class TallyApp(App[None]):
         self.status.latency = message.seconds
 
     def on_pending_changed(self, message: PendingChanged) -> None:
-        self.status.pending = message.count
+        self.status.pending = len(self.model.pending)
 
     # -- what the user does -------------------------------------------------------
 
@@ -178,15 +177,15 @@ class TallyApp(App[None]):
 
     def action_rename(self) -> None:
         def renamed(name: str | None) -> None:
-            if name is not None and name != self.link.name:
+            if name is not None and name != self.model.name:
                 self.link.rename(name)
                 self.sub_title = f"{name} @ {public_url(self.link.url)}"
 
-        self.push_screen(RenameScreen(self.link.name), renamed)
+        self.push_screen(RenameScreen(self.model.name), renamed)
 
     def action_reconnect(self) -> None:
         self.activity.note("reconnecting now")
-        if self.connect and not any(worker.is_running for worker in self.workers if worker.group == "link"):
+        if self.autoconnect and not any(worker.is_running for worker in self.workers if worker.group == "link"):
             self.run_link()
         else:
             self.link.reconnect_now()
@@ -195,7 +194,7 @@ class TallyApp(App[None]):
         self.activity.clear()
 
     async def action_quit(self) -> None:
-        pending = len(self.link.pending)
+        pending = len(self.model.pending)
         now = time.monotonic()
         if pending and now - self._quit_asked_at > QUIT_CONFIRM_SECONDS:
             self._quit_asked_at = now

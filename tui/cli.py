@@ -12,6 +12,7 @@ from functools import partial
 
 from server.protocol import ProtocolError, check_name
 from tui.local_server import LocalServerError, ensure_local_server, is_local
+from tui.urls import check_url
 
 __all__ = ["DEFAULT_URL", "main", "parse_args"]
 
@@ -43,6 +44,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (for a private CA)")
     args = parser.parse_args(argv)
+    try:
+        check_url(args.url)
+    except ValueError as exc:
+        parser.error(f"--url: {exc}")
     try:
         args.name = check_name(args.name) if args.name is not None else default_name()
     except ProtocolError as exc:

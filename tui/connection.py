@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import random
 import ssl
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from textual.message import Message
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,35 +49,16 @@ from tui.messages import (
     ServerRefused,
     UpdatesArrived,
 )
+from tui.model import Model
+from tui.pending import Pending
+from tui.retry import backoff, describe_close, describe_failure, describe_refusal
 
-__all__ = ["Link", "backoff", "public_url"]
+__all__ = ["Link"]
 
 # Repaint at most this often when updates pour in; the latest total always wins.
 FLUSH_INTERVAL = 1 / 30
 LATENCY_INTERVAL = 2.0
 RETRY_UNAVAILABLE_AFTER = 2.0
-
-
-def public_url(url: str) -> str:
-    """``url`` without any user:password part, for showing on screen."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1, 2, …): exponential, capped, jittered.
-
-    Full jitter between half and all of the step spreads dashboards out after a
-    server restart instead of having them all knock at once.
-    """
-    step = min(cap, base * 2.0 ** (attempt - 1))
-    return step * random.uniform(0.5, 1.0)
 
 
 class Resync(Exception):
@@ -95,7 +73,7 @@ class Link:
     def __init__(
         self,
         url: str,
-        name: str,
+        model: Model,
         post: Callable[[Message], object],
         *,
         session: str | None = None,
@@ -111,16 +89,14 @@ class Link:
         ``stall_timeout`` seconds means the connection is dead.
         """
         self.url = url
-        self.name = name
+        self.model = model
         self.post = post
         self.start_server = start_server
         self.stall_timeout = stall_timeout
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._tls = tls
         self.session = session or uuid.uuid4().hex
-        self.pending: dict[str, int] = {}  # op id -> amount, in the order typed
-        self.seq = 0
-        self._op_ids = itertools.count(1)
+        self.seq = 0  # the last update received (the model has the last one shown)
         self._connection: ClientConnection | None = None
         self._outbox: asyncio.Queue[Add | Rename] = asyncio.Queue()
         self._updates: list[Update] = []
@@ -131,19 +107,22 @@ class Link:
     def connected(self) -> bool:
         return self._connection is not None
 
+    @property
+    def pending(self) -> Pending:
+        return self.model.pending
+
     # -- called by the app --------------------------------------------------------
 
     def add(self, amount: int) -> str:
         """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
-        op = str(next(self._op_ids))
-        self.pending[op] = amount
-        self.post(PendingChanged(len(self.pending)))
-        self._outbox.put_nowait(Add(op=op, amount=amount))
-        return op
+        pending = self.pending.add(amount, at=time.time())
+        self.post(PendingChanged())
+        self._outbox.put_nowait(Add(op=pending.op, amount=amount))
+        return pending.op
 
     def rename(self, name: str) -> None:
         """Change our name; while offline, the next hello carries it."""
-        self.name = name
+        self.model.name = name
         if self.connected:
             self._outbox.put_nowait(Rename(name=name))
 
@@ -187,26 +166,31 @@ class Link:
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if 400 <= status < 500:
-                    self.post(GaveUp(_describe_refusal(status)))
+                    self.post(GaveUp(describe_refusal(status)))
                     await self._wait_for_user()
                     attempt = 0
                     continue
                 reason = f"the server answered HTTP {status}"
             except ssl.SSLCertVerificationError as exc:
-                # Checked before ValueError, which it also is. Retrying will not make it trusted.
+                # Retrying will not make it trusted.
                 self.post(GaveUp(f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"))
                 await self._wait_for_user()
                 attempt = 0
                 continue
-            except (InvalidURI, ValueError) as exc:
+            except InvalidURI as exc:
+                # check_url ran at start; this is whatever websockets still finds wrong with it.
                 self.post(GaveUp(f"bad URL: {exc}"))
                 await self._wait_for_user()
                 attempt = 0
                 continue
             except ConnectionClosed as exc:
-                reason = _describe_close(exc)
+                reason = describe_close(
+                    we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
+                    code=None if exc.rcvd is None else exc.rcvd.code,
+                    reason="" if exc.rcvd is None else exc.rcvd.reason,
+                )
             except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
-                reason = _describe_failure(exc)
+                reason = describe_failure(exc)
                 refused = isinstance(exc, ConnectionRefusedError)
             finally:
                 self._connection = None
@@ -217,7 +201,7 @@ class Link:
 
     async def _sync(self, connection: ClientConnection) -> None:
         """Say hello, take the snapshot, and queue every pending add for resending."""
-        await connection.send(encode(Hello(name=self.name, session=self.session)))
+        await connection.send(encode(Hello(name=self.model.name, session=self.session)))
         welcome = None
         async with asyncio.timeout(10):
             while welcome is None:
@@ -231,8 +215,8 @@ class Link:
         self.seq = welcome.seq
         self._connection = connection
         self._outbox = asyncio.Queue()
-        for op, amount in self.pending.items():
-            self._outbox.put_nowait(Add(op=op, amount=amount))
+        for pending in self.pending:
+            self._outbox.put_nowait(Add(op=pending.op, amount=pending.amount))
         self.post(Connected(welcome))
 
     async def _serve(self, connection: ClientConnection) -> None:
@@ -302,24 +286,24 @@ class Link:
         # Anything else is shown after the updates that came before it.
         self._flush_updates()
         if isinstance(message, Ack):
-            if self.pending.pop(message.op, None) is not None:
-                self.post(PendingChanged(len(self.pending)))
+            if self.pending.settle(message.op) is not None:
+                self.post(PendingChanged())
         elif isinstance(message, Error):
             self._refused(message)
         elif isinstance(message, Presence):
             self.post(PresenceChanged(message))
 
     def _refused(self, error: Error) -> None:
-        if error.op is not None and error.op in self.pending:
+        pending = None if error.op is None else self.pending.get(error.op)
+        if pending is not None:
             if error.code == ErrorCode.UNAVAILABLE:
                 # Nothing was stored; the same op id is safe to send again shortly.
-                amount = self.pending[error.op]
                 asyncio.get_running_loop().call_later(
-                    RETRY_UNAVAILABLE_AFTER, self._outbox.put_nowait, Add(op=error.op, amount=amount)
+                    RETRY_UNAVAILABLE_AFTER, self._outbox.put_nowait, Add(op=pending.op, amount=pending.amount)
                 )
             else:
-                del self.pending[error.op]
-                self.post(PendingChanged(len(self.pending)))
+                self.pending.settle(pending.op)
+                self.post(PendingChanged())
         self.post(ServerRefused(error))
 
     def _flush_updates(self) -> None:
@@ -338,31 +322,3 @@ class Link:
     async def _wait_for_user(self) -> None:
         self._wake.clear()
         await self._wake.wait()
-
-
-def _describe_close(exc: ConnectionClosed) -> str:
-    if exc.sent is not None and exc.rcvd_then_sent is False:
-        return "reconnecting as asked"
-    if exc.rcvd is not None and exc.rcvd.code == 1001:
-        return "the server is restarting"
-    if exc.rcvd is not None:
-        return f"the server closed the connection ({exc.rcvd.code}{': ' + exc.rcvd.reason if exc.rcvd.reason else ''})"
-    return "the connection was lost"
-
-
-def _describe_refusal(status: int) -> str:
-    if status == 401:
-        return "the server wants a valid token (--token or TALLY_TOKEN)"
-    if status == 403:
-        return "the server refused this client (HTTP 403)"
-    return f"the server refused the connection (HTTP {status})"
-
-
-def _describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "no server is listening"
-    if isinstance(exc, TimeoutError):
-        return "the server did not answer in time"
-    if isinstance(exc, ProtocolError):
-        return f"the server sent something we do not understand ({exc.message})"
-    return str(exc) or type(exc).__name__

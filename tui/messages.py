@@ -78,6 +78,4 @@ class LatencyMeasured(Message):
 
 @dataclass
 class PendingChanged(Message):
-    """How many adds are waiting for their ack (typed offline, or in flight)."""
-
-    count: int
+    """An add was typed, acknowledged or refused: the model's pending adds changed."""

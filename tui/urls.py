@@ -1,0 +1,41 @@
+"""Server URLs: checked once at start, shown without secrets."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["check_url", "public_url"]
+
+SCHEMES = ("ws", "wss")
+
+
+def check_url(url: str) -> str:
+    """``url`` if the dashboard can connect to it, else ``ValueError`` saying why (a usage error).
+
+    Checked once, before anything connects, so that a typo is reported at
+    once instead of as a connection that keeps failing.
+    """
+    parts = urlsplit(url)
+    if "://" not in url or not parts.scheme:
+        raise ValueError(f"{url!r} has no scheme: write ws://{url} (or wss:// for TLS)")
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"{url!r}: the scheme must be ws:// or wss://, not {parts.scheme}://")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise ValueError(f"{url!r}: the port must be a number from 0 to 65535") from None
+    return url
+
+
+def public_url(url: str) -> str:
+    """``url`` without any user:password part, for showing on screen."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,4 +1,4 @@
-"""A small SVG line chart (no plotting library needed): fan-out p99 latency against clients."""
+"""A small SVG line chart (no plotting library needed): one metric against clients, a line per peer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 COLOURS = {"raw": "#888888", "websockets": "#e0a000", "node": "#3c873a", "tally": "#1f6feb"}
 
 
-def latency_chart(summary: list[dict[str, Any]], peers: dict[str, Any]) -> str:
-    rows = [r for r in summary if r["scenario"] == "fanout" and r["metric"] == "p99_ms"]
+def line_chart(rows: list[dict[str, Any]], title: str, peers: dict[str, Any]) -> str:
+    """The summary rows of one scenario and metric, as an SVG document."""
     sizes: list[int] = sorted({int(r["clients"]) for r in rows})
     series = {key: [(r["clients"], r["values"].get(key)) for r in rows] for key in COLOURS}
     values = [v for points in series.values() for _, v in points if v is not None]
@@ -26,8 +26,7 @@ def latency_chart(summary: list[dict[str, Any]], peers: dict[str, Any]) -> str:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
-             f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="15">Fan-out p99 latency (ms) '
-             f'against connected clients</text>',
+             f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="15">{title}</text>',
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>']  # fmt: skip
     for n in sizes:

@@ -1,9 +1,10 @@
-"""Scenario 6: how many updates a second the dashboard absorbs while its input stays responsive.
+"""The dashboard scenario: how many updates a second the dashboard absorbs while its input stays responsive.
 
 The real TallyApp runs headless (Textual's run_test) against a real Tally
-server; a lean client floods adds at ``rate`` a second, and a key is pressed
-every 100 ms. Reported: updates a second the app caught up with (it must show
-the final seq), and how long each key press took to be handled.
+server; one client of the swarm (so the swarm speaks Tally) floods adds at
+``rate`` a second, and a key is pressed every 100 ms. Reported: updates a
+second the app caught up with (it must show the final seq), and how long each
+key press took to be handled.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from typing import Any
 
 from textual import events
 
-from bench.loadgen import TALLY, Swarm, percentile
+from bench.swarm import Options, Swarm, percentile
 from tui.app import TallyApp
 
 
-async def absorb(port: int, rate: float, seconds: float) -> dict[str, Any]:
-    app = TallyApp(f"ws://127.0.0.1:{port}", "bench-dashboard", stall_timeout=60)
-    swarm = Swarm(TALLY, port)
+async def absorb(swarm: Swarm, options: Options) -> dict[str, Any]:
+    rate, seconds = options.rate, options.seconds
+    app = TallyApp(f"ws://127.0.0.1:{swarm.port}", "bench-dashboard", stall_timeout=60)
     async with app.run_test(size=(100, 30)) as pilot:
         while app.status.state != "connected":
             await pilot.pause(0.01)
@@ -36,7 +37,7 @@ async def absorb(port: int, rate: float, seconds: float) -> dict[str, Any]:
             while (elapsed := time.monotonic() - start) < seconds:
                 while sent < elapsed * rate:
                     sent += 1
-                    flooder.send_text(TALLY.add(sent))
+                    flooder.send_text(swarm.dialect.add(sent))
                 await asyncio.sleep(0.002)
             return sent
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.chart import latency_chart
+from bench.chart import line_chart
+from bench.scenarios import SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "bench" / "peers" / "node"
@@ -53,26 +54,15 @@ PEERS = {
 
 @dataclass(frozen=True)
 class Case:
-    scenario: str
+    scenario: Scenario
     clients: int
     peers: tuple[str, ...]
-    options: tuple[str, ...] = ()
-    durable: bool = False
+    flags: tuple[str, ...]
 
 
 def cases(quick: bool) -> list[Case]:
-    fanout_sizes = (100, 500) if quick else (100, 1000, 2000)
-    everyone = ("raw", "websockets", "node", "tally")
-    return [
-        # 200 updates a run, so that p99 is not just the slowest of a few dozen.
-        *(Case("fanout", n, everyone, ("--rate", "20", "--updates", "40" if quick else "200")) for n in fanout_sizes),
-        Case("capacity", 100 if quick else 1000, everyone, ("--seconds", "2" if quick else "3")),
-        Case("joinstorm", 500 if quick else 2000, everyone),
-        Case("memory", 500 if quick else 1000, everyone),
-        Case("durable", 50, ("tally-1commit", "tally"), ("--seconds", "2" if quick else "3", "--window", "10"), True),
-        Case("tenk", 2000 if quick else 10_000, ("tally",)),
-        Case("dashboard", 1, ("tally",), ("--rate", "1000", "--seconds", "2" if quick else "4")),
-    ]
+    return [Case(scenario, clients, scenario.peers, scenario.flags_for(quick))
+            for scenario in SCENARIOS.values() for clients in scenario.sizes(quick)]  # fmt: skip
 
 
 def free_port() -> int:
@@ -114,12 +104,12 @@ def start(peer: Peer, db: str) -> tuple[subprocess.Popen[bytes], int]:
 
 def measure(peer: Peer, case: Case) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.db") if case.durable else ":memory:"
+        db = str(Path(tmp) / "bench.db") if case.scenario.durable else ":memory:"
         process, port = start(peer, db)
         try:
             argv = [PY, "-m", "bench.loadgen", "--dialect", peer.dialect, "--port", str(port),
-                    "--pid", str(process.pid), "--scenario", case.scenario, "--clients", str(case.clients),
-                    *case.options]  # fmt: skip
+                    "--pid", str(process.pid), "--scenario", case.scenario.name, "--clients", str(case.clients),
+                    *case.flags]  # fmt: skip
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=pinned(1))
             if done.returncode != 0:
                 return {"valid": False, "why": done.stderr.strip().splitlines()[-1:] or "loadgen failed"}
@@ -132,18 +122,6 @@ def measure(peer: Peer, case: Case) -> dict[str, Any]:
             process.wait()
 
 
-# What each scenario reports, and whether lower is better.
-METRICS = {
-    "fanout": [("p50_ms", True), ("p99_ms", True), ("max_ms", True)],
-    "capacity": [("updates_per_s", False), ("cpu_us_per_delivery", True)],
-    "joinstorm": [("settle_s", True), ("connect_s", True)],
-    "memory": [("idle_kib_per_conn", True), ("busy_kib_per_conn", True)],
-    "durable": [("acked_per_s", False)],
-    "tenk": [("held", False), ("connect_s", True)],
-    "dashboard": [("updates_per_s", False), ("key_p50_ms", True), ("key_p99_ms", True)],
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -152,17 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("node") and not (NODE_DIR / "node_modules" / "ws").exists():
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
-    selected = [c for c in cases(args.quick) if not args.only or c.scenario in args.only]
+    selected = [c for c in cases(args.quick) if not args.only or c.scenario.name in args.only]
     if not shutil.which("node"):
         print("node is not installed: the Node ws peer is left out", file=sys.stderr)
-        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p != "node"), c.options, c.durable)
+        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p != "node"), c.flags)
                     for c in selected]  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {}
     for round_index in range(args.rounds):
         for case in selected:
             shift = round_index % len(case.peers)
             for key in case.peers[shift:] + case.peers[:shift]:
-                label = f"{case.scenario}/{case.clients}/{key}"
+                label = f"{case.scenario.name}/{case.clients}/{key}"
                 result = measure(PEERS[key], case)
                 runs.setdefault(label, []).append(result)
                 print(f"round {round_index + 1}: {label}: {result}", file=sys.stderr, flush=True)
@@ -173,20 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}
     (out / f"{stamp}.json").write_text(json.dumps({"machine": machine, "summary": summary, "runs": runs}, indent=1))
-    (out / f"{stamp}-fanout.svg").write_text(latency_chart(summary, PEERS))
-    print(f"\nsaved bench/results/{stamp}.json and {stamp}-fanout.svg", file=sys.stderr)
+    saved = [f"{stamp}.json"]
+    for scenario in SCENARIOS.values():
+        if scenario.chart is not None:
+            rows = [r for r in summary if r["scenario"] == scenario.name and r["metric"] == scenario.chart.metric]
+            saved.append(f"{stamp}-{scenario.name}.svg")
+            (out / saved[-1]).write_text(line_chart(rows, scenario.chart.title, PEERS))
+    print(f"\nsaved bench/results/{' and '.join(saved)}", file=sys.stderr)
     return 0
 
 
 def summarise(selected: list[Case], runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     rows = []
     for case in selected:
-        for metric, lower_is_better in METRICS[case.scenario]:
-            row: dict[str, Any] = {"scenario": case.scenario, "clients": case.clients, "metric": metric,
+        for metric, lower_is_better in case.scenario.metrics:
+            row: dict[str, Any] = {"scenario": case.scenario.name, "clients": case.clients, "metric": metric,
                                    "lower_is_better": lower_is_better, "values": {}, "ratios": {}}  # fmt: skip
             per_round: dict[str, list[float | None]] = {}
             for key in case.peers:
-                results = runs.get(f"{case.scenario}/{case.clients}/{key}", [])
+                results = runs.get(f"{case.scenario.name}/{case.clients}/{key}", [])
                 per_round[key] = [r.get(metric) if r.get("valid") else None for r in results]
                 valid = [v for v in per_round[key] if v is not None]
                 row["values"][key] = statistics.median(valid) if valid else None

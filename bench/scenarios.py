@@ -1,0 +1,102 @@
+"""The registry of scenarios: each one's name, runner and metrics, and how `python -m bench` runs it.
+
+A scenario's name is written here and nowhere else. The load generator
+(bench.loadgen) looks the scenario up by name and runs it; the harness
+(bench.run) builds its cases, table rows and charts from these entries. A new
+scenario is a runner (a coroutine taking the swarm and the options) and one
+entry in SCENARIOS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench import server_load
+from bench.swarm import Options, Swarm
+
+Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
+
+# Keys of bench.run.PEERS: by default a scenario runs against all four servers.
+EVERYONE = ("raw", "websockets", "node", "tally")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """An SVG chart of one metric against clients, a line per peer, saved beside the JSON."""
+
+    metric: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario: what runs it, what it reports, and the cases `python -m bench` makes of it."""
+
+    name: str
+    run: Runner
+    metrics: tuple[tuple[str, bool], ...]  # (metric, lower is better), in the table's order
+    clients: tuple[int, ...]  # one case per size
+    quick_clients: tuple[int, ...]
+    flags: tuple[str, ...] = ()  # for the load generator
+    quick_flags: tuple[str, ...] | None = None  # None: the same as flags
+    peers: tuple[str, ...] = EVERYONE  # in this order in the first round, rotated in the next
+    durable: bool = False  # a database file, not :memory:, so that each commit costs its fsync
+    chart: Chart | None = None
+
+    def sizes(self, quick: bool) -> tuple[int, ...]:
+        return self.quick_clients if quick else self.clients
+
+    def flags_for(self, quick: bool) -> tuple[str, ...]:
+        return self.quick_flags if quick and self.quick_flags is not None else self.flags
+
+
+async def dashboard(swarm: Swarm, options: Options) -> dict[str, Any]:
+    # Imported here and not at the top so that only this scenario loads Textual and the app:
+    # the harness and every other scenario's load generator import this registry too.
+    from bench.dashboard import absorb
+
+    return await absorb(swarm, options)
+
+
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "fanout", server_load.fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),
+            clients=(100, 1000, 2000), quick_clients=(100, 500),
+            # 200 updates a run, so that p99 is not just the slowest of a few dozen.
+            flags=("--rate", "20", "--updates", "200"), quick_flags=("--rate", "20", "--updates", "40"),
+            chart=Chart("p99_ms", "Fan-out p99 latency (ms) against connected clients"),
+        ),
+        Scenario(
+            "capacity", server_load.capacity, (("updates_per_s", False), ("cpu_us_per_delivery", True)),
+            clients=(1000,), quick_clients=(100,), flags=("--seconds", "3"), quick_flags=("--seconds", "2"),
+        ),
+        Scenario(
+            "joinstorm", server_load.joinstorm, (("settle_s", True), ("connect_s", True)),
+            clients=(2000,), quick_clients=(500,),
+        ),
+        Scenario(
+            "memory", server_load.memory, (("idle_kib_per_conn", True), ("busy_kib_per_conn", True)),
+            clients=(1000,), quick_clients=(500,),
+        ),
+        Scenario(
+            "durable", server_load.durable, (("acked_per_s", False),),
+            clients=(50,), quick_clients=(50,),
+            flags=("--seconds", "3", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
+            peers=("tally-1commit", "tally"), durable=True,
+        ),
+        Scenario(
+            "tenk", server_load.tenk, (("held", False), ("connect_s", True)),
+            clients=(10_000,), quick_clients=(2000,), peers=("tally",),
+        ),
+        Scenario(
+            "dashboard", dashboard, (("updates_per_s", False), ("key_p50_ms", True), ("key_p99_ms", True)),
+            clients=(1,), quick_clients=(1,),
+            flags=("--rate", "1000", "--seconds", "4"), quick_flags=("--rate", "1000", "--seconds", "2"),
+            peers=("tally",),
+        ),
+    )
+}  # fmt: skip

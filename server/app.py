@@ -103,7 +103,10 @@ class ServerConfig:
 
 
 class TallyServer:
-    """One Tally server: a store behind a ledger, a roster, a fan-out and a handler."""
+    """One Tally server: a store behind a ledger, a roster, a fan-out and a handler.
+
+    ``async with TallyServer(config) as server:`` serves until the block ends.
+    """
 
     def __init__(self, config: ServerConfig, *, store: Store | None = None) -> None:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
@@ -170,6 +173,13 @@ class TallyServer:
         log.info(
             "serving on %s (store: %s, total=%d, seq=%d)", self.url, self.config.db, self.ledger.total, self.ledger.seq
         )
+
+    async def __aenter__(self) -> TallyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""

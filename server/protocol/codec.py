@@ -8,31 +8,45 @@ failure is a :class:`~server.protocol.errors.ProtocolError`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from server.protocol.errors import ErrorCode, ProtocolError
 from server.protocol.messages import (
     ID_MAX_CHARS,
     INT64_MAX,
     INT64_MIN,
+    PAGE_MAX,
     PRESENCE_EVENTS,
+    ROLES,
+    SECRET_MAX_CHARS,
+    SECRET_MIN_CHARS,
+    SORT_KEYS,
     Ack,
     Add,
     ClientInfo,
     ClientMessage,
+    ClientsPage,
+    ClientsRequest,
     Error,
     Hello,
+    HistoryPage,
     HistoryPoint,
+    HistoryRequest,
+    LimitsInfo,
     Message,
+    Online,
     Presence,
     Rename,
+    Resume,
+    ServerInfo,
     ServerMessage,
     Update,
     Welcome,
 )
+
+T = TypeVar("T")
 
 __all__ = ["decode_client", "decode_server", "decode_server_frame", "encode", "encode_batch", "encode_welcomes"]
 
@@ -45,69 +59,147 @@ __all__ = ["decode_client", "decode_server", "decode_server_frame", "encode", "e
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def encode(message: Message) -> str:
-    """Encode one message as the text of a JSON frame."""
-    return _ENCODER.encode(_to_wire(message))
+def encode(message: Message, version: int = 2) -> str:
+    """Encode one message as the text of a JSON frame, as protocol ``version`` spells it."""
+    return _ENCODER.encode(_to_wire(message, version))
 
 
-def _client_info_to_wire(info: ClientInfo) -> dict[str, object]:
-    return {
-        "id": info.id,
-        "name": info.name,
-        "address": info.address,
-        "since": info.since,
-        "added": info.added,
+def _client_info_to_wire(info: ClientInfo, version: int) -> dict[str, object]:
+    wire: dict[str, object] = {"id": info.id, "name": info.name}
+    if version == 1:
+        # v1 always had an address; a server that hides addresses sends an empty one.
+        wire["address"] = info.address or ""
+    elif info.address is not None:
+        wire["address"] = info.address
+    wire["since"] = info.since
+    wire["added"] = info.added
+    if version >= 2:
+        wire["tag"] = info.tag
+    return wire
+
+
+def _point_to_wire(point: HistoryPoint) -> dict[str, object]:
+    return {"seq": point.seq, "at": point.at, "total": point.total}
+
+
+def _update_to_wire(update: Update, version: int) -> dict[str, object]:
+    wire: dict[str, object] = {
+        "type": Update.TYPE,
+        "seq": update.seq,
+        "total": update.total,
+        "amount": update.amount,
+        "name": update.name,
+        "client": update.client,
+        "op": update.op,
+        "at": update.at,
     }
+    if version >= 2:
+        wire["tag"] = update.tag
+        if update.undoes is not None:
+            wire["undoes"] = update.undoes
+    return wire
 
 
-def _to_wire(message: Message) -> dict[str, object]:
+def _welcome_head(message: Welcome, version: int) -> dict[str, object]:
+    """The fields that differ from one joiner to the next."""
+    head: dict[str, object] = {"type": Welcome.TYPE, "you": message.you}
+    if version >= 2:
+        head["session"] = message.session
+        head["added"] = message.added
+        head["missed"] = None if message.missed is None else [_update_to_wire(u, version) for u in message.missed]
+    return head
+
+
+def _welcome_body(message: Welcome, version: int) -> dict[str, object]:
+    """The fields every joiner of one moment shares."""
+    body: dict[str, object] = {"total": message.total, "seq": message.seq}
+    if version >= 2:
+        body["ledger"] = message.ledger
+        body["epoch"] = message.epoch
+        body["server"] = {"version": message.server.version, "id": message.server.id}
+        if message.limits is not None:
+            limits = message.limits
+            body["limits"] = {
+                "max_amount": limits.max_amount,
+                "rate": limits.rate,
+                "burst": limits.burst,
+                "retention": limits.retention,
+            }
+        body["online"] = message.online
+        body["live"] = message.live
+        body["recent"] = [_update_to_wire(u, version) for u in message.recent]
+    body["clients"] = [_client_info_to_wire(c, version) for c in message.clients]
+    body["history"] = [_point_to_wire(p) for p in message.history]
+    return body
+
+
+def _to_wire(message: Message, version: int) -> dict[str, object]:
+    body: dict[str, object]
     match message:
-        case Hello(name=name, session=session):
-            body: dict[str, object] = {"name": name, "session": session}
-        case Add(op=op, amount=amount):
+        case Hello():
+            body = {"name": message.name}
+            if version == 1:
+                body["session"] = message.session
+            else:
+                body["secret"] = message.secret
+                body["role"] = message.role
+                if message.resume is not None:
+                    resume = message.resume
+                    body["resume"] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
+        case Add(op=op, amount=amount, undo=undo):
             body = {"op": op, "amount": amount}
+            if undo is not None:
+                body["undo"] = undo
         case Rename(name=name):
             body = {"name": name}
+        case ClientsRequest():
+            body = {
+                "id": message.id,
+                "offset": message.offset,
+                "limit": message.limit,
+                "sort": message.sort,
+                "descending": message.descending,
+                "filter": message.filter,
+            }
+        case HistoryRequest(id=request_id, since=since, points=points):
+            body = {"id": request_id, "since": since, "points": points}
         case Welcome():
-            body = {
-                # First, so that welcomes from one snapshot differ only in their head (encode_welcomes).
-                "you": message.you,
-                "total": message.total,
-                "seq": message.seq,
-                "clients": [_client_info_to_wire(c) for c in message.clients],
-                "history": [{"seq": p.seq, "at": p.at, "total": p.total} for p in message.history],
-            }
+            return _welcome_head(message, version) | _welcome_body(message, version)
         case Update():
-            body = {
-                "seq": message.seq,
-                "total": message.total,
-                "amount": message.amount,
-                "name": message.name,
-                "client": message.client,
-                "op": message.op,
-                "at": message.at,
-            }
+            return _update_to_wire(message, version)
         case Presence(event=event, client=client):
-            body = {"event": event, "client": _client_info_to_wire(client)}
+            body = {"event": event, "client": _client_info_to_wire(client, version)}
+        case Online(count=count, live=live):
+            body = {"count": count, "live": live}
         case Ack(op=op, seq=seq):
             body = {"op": op, "seq": seq}
-        case Error(code=code, message=text, op=op):
+        case Error(code=code, message=text, op=op, id=request_id):
             body = {"code": code, "message": text, "op": op}
+            if version >= 2 and request_id is not None:
+                body["id"] = request_id
+        case ClientsPage():
+            body = {
+                "id": message.id,
+                "offset": message.offset,
+                "total": message.total,
+                "clients": [_client_info_to_wire(c, version) for c in message.clients],
+            }
+        case HistoryPage(id=request_id, points=points):
+            body = {"id": request_id, "points": [_point_to_wire(p) for p in points]}
     return {"type": message.TYPE, **body}
 
 
-def encode_welcomes(snapshot: Welcome, yous: Sequence[str]) -> tuple[list[str], str]:
-    """Welcomes from one snapshot, one per id in ``yous``: ``heads[i] + body`` is the i-th.
+def encode_welcomes(shared: Welcome, joiners: Sequence[Welcome], version: int = 2) -> tuple[list[str], str]:
+    """Welcomes for ``joiners``, sharing everything but their heads: ``heads[i] + body`` is the i-th.
 
-    A join storm welcomes many clients with the same list of everyone. Encoded
-    once, that shared body can be written as the same bytes to every joiner;
-    only the few bytes that name the joiner differ.
+    A join storm welcomes many clients with the same snapshot. Encoded once,
+    that shared body can be written as the same bytes to every joiner; only
+    the fields that name the joiner (``you``, its session, what it added, what
+    it missed) are encoded for each. ``shared`` gives the body; each joiner
+    gives its head.
     """
-    text = encode(dataclasses.replace(snapshot, you=""))
-    empty_head = f'{{"type":"{Welcome.TYPE}","you":""'
-    assert text.startswith(empty_head), "encode() puts you right after type"
-    body = text[len(empty_head) :]
-    heads = [f'{{"type":"{Welcome.TYPE}","you":{_ENCODER.encode(you)}' for you in yous]
+    body = "," + _ENCODER.encode(_welcome_body(shared, version))[1:]
+    heads = [_ENCODER.encode(_welcome_head(joiner, version))[:-1] for joiner in joiners]
     return heads, body
 
 
@@ -213,11 +305,35 @@ class _Fields:
             self.fail(f"'{key}' must be a number")
         return float(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.obj.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"'{key}' must be true or false")
+        return value
+
+    def count(self, key: str, *, default: int, low: int, high: int) -> int:
+        """An optional integer within ``low``..``high``."""
+        if key not in self.obj:
+            return default
+        value = self.int64(key)
+        if not low <= value <= high:
+            self.fail(f"'{key}' must be from {low} to {high}")
+        return value
+
+    def choice(self, key: str, choices: Mapping[str, T], default: str) -> T:
+        value = self.obj.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            self.fail(f"'{key}' must be one of {', '.join(sorted(choices))}")
+        return choices[value]
+
     def nested(self, key: str) -> _Fields:
         value = self.obj.get(key)
         if not isinstance(value, dict):
             self.fail(f"'{key}' must be an object")
         return _Fields(value)
+
+    def optional_nested(self, key: str) -> _Fields | None:
+        return None if self.obj.get(key) is None else self.nested(key)
 
     def items(self, key: str) -> list[_Fields]:
         value = self.obj.get(key)
@@ -225,27 +341,94 @@ class _Fields:
             self.fail(f"'{key}' must be a list of objects")
         return [_Fields(item) for item in value]
 
+    def optional_items(self, key: str) -> list[_Fields] | None:
+        return None if self.obj.get(key) is None else self.items(key)
 
-def decode_client(data: str | bytes) -> ClientMessage:
-    """Decode a frame sent by a client, or raise :class:`ProtocolError`."""
+
+def _secret(fields: _Fields) -> str:
+    value = fields.text("secret")
+    if not SECRET_MIN_CHARS <= len(value) <= SECRET_MAX_CHARS or not value.isprintable() or not value.isascii():
+        fields.fail(f"'secret' must be {SECRET_MIN_CHARS} to {SECRET_MAX_CHARS} printable ASCII characters")
+    return value
+
+
+def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
+    """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
     kind, fields = _load(data)
     if kind == Hello.TYPE:
-        return Hello(name=fields.text("name", code=ErrorCode.INVALID_NAME), session=fields.ident("session"))
+        name = fields.text("name", code=ErrorCode.INVALID_NAME)
+        if version == 1:
+            return Hello(name=name, session=fields.ident("session"))
+        resume = fields.optional_nested("resume")
+        return Hello(
+            name=name,
+            secret=_secret(fields),
+            role=fields.choice("role", ROLES, "person"),
+            resume=None
+            if resume is None
+            else Resume(ledger=resume.ident("ledger"), epoch=resume.int64("epoch"), seq=resume.int64("seq")),
+        )
     if kind == Add.TYPE:
         fields.op = fields.ident("op")
-        return Add(op=fields.op, amount=fields.int64("amount", code=ErrorCode.INVALID_AMOUNT))
+        amount = fields.int64("amount", code=ErrorCode.INVALID_AMOUNT)
+        return Add(op=fields.op, amount=amount, undo=fields.optional_ident("undo") if version >= 2 else None)
     if kind == Rename.TYPE:
         return Rename(name=fields.text("name", code=ErrorCode.INVALID_NAME))
+    if version >= 2 and kind == ClientsRequest.TYPE:
+        return ClientsRequest(
+            id=fields.ident("id"),
+            offset=fields.count("offset", default=0, low=0, high=INT64_MAX),
+            limit=fields.count("limit", default=50, low=1, high=PAGE_MAX),
+            sort=fields.choice("sort", SORT_KEYS, "name"),
+            descending=fields.flag("descending", False),
+            filter=fields.text("filter") if "filter" in fields.obj else "",
+        )
+    if version >= 2 and kind == HistoryRequest.TYPE:
+        return HistoryRequest(
+            id=fields.ident("id"),
+            since=fields.number("since"),
+            points=fields.count("points", default=200, low=1, high=PAGE_MAX),
+        )
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
 
 
 def _client_info(fields: _Fields) -> ClientInfo:
+    address = fields.obj.get("address")
     return ClientInfo(
         id=fields.ident("id"),
         name=fields.text("name"),
-        address=fields.text("address"),
+        # v1 servers always send one; "" means hidden.
+        address=fields.text("address") if address not in (None, "") else None,
         since=fields.number("since"),
         added=fields.int64("added"),
+        tag=fields.text("tag") if "tag" in fields.obj else "",
+    )
+
+
+def _point(fields: _Fields) -> HistoryPoint:
+    return HistoryPoint(seq=fields.int64("seq"), at=fields.number("at"), total=fields.int64("total"))
+
+
+def _update(fields: _Fields) -> Update:
+    return Update(
+        seq=fields.int64("seq"),
+        total=fields.int64("total"),
+        amount=fields.int64("amount"),
+        name=fields.text("name"),
+        client=fields.ident("client"),
+        op=fields.optional_ident("op"),
+        at=fields.number("at"),
+        tag=fields.text("tag") if "tag" in fields.obj else "",
+        undoes=None if fields.obj.get("undoes") is None else fields.int64("undoes"),
+    )
+
+
+def _limits(fields: _Fields) -> LimitsInfo:
+    return LimitsInfo(
+        max_amount=fields.int64("max_amount"),
+        rate=fields.number("rate"),
+        burst=fields.int64("burst"),
+        retention=fields.number("retention"),
     )
 
 
@@ -253,7 +436,8 @@ def decode_server_frame(data: str | bytes) -> list[ServerMessage]:
     """Decode a server frame: one message, or a JSON array of messages in order.
 
     Messages of unknown types are left out: they come from newer servers.
-    Anything malformed raises :class:`ProtocolError`.
+    Anything malformed raises :class:`ProtocolError`. Fields a v1 server does
+    not send take their defaults, so one decoder reads both versions.
     """
     parsed = _parse(data)
     messages = []
@@ -276,33 +460,52 @@ def decode_server(data: str | bytes) -> ServerMessage:
 
 def _server_message(kind: str, fields: _Fields) -> ServerMessage:
     if kind == Welcome.TYPE:
+        server = fields.optional_nested("server")
+        limits = fields.optional_nested("limits")
+        missed = fields.optional_items("missed")
+        clients = tuple(_client_info(item) for item in fields.items("clients"))
         return Welcome(
             you=fields.ident("you"),
             total=fields.int64("total"),
             seq=fields.int64("seq"),
-            clients=tuple(_client_info(item) for item in fields.items("clients")),
-            history=tuple(
-                HistoryPoint(seq=p.int64("seq"), at=p.number("at"), total=p.int64("total"))
-                for p in fields.items("history")
-            ),
+            clients=clients,
+            history=tuple(_point(p) for p in fields.items("history")),
+            session=fields.text("session") if "session" in fields.obj else "",
+            added=fields.int64("added") if "added" in fields.obj else 0,
+            missed=None if missed is None else tuple(_update(u) for u in missed),
+            ledger=fields.text("ledger") if "ledger" in fields.obj else "",
+            epoch=fields.int64("epoch") if "epoch" in fields.obj else 0,
+            server=ServerInfo("", "") if server is None else ServerInfo(server.text("version"), server.text("id")),
+            limits=None if limits is None else _limits(limits),
+            online=fields.int64("online") if "online" in fields.obj else len(clients),
+            live=fields.flag("live", True),
+            recent=tuple(_update(u) for u in fields.optional_items("recent") or ()),
         )
     if kind == Update.TYPE:
-        return Update(
-            seq=fields.int64("seq"),
-            total=fields.int64("total"),
-            amount=fields.int64("amount"),
-            name=fields.text("name"),
-            client=fields.ident("client"),
-            op=fields.optional_ident("op"),
-            at=fields.number("at"),
-        )
+        return _update(fields)
     if kind == Presence.TYPE:
         event = PRESENCE_EVENTS.get(fields.text("event"))
         if event is None:
             fields.fail("unknown presence event")
         return Presence(event=event, client=_client_info(fields.nested("client")))
+    if kind == Online.TYPE:
+        return Online(count=fields.int64("count"), live=fields.flag("live", True))
     if kind == Ack.TYPE:
         return Ack(op=fields.ident("op"), seq=fields.int64("seq"))
     if kind == Error.TYPE:
-        return Error(code=fields.text("code"), message=fields.text("message"), op=fields.optional_ident("op"))
+        return Error(
+            code=fields.text("code"),
+            message=fields.text("message"),
+            op=fields.optional_ident("op"),
+            id=fields.optional_ident("id"),
+        )
+    if kind == ClientsPage.TYPE:
+        return ClientsPage(
+            id=fields.ident("id"),
+            offset=fields.int64("offset"),
+            total=fields.int64("total"),
+            clients=tuple(_client_info(item) for item in fields.items("clients")),
+        )
+    if kind == HistoryPage.TYPE:
+        return HistoryPage(id=fields.ident("id"), points=tuple(_point(p) for p in fields.items("points")))
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")

@@ -18,16 +18,19 @@ class ErrorCode:
     OVERFLOW = "overflow"
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
+    CONFLICT = "conflict"
+    INVALID_UNDO = "invalid_undo"
 
 
 class ProtocolError(Exception):
     """A message that breaks the protocol; it maps one-to-one onto :class:`Error`."""
 
-    def __init__(self, code: str, message: str, *, op: str | None = None) -> None:
+    def __init__(self, code: str, message: str, *, op: str | None = None, request: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.op = op
+        self.request = request
 
     def to_error(self) -> Error:
-        return Error(code=self.code, message=self.message, op=self.op)
+        return Error(code=self.code, message=self.message, op=self.op, id=self.request)

@@ -1,53 +1,85 @@
-"""The ledger: the one writer in front of the store.
+"""The ledger: the one writer in front of the store, and the server's view of its head.
 
 Handlers submit adds; one task takes everything that has queued up, applies
 it to the store in one transaction (group commit), and only then publishes
 the updates and resolves the submitters' futures. So updates go out in seq
 order, nothing is acknowledged before it is stored, and a burst of adds
 costs one commit instead of one each.
+
+The ledger also keeps what a welcome needs without asking the store: the
+head, the most recent records (for the activity log and for replaying what
+a reconnecting dashboard missed), and what each session has added.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from server.protocol import HISTORY_POINTS, ErrorCode, HistoryPoint
-from server.state import AddRequest, Applied, Outcome, Record, Refused, Snapshot
+from server.protocol import ErrorCode, HistoryPoint
+from server.state import AddRequest, Applied, Head, Outcome, Record, Refused, Snapshot, saturating_add
 from server.store import Store
+from server.store.base import sample_times
 
-__all__ = ["Ledger"]
+__all__ = ["MAX_ADDS_PER_COMMIT", "RECENT_KEPT", "Ledger"]
 
 log = logging.getLogger("tally.server")
 
 # Bounds one transaction, so a flood cannot make a single commit arbitrarily long.
 MAX_ADDS_PER_COMMIT = 1000
+# Records kept in memory: a dashboard that missed no more than this many is sent just those.
+RECENT_KEPT = 1000
+# How often op ids past the retention window are forgotten.
+PRUNE_INTERVAL = 600.0
 
 
 class Ledger:
-    def __init__(self, store: Store, publish: Callable[[Sequence[Record]], None]) -> None:
+    def __init__(
+        self, store: Store, publish: Callable[[Sequence[Record]], None], *, retention: float = 86_400.0
+    ) -> None:
         self.store = store
         self.publish = publish
-        self.total = 0
-        self.seq = 0
-        self.history: deque[HistoryPoint] = deque(maxlen=HISTORY_POINTS)
+        self.retention = retention
+        self.id = ""
+        self.epoch = 0
+        self.head = Head()
+        self.recent: deque[Record] = deque(maxlen=RECENT_KEPT)
+        self.contributions: dict[str, int] = {}
         self._queue: list[tuple[AddRequest, asyncio.Future[Outcome]]] = []
         self._wakeup = asyncio.Event()
         self._closing = False
         self._stale = False  # after a store failure, reload the snapshot before trusting the cache
-        self._writer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def total(self) -> int:
+        return self.head.total
+
+    @property
+    def seq(self) -> int:
+        return self.head.seq
+
+    @property
+    def available(self) -> bool:
+        """False after a store failure, until a commit succeeds again."""
+        return not self._stale
 
     async def start(self) -> None:
-        self._load(await self.store.open())
-        self._writer = asyncio.create_task(self._write_forever(), name="tally-ledger")
+        self._load(await self.store.open(recent=RECENT_KEPT))
+        self._tasks = [
+            asyncio.create_task(self._write_forever(), name="tally-ledger"),
+            asyncio.create_task(self._prune_forever(), name="tally-prune"),
+        ]
 
     def _load(self, snapshot: Snapshot) -> None:
-        self.total, self.seq = snapshot.total, snapshot.seq
-        self.history.clear()
-        self.history.extend(snapshot.history)
+        self.id, self.epoch, self.head = snapshot.ledger, snapshot.epoch, snapshot.head
+        self.recent.clear()
+        self.recent.extend(snapshot.recent)
+        self.contributions = snapshot.contributions
 
     def submit(self, request: AddRequest) -> asyncio.Future[Outcome]:
         """Queue an add; the future resolves once it is stored (or refused)."""
@@ -59,12 +91,39 @@ class Ledger:
         self._wakeup.set()
         return future
 
+    def contribution(self, session: str | None) -> int:
+        return 0 if session is None else self.contributions.get(session, 0)
+
+    def missed(self, after: int) -> tuple[Record, ...] | None:
+        """Every record after seq ``after``, or None if they are no longer all in memory."""
+        if after > self.seq:
+            return None
+        if after == self.seq:
+            return ()
+        if not self.recent or self.recent[0].seq > after + 1:
+            return None
+        return tuple(record for record in self.recent if record.seq > after)
+
+    def points(self, count: int) -> tuple[HistoryPoint, ...]:
+        """The last ``count`` points of the total, oldest first."""
+        start = max(0, len(self.recent) - count)
+        return tuple(self.recent[index].point() for index in range(start, len(self.recent)))
+
+    async def history(self, since: float, points: int) -> list[HistoryPoint]:
+        """The total from ``since`` until now, in at most ``points`` points."""
+        return await self.store.history(sample_times(since, time.time(), points))
+
     async def stop(self) -> None:
         """Store everything already submitted, then close the store."""
         self._closing = True
         self._wakeup.set()
-        if self._writer is not None:
-            await self._writer
+        if self._tasks:
+            writer, *others = self._tasks
+            for task in others:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*others)
+            await writer
         await self.store.close()
 
     async def _write_forever(self) -> None:
@@ -72,7 +131,8 @@ class Ledger:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                batch, self._queue = self._queue[:MAX_ADDS_PER_COMMIT], self._queue[MAX_ADDS_PER_COMMIT:]
+                batch = self._queue[:MAX_ADDS_PER_COMMIT]
+                self._queue = self._queue[MAX_ADDS_PER_COMMIT:]
                 await self._commit(batch)
             if self._closing:
                 return
@@ -80,7 +140,7 @@ class Ledger:
     async def _commit(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
         try:
             if self._stale:
-                self._load(await self.store.snapshot())
+                self._load(await self.store.open(recent=RECENT_KEPT))
                 log.warning("store available again (total=%d, seq=%d)", self.total, self.seq)
                 self._stale = False
             outcomes = await self.store.apply([request for request, _ in batch], at=time.time())
@@ -92,9 +152,26 @@ class Ledger:
             outcomes = [refusal] * len(batch)
         records = [outcome.record for outcome in outcomes if isinstance(outcome, Applied)]
         if records:
-            self.total, self.seq = records[-1].total, records[-1].seq
-            self.history.extend(record.point() for record in records)
+            self._take(records)
             self.publish(records)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+    def _take(self, records: Sequence[Record]) -> None:
+        last = records[-1]
+        self.head = Head(last.total, last.seq)
+        self.recent.extend(records)
+        for record in records:
+            if record.session is not None:
+                self.contributions[record.session] = saturating_add(
+                    self.contributions.get(record.session, 0), record.amount
+                )
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                await self.store.prune(time.time() - self.retention)
+            except Exception as exc:
+                log.error("could not forget old op ids (%s); will try again", exc)
+            await asyncio.sleep(PRUNE_INTERVAL)

@@ -13,8 +13,11 @@ from server.store.base import Store
 __all__ = ["Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """Build the store named by ``url``; backends are imported lazily."""
+def open_store(url: str, *, accept_loss: bool = False) -> Store:
+    """Build the store named by ``url``; backends are imported lazily.
+
+    ``accept_loss`` lets a durable store start although its ledger went backwards.
+    """
     if url in ("memory://", ":memory:"):
         from server.store.memory import MemoryStore
 
@@ -26,4 +29,4 @@ def open_store(url: str) -> Store:
         raise ValueError(f"unsupported store URL {url!r}: use memory:// or sqlite:///path")
     from server.store.sqlite import SQLiteStore
 
-    return SQLiteStore(Path(url).expanduser())
+    return SQLiteStore(Path(url).expanduser(), accept_loss=accept_loss)

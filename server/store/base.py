@@ -1,13 +1,22 @@
-"""The interface every store implements."""
+"""The interface every store implements: load and save, never the rule itself."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from server.protocol import HistoryPoint
 from server.state import AddRequest, Outcome, Snapshot
 
-__all__ = ["Store"]
+__all__ = ["LedgerLost", "Store", "sample_times"]
+
+
+class LedgerLost(Exception):
+    """The stored ledger is damaged, went backwards or vanished: refusing to serve it as if nothing happened.
+
+    The message is one line for the operator, saying what was found and how
+    to carry on anyway.
+    """
 
 
 class Store(ABC):
@@ -23,17 +32,29 @@ class Store(ABC):
     """
 
     @abstractmethod
-    async def open(self) -> Snapshot:
-        """Prepare the store and return what it holds."""
-
-    @abstractmethod
-    async def snapshot(self) -> Snapshot:
-        """What the store holds now (after a failure, the truth may differ from what was last applied)."""
+    async def open(self, *, recent: int) -> Snapshot:
+        """Prepare the store (again, after a failure) and return what it holds, with ``recent`` records."""
 
     @abstractmethod
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
-        """Apply ``batch`` in order, deduplicating op ids per session; one outcome per request."""
+        """Apply ``batch`` in order with :func:`~server.state.apply_batch`; one outcome per request."""
+
+    @abstractmethod
+    async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
+        """The last update at or before each of ``times`` (ascending), without repeats."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> None:
+        """Forget op ids (and the detail of updates) older than ``before``; keep one point a minute."""
 
     @abstractmethod
     async def close(self) -> None:
         """Release resources; everything ``apply`` returned is already durable."""
+
+
+def sample_times(since: float, until: float, points: int) -> list[float]:
+    """``points`` evenly spaced times ending at ``until``, the first one at ``since``."""
+    if points <= 1 or until <= since:
+        return [until]
+    step = (until - since) / (points - 1)
+    return [since + step * index for index in range(points)]

@@ -1,20 +1,27 @@
-"""Who may open a connection: the shared token, and the connection limit.
+"""Who may open a connection: the caps, the pace of new connections, and the shared token.
 
 Runs during the HTTP handshake, before any WebSocket frame, so a refused
-client costs one HTTP response and nothing else.
+client costs one HTTP response and nothing else. Counting starts earlier, at
+accept (:class:`server.connection.Gate`), so that sockets still handshaking
+count towards the caps too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from server.connection import Gate, TallyConnection
+
 __all__ = ["Admission", "bearer"]
+
+log = logging.getLogger("tally.server")
 
 
 def bearer(token: str) -> str:
@@ -27,21 +34,44 @@ def _digest(value: str) -> bytes:
 
 
 class Admission:
-    """``process_request`` for websockets: refuse with 503 when full, 401 without the token."""
+    """``process_request`` for websockets: 429 for an address over its share, 503 when full, 401 without the token."""
 
-    def __init__(self, *, token: str | None, max_connections: int, open_connections: Callable[[], int]) -> None:
+    def __init__(
+        self, *, token: str | None, gate: Gate, max_connections: int, open_connections: Callable[[], int]
+    ) -> None:
         # Compare digests: constant time whatever the lengths of what is sent.
         self._expected = None if token is None else _digest(bearer(token))
+        self.gate = gate
         self.max_connections = max_connections
         self.open_connections = open_connections
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        limits = self.gate.limits
+        entry = self.gate[connection.host] if isinstance(connection, TallyConnection) else None
+        if entry is not None:
+            if entry.connections > limits.max_connections_per_address:
+                return _too_many(connection, "Too many connections from your address.\n", retry=10)
+            if not entry.connects.take():
+                return _too_many(connection, "Too many new connections from your address; slow down.\n", retry=1)
         if self.open_connections() >= self.max_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections; try again later.\n")
-        if self._expected is not None:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(_digest(given), self._expected):
-                response = connection.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
-                response.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
-                return response
-        return None
+        if self._expected is None:
+            return None
+        if entry is not None and entry.auth.tokens < 1:
+            # This address keeps sending wrong tokens: stop comparing them for a while.
+            return _too_many(connection, "Too many failed attempts; try again later.\n", retry=10)
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(_digest(given), self._expected):
+            return None
+        if entry is not None:
+            entry.auth.take()
+        log.warning("refuse %s: wrong or missing token", connection.remote_address)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
+        return response
+
+
+def _too_many(connection: ServerConnection, text: str, *, retry: int) -> Response:
+    response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, text)
+    response.headers["Retry-After"] = str(retry)
+    return response

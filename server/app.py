@@ -4,46 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import ipaddress
 import logging
+import resource
+import secrets
 import signal
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
 from websockets.typing import Origin, Subprotocol
 
 from server.access import Admission
+from server.connection import Gate, Liveness, connection_class
 from server.fanout import Fanout
 from server.handler import Handler
 from server.ledger import Ledger
 from server.limits import Limits
 from server.presence import Roster
-from server.protocol import SUBPROTOCOL, Update, Welcome
-from server.session import Room
+from server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
+from server.session import RECENT_IN_WELCOME, Room, update_of
 from server.state import Record
 from server.store import Store, open_store
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path", "file_limit"]
 
 log = logging.getLogger("tally.server")
 # Pending connections the kernel may queue for us (it caps this at net.core.somaxconn).
 BACKLOG = 4096
+# File descriptors kept back from connections: the database, its WAL, the log, the listening socket…
+RESERVED_FDS = 32
+# And sockets still in their handshake beyond the connection cap.
+HANDSHAKE_FDS = 64
+# A v1 welcome lists everyone; past this many it lists the first ones (the frame must stay
+# well under a dashboard's 1 MiB limit).
+V1_WELCOME_CLIENTS = 1000
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
 def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-    """Speak tally.v1 when asked; otherwise carry on without a subprotocol.
+    """Speak the newest tally version offered; otherwise carry on without a subprotocol.
 
     websockets refuses a client that offers none when the server lists one;
     the original blog client offers none and must keep working.
     """
-    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+    return next((Subprotocol(ours) for ours in SUBPROTOCOLS if ours in offered), None)
 
 
 def exposed(host: str) -> bool:
@@ -75,12 +87,34 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path("tally") / "tally.db"
 
 
+def file_limit() -> int:
+    """Raise the soft limit on open files to the hard one, and return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("tally")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # Serve on this Unix socket instead of host and port (the per-user local server).
+    unix: str | None = None
     # A path, ":memory:", or a store URL (memory://, sqlite:///path).
     db: str = field(default_factory=lambda: str(default_db_path()))
+    # Start even if the stored ledger went backwards (a new epoch begins).
+    accept_ledger_loss: bool = False
     # Stop after this many seconds with no connection (for auto-started servers).
     exit_when_idle: float | None = None
     limits: Limits = field(default_factory=Limits)
@@ -94,9 +128,10 @@ class ServerConfig:
     allow_origins: tuple[str, ...] = ()
     # permessage-deflate costs memory per connection and invites compression bombs.
     compression: bool = False
-    # A silently dead peer is dropped within ping_interval + ping_timeout +
-    # close_timeout (25 s): after a missed pong, websockets still waits
-    # close_timeout for a closing handshake the dead peer will never answer.
+    # Send every client's address to every dashboard (only the operator sees them otherwise).
+    show_addresses: bool = False
+    # A silently dead peer is dropped once it has sent nothing, not even a pong,
+    # for ping_interval + ping_timeout (20 s). close_timeout bounds a clean close.
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -111,11 +146,18 @@ class TallyServer:
     def __init__(self, config: ServerConfig, *, store: Store | None = None) -> None:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
-        self.roster = Roster()
-        self.fanout = Fanout(self._current_welcome, max_buffer=config.limits.max_write_buffer)
-        self.ledger = Ledger(store or open_store(config.db), self._publish)
-        self.handler = Handler(Room(self.ledger, self.roster, self.fanout, config.limits))
+        self.info = ServerInfo(version=version(), id=secrets.token_hex(3))
+        limits = config.limits
+        self.roster = Roster(live_presence=limits.live_presence)
+        self.fanout = Fanout(self._current_welcome, self.roster)
+        store = store or open_store(config.db, accept_loss=config.accept_ledger_loss)
+        self.ledger = Ledger(store, self._publish, retention=limits.retention)
+        self.handler = Handler(Room(self.ledger, self.roster, self.fanout, limits, self.info, config.show_addresses))
+        self.liveness = Liveness(interval=config.ping_interval, timeout=config.ping_timeout)
+        self.gate = Gate(limits, capacity=0)
+        self.max_connections = limits.max_connections
         self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def server(self) -> Server:
@@ -131,48 +173,11 @@ class TallyServer:
 
     @property
     def url(self) -> str:
+        if self.config.unix is not None:
+            return f"unix://{self.config.unix}"
         scheme = "wss" if self.config.tls_cert else "ws"
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"{scheme}://{host}:{self.port}"
-
-    async def start(self) -> None:
-        config = self.config
-        if exposed(config.host) and config.token is None:
-            log.warning(
-                "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
-                "Set --token (or TALLY_TOKEN) unless this network is trusted.",
-                config.host,
-            )
-        await self.ledger.start()
-        admission = Admission(
-            token=config.token,
-            max_connections=config.limits.max_connections,
-            open_connections=lambda: self.handler.open_connections,
-        )
-        try:
-            self._server = await serve(
-                self.handler,
-                config.host,
-                config.port,
-                select_subprotocol=select_subprotocol,
-                process_request=admission,
-                origins=origins(config.allow_origins),
-                compression="deflate" if config.compression else None,
-                ssl=tls_context(config.tls_cert, config.tls_key),
-                max_size=config.limits.max_message_bytes,
-                ping_interval=self.config.ping_interval,
-                ping_timeout=self.config.ping_timeout,
-                close_timeout=self.config.close_timeout,
-                # asyncio's default of 100 overflows in a join storm, and a dropped
-                # handshake waits a whole second for TCP to retry it.
-                backlog=BACKLOG,
-            )
-        except BaseException:
-            await self.ledger.stop()
-            raise
-        log.info(
-            "serving on %s (store: %s, total=%d, seq=%d)", self.url, self.config.db, self.ledger.total, self.ledger.seq
-        )
 
     async def __aenter__(self) -> TallyServer:
         await self.start()
@@ -181,10 +186,83 @@ class TallyServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def _plan_connections(self) -> None:
+        """Fit the connection cap to the file descriptors this process may open."""
+        soft = file_limit()
+        self.gate.capacity = soft - RESERVED_FDS
+        fit = soft - RESERVED_FDS - HANDSHAKE_FDS
+        if self.max_connections > fit:
+            log.warning(
+                "the open-file limit is %d: serving at most %d connections, not %d "
+                "(raise it with `ulimit -n` or LimitNOFILE= to serve more)",
+                soft,
+                max(fit, 1),
+                self.max_connections,
+            )
+            self.max_connections = max(fit, 1)
+
+    async def start(self) -> None:
+        config = self.config
+        if config.unix is None and exposed(config.host):
+            if config.token is None:
+                log.warning(
+                    "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
+                    "Set --token-file (or TALLY_TOKEN) unless this network is trusted.",
+                    config.host,
+                )
+            elif config.tls_cert is None:
+                log.warning(
+                    "LISTENING ON %s WITH A TOKEN BUT WITHOUT TLS: the token crosses the network in clear text. "
+                    "Set --tls-cert and --tls-key unless this network is trusted.",
+                    config.host,
+                )
+        self._plan_connections()
+        await self.ledger.start()
+        admission = Admission(
+            token=config.token,
+            gate=self.gate,
+            max_connections=self.max_connections,
+            open_connections=lambda: self.handler.open_connections,
+        )
+        options: dict[str, Any] = {
+            "select_subprotocol": select_subprotocol,
+            "process_request": admission,
+            "origins": origins(config.allow_origins),
+            "compression": "deflate" if config.compression else None,
+            "ssl": tls_context(config.tls_cert, config.tls_key),
+            "max_size": config.limits.max_message_bytes,
+            # Liveness (server/connection.py) pings without waiting behind the backlog.
+            "ping_interval": None,
+            "close_timeout": config.close_timeout,
+            "open_timeout": config.limits.hello_timeout,
+            "create_connection": connection_class(self.gate, config.limits),
+        }
+        try:
+            if config.unix is not None:
+                self._server = await unix_serve(self.handler, config.unix, **options)
+            else:
+                # asyncio's default backlog of 100 overflows in a join storm, and a dropped
+                # handshake waits a whole second for TCP to retry it.
+                self._server = await serve(self.handler, config.host, config.port, backlog=BACKLOG, **options)
+        except BaseException:
+            await self.ledger.stop()
+            raise
+        self._tasks.append(asyncio.create_task(self.liveness.run(lambda: self.server.connections, self.gate)))
+        log.info(
+            "serving on %s (store: %s, ledger %s, total=%d, seq=%d)",
+            self.url,
+            self.config.db,
+            self.ledger.id,
+            self.ledger.total,
+            self.ledger.seq,
+        )
+
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""
+        for task in self._tasks:
+            task.cancel()
         if self._server is not None:
-            self._server.close()
+            self._server.close(reason="server stopped")
             await self._server.wait_closed()
         await self.ledger.stop()
         log.info("stopped (total=%d, seq=%d)", self.ledger.total, self.ledger.seq)
@@ -216,24 +294,32 @@ class TallyServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
 
-    def _current_welcome(self) -> Welcome:
-        """Everything a joining client needs, as of now (``you`` is filled in per client)."""
-        ledger = self.ledger
+    def _current_welcome(self, version: int) -> Welcome:
+        """Everything joiners of this moment share (``you`` and their own fields are filled in per joiner)."""
+        ledger, roster, limits = self.ledger, self.roster, self.config.limits
+        # v1 has no pages: it gets the first ones. v2 gets everyone in a small room, and
+        # asks for a page at a time in a large one.
+        everyone = roster.clients() if roster.live else ()
+        clients = roster.clients(limit=V1_WELCOME_CLIENTS) if version == 1 else everyone
+        recent = list(ledger.recent)[-RECENT_IN_WELCOME:] if version >= 2 else []
         return Welcome(
-            you="", total=ledger.total, seq=ledger.seq, clients=self.roster.clients(), history=tuple(ledger.history)
+            you="",
+            total=ledger.total,
+            seq=ledger.seq,
+            clients=clients,
+            history=ledger.points(HISTORY_POINTS),
+            ledger=ledger.id,
+            epoch=ledger.epoch,
+            server=self.info,
+            limits=LimitsInfo(
+                max_amount=limits.max_amount, rate=limits.rate, burst=limits.burst, retention=limits.retention
+            ),
+            online=len(roster),
+            live=roster.live,
+            recent=tuple(update_of(record) for record in recent),
         )
 
     def _publish(self, records: Sequence[Record]) -> None:
         for record in records:
-            self.roster.credit(record.client, record.amount)
-            self.fanout.publish(
-                Update(
-                    seq=record.seq,
-                    total=record.total,
-                    amount=record.amount,
-                    name=record.name,
-                    client=record.client,
-                    op=record.op,
-                    at=record.at,
-                )
-            )
+            self.roster.credit(record.client, self.ledger.contribution(record.session))
+            self.fanout.publish(update_of(record))

@@ -1,22 +1,41 @@
-"""``tally-server``: command-line options and logging."""
+"""``tally-server``: command-line options, logging, and one clear line for every known failure."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from server.app import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, TallyServer, default_db_path
 from server.limits import Limits
+from server.logs import Bounded
+from server.store.base import LedgerLost
 
-__all__ = ["main", "parse_args"]
+__all__ = ["main", "parse_args", "read_token"]
+
+log = logging.getLogger("tally.server")
+
+
+def read_token(value: str | None, path: str | None, parser: argparse.ArgumentParser) -> str | None:
+    """The token from --token-file (first line), else --token / $TALLY_TOKEN; None for none."""
+    if path is not None:
+        try:
+            value = Path(path).expanduser().read_text().strip()
+        except OSError as exc:
+            parser.error(f"--token-file: {exc.strerror}: {path}")
+        if not value:
+            parser.error(f"--token-file: {path} is empty")
+    return value or None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,10 +46,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 for any (default {DEFAULT_PORT})"
     )
+    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket instead of --host and --port")
     parser.add_argument(
         "--db",
         default=str(default_db_path()),
         help="SQLite file, ':memory:' to keep nothing, or a store URL (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accept-ledger-loss",
+        action="store_true",
+        help="start even though the database went backwards or was replaced (a new epoch begins)",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
@@ -39,8 +64,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     access.add_argument(
         "--token",
         default=os.environ.get("TALLY_TOKEN"),
-        help="require this shared secret from clients (default: $TALLY_TOKEN; none)",
+        help="require this shared secret from clients (default: $TALLY_TOKEN; none). "
+        "It shows in `ps`: prefer --token-file",
     )
+    access.add_argument("--token-file", metavar="PATH", help="read the shared secret from this file")
     access.add_argument("--tls-cert", metavar="PEM", help="serve wss:// with this certificate (chain)")
     access.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     access.add_argument(
@@ -51,25 +78,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a web page origin allowed to connect, e.g. https://example.com ('*' for any); repeatable. "
         "Clients that send no Origin (dashboards, scripts) are always allowed",
     )
+    access.add_argument("--show-addresses", action="store_true", help="show every client's address to every dashboard")
     limits = parser.add_argument_group("limits")
-    defaults = Limits()
-    limits.add_argument(
-        "--max-message-bytes", type=int, default=defaults.max_message_bytes, help="default: %(default)s"
-    )
-    limits.add_argument(
-        "--max-amount", type=int, default=defaults.max_amount, help="largest add, either sign (default: %(default)s)"
-    )
-    limits.add_argument(
-        "--rate", type=float, default=defaults.rate, help="messages per second per connection (default: %(default)s)"
-    )
-    limits.add_argument(
-        "--burst", type=int, default=defaults.burst, help="messages allowed in a burst (default: %(default)s)"
-    )
-    limits.add_argument("--max-connections", type=int, default=defaults.max_connections, help="default: %(default)s")
-    limits.add_argument(
-        "--max-write-buffer", type=int, default=defaults.max_write_buffer,
-        help="bytes of unsent data before a client that does not read is dropped (default: %(default)s)",
-    )  # fmt: skip
+    for limit in dataclasses.fields(Limits):
+        limits.add_argument(
+            "--" + limit.name.replace("_", "-"),
+            type=type(limit.default),
+            default=limit.default,
+            metavar="N",
+            help=f"{limit.metadata['help']} (default: %(default)s)",
+        )
     limits.add_argument("--compression", action="store_true", help="enable permessage-deflate (off by default)")
     parser.add_argument(
         "--exit-when-idle",
@@ -80,56 +98,67 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    args.token = read_token(args.token, args.token_file, parser)
     return args
 
 
 def _log_handler() -> logging.Handler:
     if sys.stderr.isatty():
-        return RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=True)
-    # In a log file (an auto-started server's), rich would pad every line to
-    # its console width; plain lines with a full timestamp read better there.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=True
+        )
+    else:
+        # In a log file (an auto-started server's), rich would pad every line to
+        # its console width; plain lines with a full timestamp read better there.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+    handler.addFilter(Bounded())
     return handler
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[_log_handler()],
-    )
-    # websockets logs every failed handshake at INFO; keep our one line per event readable.
-    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
-    config = ServerConfig(
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
+    return ServerConfig(
         host=args.host,
         port=args.port,
+        unix=args.unix,
         db=args.db,
+        accept_ledger_loss=args.accept_ledger_loss,
         exit_when_idle=args.exit_when_idle,
-        limits=Limits(
-            max_message_bytes=args.max_message_bytes,
-            max_amount=args.max_amount,
-            rate=args.rate,
-            burst=args.burst,
-            max_connections=args.max_connections,
-            max_write_buffer=args.max_write_buffer,
-        ),
-        token=args.token or None,
+        limits=limits,
+        token=args.token,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         allow_origins=tuple(args.allow_origin),
         compression=args.compression,
+        show_addresses=args.show_addresses,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler()])
+    # websockets logs every failed handshake at INFO; keep our one line per event readable.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        asyncio.run(TallyServer(config).run())
+        asyncio.run(TallyServer(config_from(args)).run())
+    except LedgerLost as exc:
+        log.error("%s", exc)
+        return 1
+    except sqlite3.Error as exc:
+        log.error("the database %s cannot be used: %s", args.db, exc)
+        return 1
     except OSError as exc:
+        where = args.unix or f"{args.host}:{args.port}"
         if exc.errno == errno.EADDRINUSE:
-            logging.getLogger("tally.server").error(
-                "%s:%d is already in use: is a server running?", args.host, args.port
-            )
+            log.error("%s is already in use: is a server running?", where)
             return 2
+        if exc.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
+            log.error("cannot listen on %s: %s", where, exc.strerror)
+            return 2
+        if exc.errno == errno.ENOSPC:
+            log.error("the disk is full: %s", exc)
+            return 1
         raise
     except KeyboardInterrupt:
         pass

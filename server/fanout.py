@@ -6,11 +6,14 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from server.protocol import ServerMessage, Welcome, encode, encode_batch, encode_welcomes
+from server.connection import TallyConnection
+from server.presence import Roster
+from server.protocol import Online, Presence, ServerMessage, Welcome, encode, encode_batch, encode_welcomes
 
 __all__ = ["MAX_MESSAGES_PER_FRAME", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
 
@@ -18,9 +21,12 @@ log = logging.getLogger("tally.server")
 
 # Presence may wait this long to share a frame with others; updates never wait.
 PRESENCE_DELAY = 0.02
+# In a large room the count is sent at most this often (it rides along with updates anyway).
+COUNT_INTERVAL = 1.0
 # Messages per frame at most: big enough to make a burst cheap, small enough that
 # the backlog check between frames keeps a stalled client near its bound.
 MAX_MESSAGES_PER_FRAME = 100
+VERSIONS = (1, 2)
 
 
 def frame_header(length: int) -> bytes:
@@ -38,62 +44,104 @@ def text_frame(text: str) -> bytes:
     return frame_header(len(payload)) + payload
 
 
+# A message for one connection, or a builder that makes it at the flush (a page of the
+# clients list must reflect every presence event sent before it, in the same frame).
+Direct = ServerMessage | Callable[[], ServerMessage]
+
+
+@dataclass
+class _Joiner:
+    version: int
+    # Built at the flush, with the shared part: only the joiner's own fields are used
+    # (see encode_welcomes); what it missed must run up to the welcome's seq.
+    personal: Callable[[], Welcome]
+
+
 class Fanout:
-    """The dashboards subscribed to updates and presence on this server.
+    """The dashboards subscribed to updates and presence on this server, by protocol version.
 
-    Messages are queued and flushed together as one frame (a JSON array) that
-    is built once and written, as the same bytes, to every open connection
-    without waiting: a burst of updates costs one write per client, not one
-    per update, and a slow client never delays the others. Updates are flushed
-    as soon as the event loop is free; presence may wait ``PRESENCE_DELAY`` to
-    share a frame, which is what keeps a join storm to a few frames a client.
+    Messages are queued and flushed together as one frame (a JSON array) per
+    protocol version, built once and written, as the same bytes, to every open
+    connection of that version without waiting: a burst of updates costs one
+    write per client, not one per update, and a slow client never delays the
+    others. Updates are flushed as soon as the event loop is free; presence
+    may wait ``PRESENCE_DELAY`` to share a frame, which is what keeps a join
+    storm to a few frames a client. Presence events of one client still
+    waiting to be sent are coalesced: a join and a leave cancel out, renames
+    fold into the latest.
 
-    Messages for one connection (acks) go out at the same flush, after the
-    published ones, batched per connection.
+    v2 dashboards get joins, leaves and renames only while the room is live;
+    otherwise the count (:class:`Online`), at most every ``COUNT_INTERVAL``.
+
+    Messages for one connection (acks, answers to requests) go out at the same
+    flush, after the published ones, batched per connection.
 
     Clients that join are welcomed at a flush, all from one welcome built
     then, and subscribed right after it: every later message reaches them,
     none that the welcome already covers.
 
     There is no backpressure, so the same loop bounds memory: a connection
-    whose unsent backlog is past ``max_buffer`` (plus the size of a welcome,
-    which may be larger) is not reading, and is dropped. Keepalive alone would
-    not do: with a full buffer its pongs never get through, and it takes 25 s
-    to time out while the backlog grows.
+    whose unsent backlog is past ``max_buffer`` (plus the size of a welcome)
+    is not reading, and is dropped.
     """
 
-    def __init__(self, current_welcome: Callable[[], Welcome], *, max_buffer: int) -> None:
+    def __init__(self, current_welcome: Callable[[int], Welcome], roster: Roster) -> None:
         self.current_welcome = current_welcome
-        self.max_buffer = max_buffer
-        self.connections: set[ServerConnection] = set()
-        self._queue: list[str] = []
-        self._direct: dict[ServerConnection, list[str]] = {}
-        self._joining: dict[ServerConnection, str] = {}
+        self.roster = roster
+        self.subscribers: dict[int, set[ServerConnection]] = {version: set() for version in VERSIONS}
+        self._queue: list[ServerMessage] = []
+        self._direct: dict[ServerConnection, list[Direct]] = {}
+        self._joining: dict[ServerConnection, _Joiner] = {}
         self._flush: asyncio.Handle | None = None
         self._flush_soon = False
-        # A welcome carries everyone and can outgrow max_buffer on its own (about 1 MB at
-        # 10,000 clients); the backlog allowed is max_buffer on top of the latest one.
+        self._sent_count: tuple[int, bool] = (0, True)
+        self._count_sent_at = float("-inf")
+        # A welcome can outgrow max_buffer on its own; the backlog allowed is max_buffer on top of the latest one.
         self._welcome_size = 0
 
-    def welcome(self, connection: ServerConnection, client_id: str) -> None:
-        """Welcome ``connection`` at the next flush, then keep it subscribed."""
-        self._joining[connection] = client_id
+    @property
+    def connections(self) -> set[ServerConnection]:
+        return self.subscribers[1] | self.subscribers[2]
+
+    def welcome(self, connection: ServerConnection, personal: Callable[[], Welcome], version: int) -> None:
+        """Welcome ``connection`` at the next flush (``personal`` builds its own fields), then keep it subscribed."""
+        self._joining[connection] = _Joiner(version, personal)
         self._schedule(soon=False)
 
     def unsubscribe(self, connection: ServerConnection) -> None:
-        self.connections.discard(connection)
+        for subscribers in self.subscribers.values():
+            subscribers.discard(connection)
         self._joining.pop(connection, None)
         self._direct.pop(connection, None)
 
-    def send(self, connection: ServerConnection, message: ServerMessage) -> None:
+    def send(self, connection: ServerConnection, message: Direct) -> None:
         """Queue ``message`` for one connection, after everything published before it."""
-        self._direct.setdefault(connection, []).append(encode(message))
+        self._direct.setdefault(connection, []).append(message)
         self._schedule(soon=True)
 
     def publish(self, message: ServerMessage, *, soon: bool = True) -> None:
         """Queue ``message`` for everyone; ``soon=False`` lets it wait a little for company."""
-        self._queue.append(encode(message))
+        if isinstance(message, Presence) and self._coalesce(message):
+            return
+        self._queue.append(message)
         self._schedule(soon=soon)
+
+    def _coalesce(self, presence: Presence) -> bool:
+        """Fold ``presence`` into an unsent event of the same client; True if nothing more is to be queued."""
+        for index in range(len(self._queue) - 1, -1, -1):
+            earlier = self._queue[index]
+            if not isinstance(earlier, Presence) or earlier.client.id != presence.client.id:
+                continue
+            if presence.event == "left":
+                if earlier.event == "joined":
+                    del self._queue[index]  # nobody ever saw it: say nothing
+                    return True
+                self._queue[index] = presence
+                return True
+            # A rename: the earlier join or rename now carries the latest name.
+            self._queue[index] = Presence(event=earlier.event, client=presence.client)
+            return True
+        return False
 
     def _schedule(self, *, soon: bool) -> None:
         if soon and not self._flush_soon:
@@ -104,37 +152,72 @@ class Fanout:
         elif self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(PRESENCE_DELAY, self.flush)
 
+    def _count_message(self, loop_time: float, others: bool) -> Online | None:
+        """The count for v2 dashboards, if it changed and it is time to say so."""
+        count = (len(self.roster), self.roster.live)
+        if count == self._sent_count:
+            return None
+        live_changed = count[1] != self._sent_count[1]
+        if not (self.roster.live or live_changed or others or loop_time - self._count_sent_at >= COUNT_INTERVAL):
+            # Not yet: look again when the interval is up.
+            if self._flush is None:
+                delay = COUNT_INTERVAL - (loop_time - self._count_sent_at)
+                self._flush = asyncio.get_running_loop().call_later(delay, self.flush)
+            return None
+        self._sent_count, self._count_sent_at = count, loop_time
+        return Online(count=count[0], live=count[1])
+
     def flush(self) -> None:
         """Send everything published, welcome whoever is joining, then answer individuals."""
         if self._flush is not None:
             self._flush.cancel()
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), MAX_MESSAGES_PER_FRAME):
-            frame = (text_frame(encode_batch(queue[start : start + MAX_MESSAGES_PER_FRAME])),)
-            self._write([(connection, frame) for connection in self.connections])
+        live = self.roster.live
+        for version, subscribers in self.subscribers.items():
+            # v1 dashboards always get every presence event; v2 ones only in a live room.
+            messages = [m for m in queue if version == 1 or live or not isinstance(m, Presence)]
+            if version >= 2:
+                count = self._count_message(asyncio.get_running_loop().time(), bool(messages))
+                if count is not None:
+                    messages.append(count)
+            if not subscribers or not messages:
+                continue
+            texts = [encode(message, version) for message in messages]
+            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
+                frame = (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),)
+                self._write([(connection, frame) for connection in subscribers])
         if self._joining:
-            joining, self._joining = self._joining, {}
-            heads, body = encode_welcomes(self.current_welcome(), list(joining.values()))
-            # The body (everyone, in a storm ~100 bytes each) is the same bytes object for
-            # every joiner: the kernel copies it, Python does not.
-            shared = body.encode()
+            self._welcome_all()
+        # Last, so an answer to a client that is just joining follows its welcome.
+        direct, self._direct = self._direct, {}
+        for connection, items in direct.items():
+            version = connection.version if isinstance(connection, TallyConnection) else 2
+            texts = [encode(item() if callable(item) else item, version) for item in items]
+            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
+                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),))])
+
+    def _welcome_all(self) -> None:
+        joining, self._joining = self._joining, {}
+        for version in VERSIONS:
+            joiners = [(c, j) for c, j in joining.items() if j.version == version]
+            if not joiners:
+                continue
+            heads, body = encode_welcomes(self.current_welcome(version), [j.personal() for _, j in joiners], version)
+            # The body (in a live room, everyone) is the same bytes object for every
+            # joiner: the kernel copies it, Python does not.
+            body_bytes = body.encode()
             frames = []
-            for connection, head in zip(joining, heads, strict=True):
+            for (connection, _), head in zip(joiners, heads, strict=True):
                 own = head.encode()
-                frames.append((connection, (frame_header(len(own) + len(shared)) + own, shared)))
-            self._welcome_size = len(shared)
+                frames.append((connection, (frame_header(len(own) + len(body_bytes)) + own, body_bytes)))
+            self._welcome_size = max(self._welcome_size, len(body_bytes))
             self._write(frames)
             # Not those just dropped: an aborted transport reports closing at once, but its
             # protocol stays OPEN until the loop runs connection_lost.
-            self.connections.update(
-                c for c in joining if c.protocol.state is State.OPEN and not c.transport.is_closing()
+            self.subscribers[version].update(
+                c for c, _ in joiners if c.protocol.state is State.OPEN and not c.transport.is_closing()
             )
-        # Last, so an answer to a client that is just joining follows its welcome.
-        direct, self._direct = self._direct, {}
-        for connection, texts in direct.items():
-            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
-                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),))])
 
     def _write(self, frames: Iterable[tuple[ServerConnection, tuple[bytes, ...]]]) -> None:
         """Write each frame, given as its parts, unless its connection is stalled."""
@@ -142,23 +225,13 @@ class Fanout:
         for connection, parts in frames:
             # Whole frames only, and only while open: nothing else of ours is ever
             # fragmented, so these bytes cannot land inside another frame.
-            if connection.protocol.state is not State.OPEN:
+            if connection.protocol.state is not State.OPEN or connection.transport.is_closing():
                 continue
-            transport = connection.transport
-            if transport.get_write_buffer_size() > self.max_buffer + self._welcome_size:
+            if isinstance(connection, TallyConnection) and connection.check_backlog(self._welcome_size):
                 stalled.append(connection)
-            else:
-                for part in parts:
-                    transport.write(part)
+                continue
+            for part in parts:
+                connection.transport.write(part)
         for connection in stalled:
-            self.drop(connection)
-
-    def drop(self, connection: ServerConnection) -> None:
-        """Abort a connection that does not read (a close frame would queue behind its backlog)."""
-        log.warning(
-            "drop   %s: not reading (%d bytes unsent)",
-            connection.remote_address,
-            connection.transport.get_write_buffer_size(),
-        )
-        self.unsubscribe(connection)
-        connection.transport.abort()
+            log.warning("drop   %s: %s", connection.remote_address, connection.closing_reason)
+            self.unsubscribe(connection)

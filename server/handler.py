@@ -1,62 +1,40 @@
 """Dispatch, counting and cleanup: what happens around every connection's session.
 
-Which session serves a connection depends on what it asked for: ``tally.v1``
-(as a subprotocol, or by path) gets a :class:`~server.session.DashboardSession`;
-anything else is the original blog client and gets a
-:class:`~server.session.BlogSession`.
+Which session serves a connection depends on what it asked for: ``tally.v2``
+or ``tally.v1`` (as a subprotocol, or by path) gets a
+:class:`~server.session.DashboardSession`; anything else is the original blog
+client and gets a :class:`~server.session.BlogSession`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import itertools
 import logging
-import secrets
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 
-from server.limits import Flooding
-from server.protocol import SUBPROTOCOL
+from server.connection import TallyConnection
+from server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2
 from server.session import BlogSession, DashboardSession, Room, Session
 
-__all__ = ["TALLY_PATH", "Handler", "speaks_tally"]
+__all__ = ["Handler", "protocol_version"]
 
 log = logging.getLogger("tally.server")
 
-TALLY_PATH = f"/{SUBPROTOCOL}"
+VERSIONS = {SUBPROTOCOL_V2: 2, SUBPROTOCOL_V1: 1}
 
 
-def speaks_tally(connection: ServerConnection) -> bool:
-    """True for tally.v1: asked for as a subprotocol, or by path.
+def protocol_version(connection: ServerConnection) -> int:
+    """2 or 1 for tally.v2 or tally.v1 (asked for as a subprotocol, or by path); 0 for the bare-number path.
 
     The path is for generic clients that cannot set a subprotocol, such as
-    ``python -m websockets ws://127.0.0.1:8765/tally.v1``.
+    ``python -m websockets ws://127.0.0.1:8765/tally.v2``.
     """
+    if connection.subprotocol is not None:
+        return VERSIONS.get(connection.subprotocol, 0)
     request = connection.request
-    return connection.subprotocol == SUBPROTOCOL or (request is not None and request.path == TALLY_PATH)
-
-
-async def close_draining(connection: ServerConnection, code: int, reason: str) -> None:
-    """Close, discarding what the peer still sends meanwhile.
-
-    A flooder's unread frames fill the receive queue, websockets stops
-    reading, and the peer's close reply would sit unread until close_timeout.
-    """
-
-    async def discard() -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await connection.recv()
-
-    draining = asyncio.create_task(discard())
-    try:
-        await connection.close(code, reason)
-    finally:
-        draining.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await draining
+    return 0 if request is None else VERSIONS.get(request.path.lstrip("/"), 0)
 
 
 class Handler:
@@ -65,27 +43,30 @@ class Handler:
     def __init__(self, room: Room) -> None:
         self.room = room
         self.open_connections = 0
+        # Unique across a cluster: the server's id, then a counter.
+        self._ids = (f"{room.server.id}.{n:x}" for n in itertools.count(1))
 
     async def __call__(self, connection: ServerConnection) -> None:
-        kind = DashboardSession if speaks_tally(connection) else BlogSession
-        session: Session = kind(self.room, connection, self._new_client_id())
+        version = protocol_version(connection)
+        if isinstance(connection, TallyConnection):
+            connection.version = version
+        client_id = next(self._ids)
+        session: Session = (
+            DashboardSession(self.room, connection, client_id, version)
+            if version
+            else BlogSession(self.room, connection, client_id)
+        )
         self.open_connections += 1
         try:
             await session.serve()
         except ConnectionClosed:
             pass
-        except Flooding:
-            log.warning("close  %s from %s: kept flooding after rate_limited", session.client_id, session.address)
-            await close_draining(connection, CloseCode.POLICY_VIOLATION, "flooding")
         finally:
             self.open_connections -= 1
             self.room.fanout.unsubscribe(connection)
-            left = self.room.roster.leave(session.client_id)
-            if left is not None:
-                self.room.fanout.publish(left, soon=False)
-                log.info("leave  %s %r from %s", session.client_id, left.client.name, session.address)
-
-    def _new_client_id(self) -> str:
-        while (client_id := secrets.token_hex(4)) in self.room.roster:
-            pass
-        return client_id
+            # Its adds first, then its leave: nobody sees an add after its author left.
+            await session.settle()
+            session.leave()
+            reason = getattr(connection, "closing_reason", "")
+            if reason:
+                log.warning("drop   %s from %s: %s", client_id, session.address, reason)

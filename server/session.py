@@ -1,144 +1,293 @@
-"""One connection's life, as an object: who it is, its budget, and how it is served.
+"""One connection's life, as an object: who it is, what it has in flight, and how it is served.
 
-A :class:`DashboardSession` speaks ``tally.v1`` JSON. A :class:`BlogSession`
-is the original blog client: it sends bare integers as text and gets back
-``Server records total=N``. Both add through the same ledger, so every
-dashboard sees every add, whichever path it came in on.
+A :class:`DashboardSession` speaks ``tally.v2`` (or ``tally.v1``) JSON. A
+:class:`BlogSession` is the original blog client: it sends bare integers as
+text and gets back ``Server records total=N``. Both add through the same
+ledger, so every dashboard sees every add, whichever path it came in on.
+
+Pacing happens below, in :mod:`server.connection`: a session reads its next
+frame only when the connection may send one. A session also stops reading
+while ``max_in_flight`` of its adds wait for the store, which keeps one
+connection from filling the ledger's queue ahead of everyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode
 
+from server.connection import TallyConnection
 from server.fanout import Fanout
 from server.ledger import Ledger
-from server.limits import Limits, Pace
+from server.limits import Limits
 from server.presence import Roster
 from server.protocol import (
     Ack,
     Add,
+    ClientInfo,
     ClientMessage,
+    ClientsPage,
+    ClientsRequest,
     ErrorCode,
     Hello,
+    HistoryPage,
+    HistoryRequest,
     ProtocolError,
     Rename,
+    ServerInfo,
+    Update,
+    Welcome,
     check_name,
     decode_client,
+    session_id,
 )
-from server.state import AddRequest, Applied, Duplicate, Outcome, Refused
+from server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused
 
-__all__ = ["LEGACY_NAME", "BlogSession", "DashboardSession", "Room", "Session"]
+__all__ = ["LEGACY_NAME", "BlogSession", "DashboardSession", "Room", "Session", "update_of"]
 
 log = logging.getLogger("tally.server")
 
 # What bare-number clients are called in presence and updates: they send no name.
 LEGACY_NAME = "blog client"
-# A rename is broadcast to everyone, so it costs more of the sender's budget than an add.
-RENAME_COST = 10
+# What a message costs of the connection's budget, beyond the frame itself: these are
+# broadcast to everyone, or make the server work.
+EXTRA_COST = {Rename: 9, ClientsRequest: 4, HistoryRequest: 9}
+# How many updates a fresh dashboard is sent for its activity log.
+RECENT_IN_WELCOME = 20
+# A dashboard that missed more than this is sent a snapshot, not a replay.
+MAX_MISSED = 1000
 _LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def session_tag(session: str | None) -> str:
+    """A short, public form of a session, telling apart people with the same name."""
+    return "" if session is None else session[:4]
+
+
+def update_of(record: Record) -> Update:
+    """The ``update`` message for a stored record."""
+    return Update(
+        seq=record.seq,
+        total=record.total,
+        amount=record.amount,
+        name=record.name,
+        client=record.client,
+        op=record.op,
+        at=record.at,
+        tag=session_tag(record.session),
+        undoes=record.undoes,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Room:
-    """What every connection shares: the ledger, who is here, the fan-out and the limits."""
+    """What every connection shares: the ledger, who is here, the fan-out, the limits, the server's identity."""
 
     ledger: Ledger
     roster: Roster
     fanout: Fanout
     limits: Limits
+    server: ServerInfo
+    show_addresses: bool = False
 
 
 def describe_address(connection: ServerConnection) -> str:
     address = connection.remote_address
     if not address:
-        return "unknown"
+        return "local"
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Session(ABC):
-    """One connection: its id, where it comes from, and its message budget."""
+    """One connection: its id, where it comes from, and its adds in flight."""
 
     def __init__(self, room: Room, connection: ServerConnection, client_id: str) -> None:
         self.room = room
         self.connection = connection
         self.client_id = client_id
         self.address = describe_address(connection)
-        self.pace = Pace(room.limits)
+        self.in_flight: set[asyncio.Future[Outcome]] = set()
+        self.joined = False
 
     @abstractmethod
     async def serve(self) -> None:
-        """Serve the connection until it closes (raises ConnectionClosed or Flooding)."""
+        """Serve the connection until it closes (raises ConnectionClosed)."""
+
+    def charge(self, cost: float) -> None:
+        if cost and isinstance(self.connection, TallyConnection):
+            self.connection.charge(cost)
 
     def check_amount(self, amount: int, op: str | None) -> None:
         limit = self.room.limits.max_amount
         if abs(amount) > limit:
             raise ProtocolError(ErrorCode.INVALID_AMOUNT, f"an add must be between -{limit:,} and {limit:,}", op=op)
 
-    def join(self, name: str) -> None:
-        self.room.fanout.publish(self.room.roster.join(self.client_id, name, self.address), soon=False)
+    def submit(self, request: AddRequest) -> asyncio.Future[Outcome]:
+        future = self.room.ledger.submit(request)
+        self.in_flight.add(future)
+        future.add_done_callback(self.in_flight.discard)
+        return future
+
+    async def pace_in_flight(self) -> None:
+        """Wait while too many of this connection's adds are still with the store."""
+        while len(self.in_flight) >= self.room.limits.max_in_flight:
+            await asyncio.wait(list(self.in_flight), return_when=asyncio.FIRST_COMPLETED)
+
+    async def settle(self) -> None:
+        """Wait for every add in flight, so that nothing this client did is announced after it left."""
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight))
+
+    def join(self, name: str, session: str | None) -> None:
+        room = self.room
+        info = ClientInfo(
+            id=self.client_id,
+            name=name,
+            since=time.time(),
+            added=room.ledger.contribution(session),
+            address=self.address if room.show_addresses else None,
+            tag=session_tag(session),
+        )
+        room.fanout.publish(room.roster.join(info), soon=False)
+        self.joined = True
         log.info("join   %s %r from %s", self.client_id, name, self.address)
+
+    def leave(self) -> None:
+        if not self.joined:
+            return
+        left = self.room.roster.leave(self.client_id)
+        if left is not None:
+            self.room.fanout.publish(left, soon=False)
+            log.info("leave  %s %r from %s", self.client_id, left.client.name, self.address)
+
+    async def close_for(self, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.close(CloseCode.POLICY_VIOLATION, reason)
 
 
 class DashboardSession(Session):
-    """A dashboard (``tally.v1``): hello, a welcome, then adds and renames."""
+    """A dashboard (or a script) speaking ``tally.v2`` or ``tally.v1``: hello, a welcome, then adds and requests."""
 
-    session_id = ""  # from the hello: op ids are deduplicated per session
+    def __init__(self, room: Room, connection: ServerConnection, client_id: str, version: int) -> None:
+        super().__init__(room, connection, client_id)
+        self.version = version
+        self.session: str | None = None  # from the hello: op ids are deduplicated per session
+        self.name = ""
+        self.watcher = False
 
     async def serve(self) -> None:
-        hello = await self._await_hello()
+        try:
+            async with asyncio.timeout(self.room.limits.hello_timeout):
+                hello = await self._await_hello()
+        except TimeoutError:
+            log.info("close  %s from %s: no hello", self.client_id, self.address)
+            await self.close_for(f"no hello within {self.room.limits.hello_timeout:g} s")
+            return
         if hello is None:
             return  # closed before saying hello
-        name, self.session_id = hello
-        # Presence may wait a moment for company; the welcome follows at that flush.
-        self.join(name)
-        self.room.fanout.welcome(self.connection, self.client_id)
+        self.name = check_name(hello.name)
+        self.session = session_id(hello.session or "", 1) if self.version == 1 else session_id(hello.secret or "")
+        self.watcher = hello.role == "watcher"
+        if self.watcher:
+            self.room.roster.watchers += 1
+        else:
+            # Presence may wait a moment for company; the welcome follows at that flush.
+            self.join(self.name, self.session)
+        self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
         async for frame in self.connection:
             try:
-                message = decode_client(frame)
-            except ProtocolError as exc:
-                # Garbage costs budget like anything else, so a garbage flood is a flood.
-                self._refuse(exc if self.pace.allow() else self._rate_limited(None))
-                continue
-            try:
-                if not self.pace.allow(RENAME_COST if isinstance(message, Rename) else 1):
-                    raise self._rate_limited(getattr(message, "op", None))
-                self._handle(message)
+                message = decode_client(frame, self.version)
+                self.charge(EXTRA_COST.get(type(message), 0))
+                await self._handle(message)
             except ProtocolError as exc:
                 self._refuse(exc)
+            await self.pace_in_flight()
 
-    async def _await_hello(self) -> tuple[str, str] | None:
-        """The (name, session) of the first valid hello; every other message is refused."""
+    def leave(self) -> None:
+        if self.watcher:
+            self.room.roster.watchers -= 1
+        super().leave()
+
+    def _personal_welcome(self, hello: Hello) -> Welcome:
+        """This joiner's own part of the welcome, built at the flush that sends it."""
+        ledger = self.room.ledger
+        missed = None
+        resume = hello.resume
+        if resume is not None and (resume.ledger, resume.epoch) == (ledger.id, ledger.epoch):
+            records = ledger.missed(resume.seq)
+            if records is not None and len(records) <= MAX_MISSED:
+                missed = tuple(update_of(record) for record in records)
+        return Welcome(
+            you=self.client_id,
+            total=0,
+            seq=0,
+            clients=(),
+            history=(),
+            session=self.session or "",
+            added=ledger.contribution(self.session),
+            missed=missed,
+        )
+
+    async def _await_hello(self) -> Hello | None:
+        """The first valid hello; every other message is refused."""
         async for frame in self.connection:
             try:
-                if not self.pace.allow():
-                    raise self._rate_limited(None)
-                message = decode_client(frame)
+                message = decode_client(frame, self.version)
                 if not isinstance(message, Hello):
                     raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello first", op=getattr(message, "op", None))
-                return check_name(message.name), message.session
+                check_name(message.name)
+                return message
             except ProtocolError as exc:
                 self._refuse(exc)
         return None
 
-    def _handle(self, message: ClientMessage) -> None:
+    async def _handle(self, message: ClientMessage) -> None:
         room = self.room
         if isinstance(message, Add):
             self.check_amount(message.amount, message.op)
-            request = AddRequest(message.amount, room.roster[self.client_id].name, self.client_id, self.session_id,
-                                 message.op)  # fmt: skip
+            name = self.name if self.watcher else room.roster[self.client_id].name
+            request = AddRequest(message.amount, name, self.client_id, self.session, message.op, message.undo)
             op = message.op
-            room.ledger.submit(request).add_done_callback(lambda future: self._answer(op, future))
+            self.submit(request).add_done_callback(lambda future: self._answer(op, future))
         elif isinstance(message, Rename):
-            room.fanout.publish(room.roster.rename(self.client_id, check_name(message.name)), soon=False)
+            self.name = check_name(message.name)
+            if not self.watcher:
+                room.fanout.publish(room.roster.rename(self.client_id, self.name), soon=False)
+        elif isinstance(message, ClientsRequest):
+            room.fanout.send(self.connection, lambda: self._page(message))
+        elif isinstance(message, HistoryRequest):
+            await self._history(message)
         else:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+
+    def _page(self, request: ClientsRequest) -> ClientsPage:
+        total, clients = self.room.roster.page(
+            offset=request.offset,
+            limit=request.limit,
+            sort=request.sort,
+            descending=request.descending,
+            filter=request.filter,
+        )
+        return ClientsPage(id=request.id, offset=request.offset, total=total, clients=clients)
+
+    async def _history(self, request: HistoryRequest) -> None:
+        try:
+            points = await self.room.ledger.history(request.since, request.points)
+        except Exception as exc:
+            log.error("history unavailable (%s)", exc)
+            raise ProtocolError(
+                ErrorCode.UNAVAILABLE, "the store is unavailable; try again", request=request.id
+            ) from None
+        self.room.fanout.send(self.connection, HistoryPage(id=request.id, points=tuple(points)))
 
     def _answer(self, op: str, future: asyncio.Future[Outcome]) -> None:
         # Runs as the ledger resolves the add, right after it published the
@@ -152,9 +301,6 @@ class DashboardSession(Session):
             case Refused(code=code, message=message):
                 self._refuse(ProtocolError(code, message, op=op))
 
-    def _rate_limited(self, op: str | None) -> ProtocolError:
-        return ProtocolError(ErrorCode.RATE_LIMITED, self.pace.refusal, op=op)
-
     def _refuse(self, error: ProtocolError) -> None:
         # Through the fan-out's queue for this connection, so answers stay in the order
         # of the messages they answer, acks included.
@@ -163,16 +309,22 @@ class DashboardSession(Session):
 
 
 class BlogSession(Session):
-    """The original blog client: a bare number in, ``Server records total=N`` out."""
+    """The original blog client: a bare number in, ``Server records total=N`` out.
+
+    It is announced to everyone only once it has added something, so that a
+    connection that comes and goes costs the others nothing.
+    """
 
     async def serve(self) -> None:
-        self.join(LEGACY_NAME)
-        async for frame in self.connection:
-            if self.pace.allow():
-                reply = await self._reply(frame)
-            else:
-                reply = self._refusal(ErrorCode.RATE_LIMITED, self.pace.refusal)
-            await self.connection.send(reply)
+        frames = aiter(self.connection)
+        try:
+            async with asyncio.timeout(self.room.limits.hello_timeout):
+                first = await anext(frames)
+        except (TimeoutError, StopAsyncIteration):
+            return
+        await self.connection.send(await self._reply(first))
+        async for frame in frames:
+            await self.connection.send(await self._reply(frame))
 
     async def _reply(self, frame: str | bytes) -> str:
         text = frame.strip() if isinstance(frame, str) else None
@@ -183,7 +335,9 @@ class BlogSession(Session):
             self.check_amount(amount, None)
         except ProtocolError as exc:
             return self._refusal(exc.code, exc.message)
-        match await self.room.ledger.submit(AddRequest(amount, LEGACY_NAME, self.client_id)):
+        if amount and not self.joined:
+            self.join(LEGACY_NAME, None)
+        match await self.submit(AddRequest(amount, LEGACY_NAME, self.client_id)):
             case Applied(record=record):
                 return f"Server records total={record.total}"
             case Refused(code=code, message=message):

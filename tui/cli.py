@@ -1,4 +1,4 @@
-"""``tally``: open the dashboard, starting a local server first if needed."""
+"""``tally``: open the dashboard, starting this user's local server first if needed."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import os
 import ssl
 import sys
 from collections.abc import Sequence
-from functools import partial
+from pathlib import Path
 
 from server.protocol import ProtocolError, check_name
-from tui.local_server import LocalServerError, ensure_local_server, is_local
-from tui.urls import check_url
+from tui.local_server import LocalServerError, default_url, ensure_local_server
+from tui.urls import check_url, is_loopback
 
-__all__ = ["DEFAULT_URL", "main", "parse_args"]
-
-DEFAULT_URL = "ws://127.0.0.1:8765"
+__all__ = ["main", "parse_args"]
 
 
 def default_name() -> str:
@@ -26,28 +24,59 @@ def default_name() -> str:
         return "anonymous"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tally", description="Watch one shared total change live.")
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """--url, --token, --token-file, --cafile, --insecure-token: the same for every command that connects."""
     parser.add_argument(
         "--url",
-        default=os.environ.get("TALLY_URL", DEFAULT_URL),
-        help=f"server to connect to (default: $TALLY_URL or {DEFAULT_URL})",
-    )
-    parser.add_argument("--name", default=None, help="your display name (default: your login name)")
-    parser.add_argument(
-        "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
+        default=os.environ.get("TALLY_URL"),
+        help="server to connect to: ws://HOST:PORT, wss://… or unix:///path "
+        "(default: $TALLY_URL, or your own local server, started if needed)",
     )
     parser.add_argument(
         "--token",
         default=os.environ.get("TALLY_TOKEN"),
-        help="shared secret the server requires (default: $TALLY_TOKEN); never shown",
+        help="shared secret the server requires (default: $TALLY_TOKEN)",
     )
+    parser.add_argument("--token-file", metavar="PATH", help="read the shared secret from this file (not shown in ps)")
     parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (for a private CA)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--insecure-token",
+        action="store_true",
+        help="send the token over plain ws:// to another machine anyway (anyone on the path can read it)",
+    )
+
+
+def check_connection_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Resolve the URL and the token once, at start: a mistake is a usage error, not a retry loop."""
+    args.spawn = args.url is None and not getattr(args, "no_spawn", False)
+    args.url = args.url or default_url()
     try:
         check_url(args.url)
     except ValueError as exc:
         parser.error(f"--url: {exc}")
+    if args.token_file is not None:
+        try:
+            args.token = Path(args.token_file).expanduser().read_text().strip()
+        except OSError as exc:
+            parser.error(f"--token-file: {exc.strerror}: {args.token_file}")
+    args.token = args.token or None
+    if args.token and args.url.startswith("ws:") and not is_loopback(args.url) and not args.insecure_token:
+        parser.error(
+            f"--url {args.url} is plain ws:// to another machine: the token would cross the network in clear. "
+            "Use wss://, or --insecure-token if this network is trusted"
+        )
+    args.tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tally", description="Watch one shared total change live.")
+    add_connection_options(parser)
+    parser.add_argument("--name", default=None, help="your display name (default: your login name)")
+    parser.add_argument(
+        "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
+    )
+    args = parser.parse_args(argv)
+    check_connection_options(args, parser)
     try:
         args.name = check_name(args.name) if args.name is not None else default_name()
     except ProtocolError as exc:
@@ -57,21 +86,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    local = None if args.no_spawn else is_local(args.url)
     start_server = None
-    if local is not None:
-        start_server = partial(ensure_local_server, *local)
+    if args.spawn:
+        # Only ever this user's own local server, at its own address.
+        start_server = ensure_local_server
         try:
             if start_server():
-                print(f"started a local tally-server on {args.url}", file=sys.stderr)
+                print(f"started your local tally-server ({args.url})", file=sys.stderr)
         except LocalServerError as exc:
             print(f"tally: {exc}", file=sys.stderr)
             return 1
     # Imported here so `tally --help` does not pay for loading Textual.
     from tui.app import TallyApp
+    from tui.journal import journals_for
+    from tui.pending import Pending
 
-    tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
-    TallyApp(args.url, args.name, start_server=start_server, token=args.token or None, tls=tls).run()
+    journal, leftovers = journals_for(args.url)
+    app = TallyApp(
+        args.url,
+        args.name,
+        pending=Pending(journal),
+        leftovers=leftovers,
+        start_server=start_server,
+        token=args.token,
+        tls=args.tls,
+    )
+    try:
+        app.run()
+    finally:
+        pending = app.model.pending
+        pending.save()
+        if pending.journal is not None:
+            pending.journal.release()
     return 0
 
 

@@ -2,11 +2,15 @@
 
 This is the only module of the dashboard that imports ``websockets``. Its
 ``run`` coroutine lives in one Textual worker and only posts messages; the app
-calls ``add``, ``rename`` and ``reconnect_now`` from the same event loop.
+calls ``add``, ``rename``, the requests and ``reconnect_now`` from the same
+event loop.
 
-Every add gets an op id when typed and stays pending until its ack; on every
-(re)connect all pending adds are sent again with their original op ids, and
-the server's per-session dedupe makes each one count exactly once.
+Every add gets an op id when typed and stays pending, saved on disk, until
+its ack; on every (re)connect all pending adds are sent again with their
+original op ids, and the server's per-session dedupe makes each one count
+exactly once. Adds are sent no faster than the server's rate allows, so a
+long queue typed offline drains without a refusal. Pending adds are only
+ever sent to the ledger they were typed for.
 """
 
 from __future__ import annotations
@@ -15,35 +19,48 @@ import asyncio
 import contextlib
 import ssl
 import time
-import uuid
 from collections.abc import Callable
+from typing import Any
 
 from textual.message import Message
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from server.protocol import (
     SUBPROTOCOL,
     Ack,
     Add,
+    ClientsPage,
+    ClientsRequest,
     Error,
     ErrorCode,
     Hello,
+    HistoryPage,
+    HistoryRequest,
+    Online,
     Presence,
     ProtocolError,
     Rename,
+    Resume,
+    ServerMessage,
     Update,
     Welcome,
     decode_server_frame,
     encode,
 )
+from server.protocol.messages import Role, SortKey
 from tui.messages import (
+    AddAcknowledged,
+    ClientsPageArrived,
     Connected,
     Connecting,
     ConnectionLost,
     GaveUp,
+    HistoryArrived,
     LatencyMeasured,
+    LedgerChanged,
+    OnlineChanged,
     PendingChanged,
     PresenceChanged,
     ServerRefused,
@@ -51,14 +68,18 @@ from tui.messages import (
 )
 from tui.model import Model
 from tui.pending import Pending
-from tui.retry import backoff, describe_close, describe_failure, describe_refusal
+from tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
+from tui.urls import unix_path
 
 __all__ = ["Link"]
 
 # Repaint at most this often when updates pour in; the latest total always wins.
 FLUSH_INTERVAL = 1 / 30
 LATENCY_INTERVAL = 2.0
-RETRY_UNAVAILABLE_AFTER = 2.0
+# Refusals that say "not now": the add stays pending and goes again after this long.
+RETRY_LATER = {ErrorCode.UNAVAILABLE: 2.0, ErrorCode.RATE_LIMITED: 1.0}
+# Of the server's rate, what this dashboard uses when it sends a queue of adds.
+PACE_SHARE = 0.8
 
 
 class Resync(Exception):
@@ -69,6 +90,30 @@ class Stalled(Exception):
     """The server stopped answering pings: the path to it is gone, whatever TCP says."""
 
 
+class GiveUp(Exception):
+    """Retrying will not help; wait for the user."""
+
+
+class Pace:
+    """Send no faster than ``rate`` a second after a burst of ``burst``: the server's limits, with room to spare."""
+
+    def __init__(self, rate: float = 40.0, burst: float = 50.0) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.updated = burst, time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+            self.tokens, self.updated = 1.0, time.monotonic()
+        self.tokens -= 1
+
+
+Outgoing = str | Rename | ClientsRequest | HistoryRequest  # an op id to send, or a message
+
+
 class Link:
     def __init__(
         self,
@@ -76,32 +121,40 @@ class Link:
         model: Model,
         post: Callable[[Message], object],
         *,
-        session: str | None = None,
         token: str | None = None,
         tls: ssl.SSLContext | None = None,
         stall_timeout: float = 10.0,
         start_server: Callable[[], object] | None = None,
+        role: Role = "person",
+        once: bool = False,
     ) -> None:
         """``start_server``, if given, is called (in a thread) when nothing answers at ``url``.
 
         ``token`` is sent as a bearer token and never shown; ``tls`` verifies a wss://
         server (default: the system's trusted CAs); a ping unanswered for
-        ``stall_timeout`` seconds means the connection is dead.
+        ``stall_timeout`` seconds means the connection is dead. ``once``: stop as
+        soon as no add is pending (sending what an earlier dashboard left).
         """
         self.url = url
         self.model = model
         self.post = post
         self.start_server = start_server
         self.stall_timeout = stall_timeout
+        self.role = role
+        self.once = once
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._tls = tls
-        self.session = session or uuid.uuid4().hex
         self.seq = 0  # the last update received (the model has the last one shown)
         self._connection: ClientConnection | None = None
-        self._outbox: asyncio.Queue[Add | Rename] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self._pace = Pace()
         self._updates: list[Update] = []
+        self._presence: list[Presence] = []
         self._flush: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
+        self._requests = 0
+        # Pending adds wait here while they are meant for another ledger than the server's.
+        self.held = False
 
     @property
     def connected(self) -> bool:
@@ -113,11 +166,12 @@ class Link:
 
     # -- called by the app --------------------------------------------------------
 
-    def add(self, amount: int) -> str:
+    def add(self, amount: int, *, text: str = "", undo: str | None = None) -> str:
         """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
-        pending = self.pending.add(amount, at=time.time())
+        pending = self.pending.add(amount, text=text, undo=undo)
         self.post(PendingChanged())
-        self._outbox.put_nowait(Add(op=pending.op, amount=amount))
+        if self.connected and not self.held:
+            self._outbox.put_nowait(pending.op)
         return pending.op
 
     def rename(self, name: str) -> None:
@@ -126,82 +180,129 @@ class Link:
         if self.connected:
             self._outbox.put_nowait(Rename(name=name))
 
+    def request_clients(
+        self, *, offset: int = 0, limit: int = 50, sort: SortKey = "name", descending: bool = False, filter: str = ""
+    ) -> str | None:
+        """Ask for a page of the people online; None if not connected. Returns the request's id."""
+        return self._request(lambda id: ClientsRequest(id, offset, limit, sort, descending, filter))
+
+    def request_history(self, since: float, points: int = 200) -> str | None:
+        """Ask for the total since Unix time ``since``; None if not connected."""
+        return self._request(lambda id: HistoryRequest(id, since, points))
+
+    def _request(self, build: Callable[[str], ClientsRequest | HistoryRequest]) -> str | None:
+        if not self.connected:
+            return None
+        self._requests += 1
+        request = build(f"q{self._requests}")
+        self._outbox.put_nowait(request)
+        return request.id
+
     def reconnect_now(self) -> None:
         """Skip the backoff wait, or drop the current connection and start afresh."""
         self._wake.set()
+
+    def keep_for_other_ledger(self, fresh: Pending) -> Pending:
+        """After :class:`LedgerChanged`: set the held adds aside and carry on with ``fresh``; returns the old."""
+        old, self.model.pending = self.model.pending, fresh
+        fresh.bind(self.model.ledger)
+        fresh.save()
+        self.held = False
+        self.post(PendingChanged())
+        return old
+
+    def discard_held(self) -> None:
+        """After :class:`LedgerChanged`: drop the held adds and serve this ledger."""
+        self.pending.clear()
+        self.pending.bind(self.model.ledger)
+        self.pending.save()
+        self.held = False
+        self.post(PendingChanged())
 
     # -- the worker -----------------------------------------------------------------
 
     async def run(self) -> None:
         """Stay connected forever: connect, sync, serve, and back off between attempts."""
         attempt = 0
-        refused = False
         while True:
             attempt += 1
             self.post(Connecting(self.url, attempt))
+            verdict = None
             try:
-                if refused and self.start_server is not None:
-                    # Our local server went away (killed, or idle-exited): start another.
-                    await asyncio.to_thread(self.start_server)
-                refused = False
-                async with connect(
-                    self.url,
-                    subprotocols=[Subprotocol(SUBPROTOCOL)],
-                    additional_headers=self._headers,
-                    # wss:// verifies against the system's CAs unless given a context.
-                    ssl=(self._tls or True) if self.url.startswith("wss:") else None,
-                    open_timeout=5,
-                    close_timeout=2,
-                    ping_interval=None,  # _measure_latency pings, and notices stalls sooner
-                    max_size=2**20,
-                ) as connection:
+                async with self._connect() as connection:
                     await self._sync(connection)
                     attempt = 0
-                    await self._serve(connection)
-                reason = "reconnecting as asked"
+                    if not (self.once and (self.held or not self.pending)):
+                        await self._serve(connection)
+                verdict = Verdict("reconnecting as asked")
             except Resync:
-                reason, attempt = "missed an update; resynchronising", 0
+                verdict, attempt = Verdict("missed an update; resynchronising"), 0
+            except GiveUp as exc:
+                verdict = Verdict(str(exc), retry=False)
             except Stalled as exc:
-                reason = str(exc)
+                verdict = Verdict(str(exc))
             except InvalidStatus as exc:
-                status = exc.response.status_code
-                if 400 <= status < 500:
-                    self.post(GaveUp(describe_refusal(status)))
-                    await self._wait_for_user()
-                    attempt = 0
-                    continue
-                reason = f"the server answered HTTP {status}"
+                verdict = describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
             except ssl.SSLCertVerificationError as exc:
-                # Retrying will not make it trusted.
-                self.post(GaveUp(f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"))
-                await self._wait_for_user()
-                attempt = 0
-                continue
+                reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
+                verdict = Verdict(reason, retry=False)
+            except InvalidMessage:
+                verdict = Verdict("this is not a WebSocket server (it did not answer in HTTP)", retry=False)
             except InvalidURI as exc:
-                # check_url ran at start; this is whatever websockets still finds wrong with it.
-                self.post(GaveUp(f"bad URL: {exc}"))
-                await self._wait_for_user()
-                attempt = 0
-                continue
+                verdict = Verdict(f"bad URL: {exc}", retry=False)
             except ConnectionClosed as exc:
-                reason = describe_close(
-                    we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
-                    code=None if exc.rcvd is None else exc.rcvd.code,
-                    reason="" if exc.rcvd is None else exc.rcvd.reason,
+                verdict = Verdict(
+                    describe_close(
+                        we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
+                        code=None if exc.rcvd is None else exc.rcvd.code,
+                        reason="" if exc.rcvd is None else exc.rcvd.reason,
+                    )
                 )
             except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
-                reason = describe_failure(exc)
-                refused = isinstance(exc, ConnectionRefusedError)
+                verdict = Verdict(describe_failure(exc))
+                if isinstance(exc, ConnectionRefusedError | FileNotFoundError) and self.start_server is not None:
+                    # Our own local server went away (killed, or idle-exited): start another.
+                    with contextlib.suppress(OSError):
+                        await asyncio.to_thread(self.start_server)
+                    attempt = 0
             finally:
                 self._connection = None
                 self._flush_updates()
-            delay = 0.0 if attempt == 0 else backoff(attempt)
-            self.post(ConnectionLost(reason, time.monotonic() + delay, attempt))
+            if self.once and (self.held or not self.pending or not verdict.retry):
+                return
+            if not verdict.retry:
+                self.post(GaveUp(verdict.reason))
+                await self._wait_for_user()
+                attempt = 0
+                continue
+            delay = max(verdict.after, 0.0 if attempt == 0 else backoff(attempt))
+            self.post(ConnectionLost(verdict.reason, time.monotonic() + delay, attempt))
             await self._sleep(delay)
 
+    def _connect(self) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
+        options: dict[str, Any] = {
+            "subprotocols": [Subprotocol(SUBPROTOCOL)],
+            "additional_headers": self._headers,
+            "open_timeout": 5,
+            "close_timeout": 2,
+            "ping_interval": None,  # _measure_latency pings, and notices stalls sooner
+            "max_size": 2**20,
+        }
+        path = unix_path(self.url)
+        if path is not None:
+            return unix_connect(path, uri="ws://localhost/", **options)
+        # wss:// verifies against the system's CAs unless given a context.
+        tls = (self._tls or True) if self.url.startswith("wss:") else None
+        return connect(self.url, ssl=tls, **options)
+
     async def _sync(self, connection: ClientConnection) -> None:
-        """Say hello, take the snapshot, and queue every pending add for resending."""
-        await connection.send(encode(Hello(name=self.model.name, session=self.session)))
+        """Say hello, take the snapshot, and queue every pending add meant for this ledger."""
+        if connection.subprotocol != SUBPROTOCOL:
+            raise GiveUp(f"the server does not speak {SUBPROTOCOL}: is it a Tally server, and a recent one?")
+        model, pending = self.model, self.pending
+        resume = Resume(model.ledger, model.epoch, self.seq) if model.ledger else None
+        hello = Hello(name=model.name, secret=pending.secret, role=self.role, resume=resume)
+        await connection.send(encode(hello))
         welcome = None
         async with asyncio.timeout(10):
             while welcome is None:
@@ -211,12 +312,20 @@ class Link:
                     elif isinstance(message, Error):
                         # A name the server refuses: show it and keep whatever name it accepts.
                         self.post(ServerRefused(message))
-                        raise ProtocolError(message.code, message.message)
+                        raise GiveUp(f"the server refused our hello: {message.message}")
         self.seq = welcome.seq
         self._connection = connection
         self._outbox = asyncio.Queue()
-        for pending in self.pending:
-            self._outbox.put_nowait(Add(op=pending.op, amount=pending.amount))
+        if welcome.limits is not None:
+            self._pace = Pace(welcome.limits.rate * PACE_SHARE, max(1.0, welcome.limits.burst / 2))
+        self.held = bool(pending) and pending.ledger not in ("", welcome.ledger)
+        if self.held:
+            self.post(LedgerChanged(pending.ledger, welcome.ledger, len(pending)))
+        else:
+            pending.bind(welcome.ledger)
+            for add in pending:
+                self._outbox.put_nowait(add.op)
+        pending.save()
         self.post(Connected(welcome))
 
     async def _serve(self, connection: ClientConnection) -> None:
@@ -246,14 +355,22 @@ class Link:
             # recv(), unlike `async for`, raises on a clean close too, with the code that says why.
             for message in decode_server_frame(await connection.recv()):
                 self._receive(message)
+            if self._presence:
+                self.post(PresenceChanged(self._presence))
+                self._presence = []
 
     async def _send_forever(self, connection: ClientConnection) -> None:
         while True:
-            message = await self._outbox.get()
-            # An add acked meanwhile (a resend racing its first ack) need not go out again.
-            if isinstance(message, Add) and message.op not in self.pending:
-                continue
-            await connection.send(encode(message))
+            item = await self._outbox.get()
+            if isinstance(item, str):
+                add = self.pending.get(item)
+                if add is None:
+                    continue  # acked meanwhile (a resend racing its first ack): need not go again
+                await self._pace.wait()
+                self.pending.save()  # on disk before it can reach the server
+                await connection.send(encode(Add(op=add.op, amount=add.amount, undo=add.undo)))
+            else:
+                await connection.send(encode(item))
 
     async def _measure_latency(self, connection: ClientConnection) -> None:
         while True:
@@ -272,7 +389,7 @@ class Link:
         await self._wake.wait()
         await connection.close()
 
-    def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
+    def _receive(self, message: ServerMessage) -> None:
         if isinstance(message, Update):
             if message.seq <= self.seq:
                 return  # already shown
@@ -286,25 +403,36 @@ class Link:
         # Anything else is shown after the updates that came before it.
         self._flush_updates()
         if isinstance(message, Ack):
-            if self.pending.settle(message.op) is not None:
+            add = self.pending.settle(message.op)
+            if add is not None:
+                self.post(AddAcknowledged(add, message.seq))
                 self.post(PendingChanged())
+                if self.once and not self.pending:
+                    self.pending.save()
+                    self._wake.set()  # all sent: close
         elif isinstance(message, Error):
             self._refused(message)
         elif isinstance(message, Presence):
-            self.post(PresenceChanged(message))
+            self._presence.append(message)  # posted together, at the end of the frame
+        elif isinstance(message, Online):
+            self.post(OnlineChanged(message))
+        elif isinstance(message, ClientsPage):
+            self.post(ClientsPageArrived(message))
+        elif isinstance(message, HistoryPage):
+            self.post(HistoryArrived(message))
 
     def _refused(self, error: Error) -> None:
-        pending = None if error.op is None else self.pending.get(error.op)
-        if pending is not None:
-            if error.code == ErrorCode.UNAVAILABLE:
+        add = None if error.op is None else self.pending.get(error.op)
+        if add is not None:
+            delay = RETRY_LATER.get(error.code)
+            if delay is not None:
                 # Nothing was stored; the same op id is safe to send again shortly.
-                asyncio.get_running_loop().call_later(
-                    RETRY_UNAVAILABLE_AFTER, self._outbox.put_nowait, Add(op=pending.op, amount=pending.amount)
-                )
-            else:
-                self.pending.settle(pending.op)
-                self.post(PendingChanged())
-        self.post(ServerRefused(error))
+                asyncio.get_running_loop().call_later(delay, self._outbox.put_nowait, add.op)
+                self.post(ServerRefused(error, add))
+                return
+            self.pending.settle(add.op)
+            self.post(PendingChanged())
+        self.post(ServerRefused(error, add))
 
     def _flush_updates(self) -> None:
         if self._flush is not None:

@@ -1,4 +1,10 @@
-"""Start a local tally-server when none is running, the way tmux starts its server.
+"""The user's own local server: found, or started, the way tmux starts its server.
+
+Each user's dashboards share one server on a Unix socket in a directory only
+that user can enter (``$XDG_RUNTIME_DIR/tally`` or ``/tmp/tally-<uid>``), so
+one local user's dashboard never joins or starts a server another user owns.
+A dashboard starts a server only at that address; pointed anywhere else, it
+connects and waits.
 
 The server runs detached (its own session, so closing this terminal does not
 stop it), logs to the user's state directory, keeps its database in the data
@@ -11,68 +17,91 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import platformdirs
 
-__all__ = ["IDLE_EXIT_SECONDS", "LocalServerError", "ensure_local_server", "is_local", "server_log_path"]
+__all__ = [
+    "IDLE_EXIT_SECONDS",
+    "LocalServerError",
+    "default_url",
+    "ensure_local_server",
+    "runtime_dir",
+    "server_log_path",
+]
 
 IDLE_EXIT_SECONDS = 60
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class LocalServerError(OSError):
-    """The local server could not be started; the message says where its log is."""
+    """The local server could not be started (or its directory is not safe); the message says why."""
 
 
-def is_local(url: str) -> tuple[str, int] | None:
-    """The (host, port) to start a server on, if ``url`` is a plain ws:// URL on this machine."""
-    parts = urlsplit(url)
-    if parts.scheme != "ws" or parts.hostname not in LOOPBACK or parts.path not in ("", "/"):
-        return None
-    return parts.hostname, parts.port or 80
+def runtime_dir() -> Path:
+    """The user's private directory for the server's socket, created if needed and checked.
+
+    Like tmux's: it must belong to this user and let nobody else in.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    directory = Path(base) / "tally" if base else Path("/tmp") / f"tally-{os.getuid()}"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise LocalServerError(
+            f"{directory} is not private to you (owner {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); "
+            "remove it or fix its permissions"
+        )
+    return directory
+
+
+def socket_path() -> Path:
+    return runtime_dir() / "tally.sock"
+
+
+def default_url() -> str:
+    """The address of this user's local server."""
+    return f"unix://{socket_path()}"
 
 
 def server_log_path() -> Path:
     return platformdirs.user_state_path("tally") / "server.log"
 
 
-def _listening(host: str, port: int) -> bool:
+def _listening(path: Path) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=0.5):
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(0.5)
+            probe.connect(str(path))
             return True
     except OSError:
         return False
 
 
-def ensure_local_server(host: str, port: int, *, timeout: float = 10.0) -> bool:
-    """Make sure a server listens on ``host:port``; return True if we started it."""
-    if _listening(host, port):
+def ensure_local_server(*, timeout: float = 10.0) -> bool:
+    """Make sure this user's local server listens; return True if we started it."""
+    path = socket_path()
+    if _listening(path):
         return False
-    state = platformdirs.user_state_path("tally")
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "spawn.lock", "w") as lock:
+    with open(runtime_dir() / "spawn.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if _listening(host, port):  # another dashboard won the race
+        if _listening(path):  # another dashboard won the race
             return False
+        path.unlink(missing_ok=True)  # left by a server that was killed
         log = server_log_path()
+        log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as log_file:
             process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "server",
-                    "--host", host, "--port", str(port),
-                    "--exit-when-idle", str(IDLE_EXIT_SECONDS),
-                ],
+                [sys.executable, "-m", "server", "--unix", str(path), "--exit-when-idle", str(IDLE_EXIT_SECONDS)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _listening(host, port):
+            if _listening(path):
                 return True
             if process.poll() is not None:
                 raise LocalServerError(f"the local server exited at once; see {log}")

@@ -6,14 +6,21 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from server.protocol import Error, Presence, Update, Welcome
+from server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, Update, Welcome
+from tui.pending import PendingAdd
 
 __all__ = [
+    "AddAcknowledged",
+    "ClientsPageArrived",
     "Connected",
     "Connecting",
     "ConnectionLost",
     "GaveUp",
+    "HistoryArrived",
     "LatencyMeasured",
+    "LedgerChanged",
+    "LeftoversSent",
+    "OnlineChanged",
     "PendingChanged",
     "PresenceChanged",
     "ServerRefused",
@@ -34,6 +41,18 @@ class Connected(Message):
     """The server welcomed us: a full snapshot to replace whatever we showed."""
 
     welcome: Welcome
+
+
+@dataclass
+class LedgerChanged(Message):
+    """The server at this address now holds a different ledger than the one our pending adds are for.
+
+    None of them was sent; the app asks the user what to do (see ``Link.keep_for_other_ledger``).
+    """
+
+    expected: str
+    found: str
+    pending: int
 
 
 @dataclass
@@ -61,14 +80,47 @@ class UpdatesArrived(Message):
 
 @dataclass
 class PresenceChanged(Message):
-    presence: Presence
+    """Joins, leaves and renames that arrived together, in order."""
+
+    presences: list[Presence]
+
+
+@dataclass
+class OnlineChanged(Message):
+    online: Online
+
+
+@dataclass
+class ClientsPageArrived(Message):
+    page: ClientsPage
+
+
+@dataclass
+class HistoryArrived(Message):
+    page: HistoryPage
 
 
 @dataclass
 class ServerRefused(Message):
-    """The server answered one of our messages with an error."""
+    """The server answered one of our messages with an error; ``add`` is the add it refused, if one was."""
 
     error: Error
+    add: PendingAdd | None = None
+
+
+@dataclass
+class AddAcknowledged(Message):
+    """One of our adds is stored, as update ``seq``."""
+
+    add: PendingAdd
+    seq: int
+
+
+@dataclass
+class LeftoversSent(Message):
+    """Adds left by an earlier dashboard that quit or died were sent (``count`` of them)."""
+
+    count: int
 
 
 @dataclass

@@ -1,16 +1,25 @@
-"""The adds typed and not yet acknowledged: the dashboard's one record of them.
+"""The adds typed and not yet acknowledged: the dashboard's one record of them, kept on disk.
 
 Each add gets its op id here when typed and stays until the server
 acknowledges it (or refuses it for a reason that resending will not change).
 The connection resends whatever is here after every reconnect, with the same
 op ids, so the server's dedupe makes each count exactly once.
+
+With a :class:`~tui.journal.Journal`, the adds, the session's secret and the
+ledger they are meant for are written to a file before any of them is sent,
+so a dashboard that is killed does not lose what was typed: the next one the
+same user starts for that server sends them.
 """
 
 from __future__ import annotations
 
-import itertools
+import secrets
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tui.journal import Journal
 
 __all__ = ["Pending", "PendingAdd"]
 
@@ -20,14 +29,32 @@ class PendingAdd:
     op: str
     amount: int
     typed_at: float  # Unix time
+    text: str = ""  # as typed, to put back in the input if the server refuses it
+    undo: str | None = None  # the op this add takes back
 
 
 class Pending:
-    """Pending adds in the order typed, keyed by op id."""
+    """Pending adds in the order typed, keyed by op id; the session's secret; the ledger they are for."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal
         self._adds: dict[str, PendingAdd] = {}
-        self._op_ids = itertools.count(1)
+        self._next_op = 1
+        self.secret = ""
+        self.ledger = ""  # the ledger these adds are meant for ("" until a server says which)
+        self._dirty = False
+        if journal is not None:
+            self._load(journal.read())
+        if not self.secret:
+            # Proves the session to the server: whoever holds it may resend these op ids.
+            self.secret = secrets.token_urlsafe(24)
+            self._dirty = True
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.secret = str(state.get("secret", ""))
+        self.ledger = str(state.get("ledger", ""))
+        self._next_op = int(state.get("next_op", 1))
+        self._adds = {add["op"]: PendingAdd(**add) for add in state.get("adds", [])}
 
     def __len__(self) -> int:
         return len(self._adds)
@@ -41,21 +68,51 @@ class Pending:
     def get(self, op: str) -> PendingAdd | None:
         return self._adds.get(op)
 
-    def add(self, amount: int, *, at: float) -> PendingAdd:
-        """Record a newly typed add under a fresh op id."""
-        pending = PendingAdd(str(next(self._op_ids)), amount, at)
+    def add(self, amount: int, *, at: float | None = None, text: str = "", undo: str | None = None) -> PendingAdd:
+        """Record a newly typed add under a fresh op id (saved before it is sent: see :meth:`save`)."""
+        pending = PendingAdd(str(self._next_op), amount, time.time() if at is None else at, text, undo)
+        self._next_op += 1
         self._adds[pending.op] = pending
+        self._dirty = True
         return pending
 
     def restore(self, pending: PendingAdd) -> None:
         """Put back an add whose outcome is unknown again (its ack was lost)."""
         self._adds[pending.op] = pending
+        self._dirty = True
 
     def settle(self, op: str) -> PendingAdd | None:
         """Forget ``op``: acknowledged, or refused for good. None if it was not pending."""
-        return self._adds.pop(op, None)
+        settled = self._adds.pop(op, None)
+        if settled is not None:
+            self._dirty = True
+        return settled
+
+    def clear(self) -> None:
+        self._adds.clear()
+        self._dirty = True
+
+    def bind(self, ledger: str) -> None:
+        """Say which ledger the adds are for (the first server to welcome us decides)."""
+        if ledger != self.ledger:
+            self.ledger = ledger
+            self._dirty = True
 
     @property
     def amount(self) -> int:
         """What the pending adds will add together (for a projected total)."""
         return sum(add.amount for add in self._adds.values())
+
+    def save(self) -> None:
+        """Write everything to the journal, if anything changed: call before sending an add."""
+        if self.journal is None or not self._dirty:
+            return
+        self.journal.write(
+            {
+                "secret": self.secret,
+                "ledger": self.ledger,
+                "next_op": self._next_op,
+                "adds": [asdict(add) for add in self._adds.values()],
+            }
+        )
+        self._dirty = False

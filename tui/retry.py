@@ -7,10 +7,11 @@ socket; :mod:`tui.connection` maps each websockets exception onto them.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from server.protocol import ProtocolError
 
-__all__ = ["backoff", "describe_close", "describe_failure", "describe_refusal"]
+__all__ = ["Verdict", "backoff", "describe_close", "describe_failure", "describe_status"]
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
@@ -23,29 +24,47 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
     return step * random.uniform(0.5, 1.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to tell the user, and whether trying again can help."""
+
+    reason: str
+    retry: bool = True
+    # Wait at least this long before trying again (a server that said when).
+    after: float = 0.0
+
+
 def describe_close(*, we_closed_first: bool, code: int | None, reason: str) -> str:
     """Why a connection ended, from its closing handshake (``code`` is None if none arrived)."""
     if we_closed_first:
         return "reconnecting as asked"
     if code == 1001:
-        return "the server is restarting"
+        return "the server stopped" if reason == "server stopped" else "the server went away"
     if code is not None:
         return f"the server closed the connection ({code}{': ' + reason if reason else ''})"
     return "the connection was lost"
 
 
-def describe_refusal(status: int) -> str:
-    """Why the server refused the handshake with HTTP ``status`` (4xx: retrying will not help)."""
+def describe_status(status: int, *, retry_after: str | None = None) -> Verdict:
+    """What an HTTP answer instead of a WebSocket handshake means."""
     if status == 401:
-        return "the server wants a valid token (--token or TALLY_TOKEN)"
+        return Verdict("the server wants a valid token (--token, --token-file or TALLY_TOKEN)", retry=False)
     if status == 403:
-        return "the server refused this client (HTTP 403)"
-    return f"the server refused the connection (HTTP {status})"
+        return Verdict("the server refused this client (HTTP 403)", retry=False)
+    if status == 429:
+        wait = float(retry_after) if retry_after and retry_after.isdigit() else 5.0
+        return Verdict("the server is busy with this address (HTTP 429)", after=wait)
+    if status == 503:
+        return Verdict("the server is full or stopping (HTTP 503)")
+    if status >= 500:
+        return Verdict(f"the server failed (HTTP {status})")
+    # 200, 404, 426…: something listens there, and it is not a Tally server.
+    return Verdict(f"this is not a Tally server: it answered HTTP {status} instead of a WebSocket", retry=False)
 
 
 def describe_failure(exc: BaseException) -> str:
     """Why a connection attempt failed, for errors that retrying may fix."""
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
         return "no server is listening"
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["check_url", "public_url"]
+__all__ = ["check_url", "is_loopback", "public_url", "unix_path"]
 
-SCHEMES = ("ws", "wss")
+SCHEMES = ("ws", "wss", "unix")
 
 
 def check_url(url: str) -> str:
@@ -19,7 +20,11 @@ def check_url(url: str) -> str:
     if "://" not in url or not parts.scheme:
         raise ValueError(f"{url!r} has no scheme: write ws://{url} (or wss:// for TLS)")
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"{url!r}: the scheme must be ws:// or wss://, not {parts.scheme}://")
+        raise ValueError(f"{url!r}: the scheme must be ws://, wss:// or unix://, not {parts.scheme}://")
+    if parts.scheme == "unix":
+        if not parts.path.startswith("/") or parts.netloc:
+            raise ValueError(f"{url!r}: write unix:///absolute/path/to/socket")
+        return url
     if not parts.hostname:
         raise ValueError(f"{url!r} names no host")
     try:
@@ -27,6 +32,26 @@ def check_url(url: str) -> str:
     except ValueError:
         raise ValueError(f"{url!r}: the port must be a number from 0 to 65535") from None
     return url
+
+
+def unix_path(url: str) -> str | None:
+    """The socket path of a ``unix://`` URL, None for a network URL."""
+    parts = urlsplit(url)
+    return parts.path if parts.scheme == "unix" else None
+
+
+def is_loopback(url: str) -> bool:
+    """True if ``url`` cannot leave this machine (a Unix socket, or a loopback host)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def public_url(url: str) -> str:

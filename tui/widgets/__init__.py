@@ -1,9 +1,9 @@
 """Widgets of the dashboard: each renders what the app gives it."""
 
 from tui.widgets.activity import ActivityLog
-from tui.widgets.amount import AmountEntry, parse_amount
+from tui.widgets.amount import AmountEntry, AmountInput
 from tui.widgets.clients import ClientsTable
 from tui.widgets.status import StatusBar
 from tui.widgets.total import TotalPanel
 
-__all__ = ["ActivityLog", "AmountEntry", "ClientsTable", "StatusBar", "TotalPanel", "parse_amount"]
+__all__ = ["ActivityLog", "AmountEntry", "AmountInput", "ClientsTable", "StatusBar", "TotalPanel"]

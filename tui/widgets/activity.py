@@ -1,71 +1,215 @@
-"""What just happened: adds, joins, leaves, renames, refusals, connection changes."""
+"""What just happened: adds, joins, leaves, renames, refusals, connection changes.
+
+Entries are kept (the last 1,000) and drawn through the filter the user
+chose: mine only, adds only, joins and leaves hidden. Scrolling up pauses
+following: new lines are counted in the title ("12 new") until End (or
+scrolling back to the bottom) resumes it. Many joins or leaves at one moment
+are one line. Every line is built from ``Text`` parts, so nothing from the
+network is ever markup.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import RichLog
 
 from server.protocol import Error, Presence, Update
+from tui.pending import PendingAdd
 from tui.text import plain_text
 
-__all__ = ["ActivityLog"]
+__all__ = ["ActivityLog", "Entry", "LogFilter"]
 
 # A flood is summarised, not written line by line: the total shows the result.
 MAX_LINES_PER_BATCH = 20
+# More joins (or leaves) than this at one moment are one line.
+GROUP_PRESENCE = 3
+KEPT = 1000
+# An add applied this long after it was typed says both times.
+LATE = 2.0
+
+Kind = Literal["add", "presence", "note"]
+LogFilter = Literal["all", "mine", "adds", "quiet"]
+FILTERS: dict[LogFilter, str] = {
+    "all": "everything",
+    "mine": "my adds only",
+    "adds": "adds only",
+    "quiet": "no joins or leaves",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: Kind
+    text: Text
+    mine: bool = False
 
 
 def _stamp(at: float | None = None) -> Text:
     return Text(time.strftime("%H:%M:%S ", time.localtime(at)), style="dim")
 
 
-def _name(name: str) -> Text:
-    return Text(plain_text(name, limit=40), style="bold")
+def _name(name: str, tag: str = "") -> Text:
+    text = Text(plain_text(name, limit=40), style="bold")
+    if tag:
+        text.append(f"#{plain_text(tag, limit=8)}", style="dim")
+    return text
+
+
+def _signed(amount: int) -> Text:
+    return Text(f"{amount:+,}", style="green" if amount > 0 else "red")
 
 
 class ActivityLog(RichLog):
-    """Every line is built from ``Text`` parts, so nothing from the network is markup."""
+    BINDINGS = [Binding("end", "follow", "Follow", show=False)]
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, markup=False, highlight=False, wrap=False, max_lines=1000)
-        self.border_title = "Activity"
+        super().__init__(id=id, markup=False, highlight=False, wrap=False, max_lines=KEPT, auto_scroll=False)
+        self.entries: deque[Entry] = deque(maxlen=KEPT)
+        self.filter: LogFilter = "all"
+        self.unseen = 0
+        self.ambiguous: set[str] = set()  # names two people share: shown with their tags
+        self._refresh_title()
 
-    def updates(self, updates: list[Update], you: str | None) -> None:
+    # -- writing ---------------------------------------------------------------------
+
+    def add_entry(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        if not self._shown(entry):
+            return
+        following = self.is_vertical_scroll_end or self.max_scroll_y == 0
+        self.write(entry.text, scroll_end=following)
+        if not following:
+            self.unseen += 1
+            self._refresh_title()
+
+    def updates(self, updates: Sequence[Update], you: str | None, *, earlier: bool = False) -> None:
         skipped = len(updates) - MAX_LINES_PER_BATCH
         if skipped > 0:
-            self.write(Text.assemble(_stamp(), (f"… {skipped:,} more updates", "dim italic")))
+            self.note(f"… {skipped:,} more updates")
         for update in updates[-MAX_LINES_PER_BATCH:]:
-            style = "green" if update.amount > 0 else "red"
-            who = _name(update.name)
-            if update.client is not None and update.client == you:
-                who.append(" (you)", style="dim")
-            self.write(
-                Text.assemble(
-                    _stamp(update.at), who, " added ", (f"{update.amount:+,}", style), f"  → {update.total:,}"
-                )
-            )
+            self.add_entry(self._update_entry(update, you, earlier=earlier))
 
-    def presence(self, presence: Presence, previous_name: str | None) -> None:
-        client = presence.client
-        if presence.event == "joined":
-            line = Text.assemble(_name(client.name), " joined from ", plain_text(client.address, limit=60))
-        elif presence.event == "left":
-            line = Text.assemble(_name(client.name), " left")
-        else:
-            line = Text.assemble(_name(previous_name or "someone"), " is now ", _name(client.name))
-        self.write(Text.assemble(_stamp(), line))
+    def _update_entry(self, update: Update, you: str | None, *, earlier: bool) -> Entry:
+        mine = update.client == you
+        who = _name(update.name, update.tag if update.name in self.ambiguous else "")
+        if mine:
+            who.append(" (you)", style="dim")
+        verb = f" undid update {update.undoes} with " if update.undoes is not None else " added "
+        text = Text.assemble(_stamp(update.at), who, verb, _signed(update.amount), f"  → {update.total:,}")
+        if earlier:
+            text.stylize("dim")
+        return Entry("add", text, mine)
 
-    def refused(self, error: Error) -> None:
-        self.write(
-            Text.assemble(
-                _stamp(),
-                ("refused ", "bold red"),
-                (plain_text(error.code, limit=40), "red"),
-                ": ",
-                plain_text(error.message),
+    def away(self, missed: Sequence[Update], you: str | None) -> None:
+        """What others added while we were disconnected: each line if few, else one line per person."""
+        if len(missed) <= MAX_LINES_PER_BATCH // 4:
+            self.updates(missed, you)
+            return
+        by_name: dict[str, list[int]] = {}
+        for update in missed:
+            by_name.setdefault(update.name, []).append(update.amount)
+        for name, amounts in sorted(by_name.items(), key=lambda item: -len(item[1])):
+            count = len(amounts)
+            line = Text.assemble(
+                _stamp(), _name(name), " ", _signed(sum(amounts)), f" in {count:,} add{'s' if count != 1 else ''}"
             )
+            line.append(" while you were away", style="dim")
+            self.add_entry(Entry("add", line))
+
+    def applied(self, add: PendingAdd, seq: int, at: float) -> None:
+        """One of our adds that waited: say when it was typed and when it counted."""
+        if at - add.typed_at < LATE:
+            return
+        self.note(
+            f"your {add.amount:+,} typed at {time.strftime('%H:%M:%S', time.localtime(add.typed_at))} "
+            f"was applied at {time.strftime('%H:%M:%S', time.localtime(at))} (update {seq:,})"
         )
 
+    def presence(self, batch: Sequence[tuple[Presence, str | None]]) -> None:
+        """Joins, leaves and renames of one moment (each with the name before it)."""
+        for event in ("joined", "left"):
+            group = [p.client for p, _ in batch if p.event == event]
+            if len(group) > GROUP_PRESENCE:
+                names = ", ".join(plain_text(c.name, limit=20) for c in group[:GROUP_PRESENCE])
+                line = Text.assemble(_stamp(), (f"{len(group):,} {event}", "bold"), f": {names}, …")
+                self.add_entry(Entry("presence", line))
+            else:
+                for client in group:
+                    tag = client.tag if client.name in self.ambiguous else ""
+                    self.add_entry(Entry("presence", Text.assemble(_stamp(), _name(client.name, tag), f" {event}")))
+        for presence, before in batch:
+            if presence.event == "renamed":
+                line = Text.assemble(_stamp(), _name(before or "someone"), " is now ", _name(presence.client.name))
+                self.add_entry(Entry("presence", line))
+
+    def refused(self, error: Error, add: PendingAdd | None) -> None:
+        what = f"your {add.amount:+,}" if add is not None else "refused"
+        line = Text.assemble(
+            _stamp(),
+            (what + (" was refused " if add is not None else " "), "bold red"),
+            (plain_text(error.code, limit=40), "red"),
+            ": ",
+            plain_text(error.message),
+        )
+        self.add_entry(Entry("note", line, mine=True))
+
     def note(self, text: str, style: str = "dim") -> None:
-        self.write(Text.assemble(_stamp(), (plain_text(text), style)))
+        self.add_entry(Entry("note", Text.assemble(_stamp(), (plain_text(text), style))))
+
+    # -- reading -------------------------------------------------------------------
+
+    def _shown(self, entry: Entry) -> bool:
+        if self.filter == "mine":
+            return entry.mine
+        if self.filter == "adds":
+            return entry.kind == "add"
+        if self.filter == "quiet":
+            return entry.kind != "presence"
+        return True
+
+    def set_filter(self, log_filter: LogFilter) -> None:
+        self.filter = log_filter
+        self._redraw(self.entries)
+
+    def _redraw(self, entries: Iterable[Entry]) -> None:
+        self.clear()
+        for entry in entries:
+            if self._shown(entry):
+                self.write(entry.text, scroll_end=False)
+        self.scroll_end(animate=False)
+        self.unseen = 0
+        self._refresh_title()
+
+    def clear_entries(self) -> None:
+        self.entries.clear()
+        self._redraw(())
+
+    def action_follow(self) -> None:
+        self.scroll_end(animate=False)
+        self.unseen = 0
+        self._refresh_title()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self.unseen and self.is_vertical_scroll_end:
+            self.unseen = 0
+            self._refresh_title()
+
+    def _refresh_title(self) -> None:
+        title = "Activity"
+        if self.filter != "all":
+            title += f" · {FILTERS[self.filter]}"
+        if self.unseen:
+            title += f" · paused, {self.unseen:,} new (End)"
+        self.border_title = title
+
+    def selected_text(self) -> str:
+        """The lines shown, as plain text (for the copy key)."""
+        return "\n".join(entry.text.plain for entry in self.entries if self._shown(entry))

@@ -1,76 +1,111 @@
-"""The amount input: integers with an optional sign, explained inline when wrong."""
+"""The amount input: each Enter adds exactly what was on the line when it was pressed.
+
+Textual's Input posts ``Submitted`` and handles it later, after keys typed
+since have already reached the box; clearing it then ate the next number
+(``1`` Enter ``1`` Enter added 11). Here the line is read, checked and cleared
+in the key handler itself, in order with the keys around it, at any speed,
+from a keyboard macro or a paste.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from server.protocol import INT64_MAX, INT64_MIN
+from tui.amount import parse_amount, preview
 
-__all__ = ["AmountEntry", "parse_amount"]
-
-_AMOUNT = re.compile(r"[+-]?[0-9][0-9_,]*")
+__all__ = ["AmountEntry", "AmountInput"]
 
 
-def parse_amount(text: str) -> int | str:
-    """The integer typed, or a sentence saying why it is not one.
+class AmountInput(Input):
+    """An Input that takes its line at Enter, in order with the keys around it."""
 
-    Accepts an optional sign and digit grouping with ``,`` or ``_`` (``+1,000``).
-    """
-    text = text.strip().replace(" ", "")
-    if not text:
-        return "type a number like +5 or -3"
-    if not _AMOUNT.fullmatch(text):
-        return f"not a whole number: {text[:12]!r}"
-    amount = int(text.replace(",", "").replace("_", ""))
-    if amount == 0:
-        return "0 changes nothing"
-    if not INT64_MIN <= amount <= INT64_MAX:
-        return "too large (64-bit limit)"
-    return amount
+    @dataclass
+    class Entered(Message):
+        """A valid amount was entered: ``text`` as typed."""
+
+        amount: int
+        text: str
+
+    @dataclass
+    class Rejected(Message):
+        """Enter was pressed on text that is not a valid amount (it stays in the box)."""
+
+        text: str
+        reason: str
+
+    max_amount: int | None = None  # the server's bound on one add, once known
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            # Handled here, not by the submit binding: bindings run after the keys queued behind Enter.
+            event.stop()
+            event.prevent_default()
+            self.enter(self.value)
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # Pasted lines are typed lines: each one followed by a newline is entered.
+        lines = event.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if len(lines) == 1:
+            return  # Input's own handler inserts it
+        event.stop()
+        event.prevent_default()
+        *complete, rest = lines
+        for line in complete:
+            if not self.enter(self.value + line):
+                return  # the rest would follow an add the user has not seen refused
+        self.insert_text_at_cursor(rest)
+
+    def enter(self, text: str) -> bool:
+        """Take ``text`` as one entered line; True if it was a valid amount."""
+        result = parse_amount(text, max_amount=self.max_amount)
+        if isinstance(result, str):
+            self.value = text
+            self.cursor_position = len(text)
+            self.post_message(self.Rejected(text, result))
+            return False
+        self.value = ""
+        self.post_message(self.Entered(result, text.strip()))
+        return True
 
 
 class AmountEntry(Vertical):
-    """An input plus the line that says why the input is not valid."""
-
-    @dataclass
-    class Submitted(Message):
-        """A valid amount was entered (Enter)."""
-
-        amount: int
+    """The input, plus the line under it: why the text is not valid, or what Enter will add."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.input = Input(placeholder="Add an amount: +5, -3 … then Enter", id="amount")
-        self.error = Label("", id="amount-error", markup=False)
+        self.input = AmountInput(placeholder="Add an amount: +5, -3 … then Enter", id="amount")
+        self.hint = Label("", id="amount-hint", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self.input
-        yield self.error
+        yield self.hint
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        result = parse_amount(event.value) if event.value.strip() else 0
-        self.show_error(result if isinstance(result, str) else "")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        result = parse_amount(event.value)
-        if isinstance(result, str):
-            self.show_error(result)
+        if not event.value.strip():
+            self.show("")
             return
-        event.input.clear()
-        self.show_error("")
-        self.post_message(self.Submitted(result))
+        result = parse_amount(event.value, max_amount=self.input.max_amount)
+        if isinstance(result, str):
+            self.show(result, error=True)
+        else:
+            self.show(preview(event.value, result) or "")
 
-    def show_error(self, text: str) -> None:
-        self.error.update(text)
-        self.set_class(bool(text), "-invalid")
+    def on_amount_input_rejected(self, event: AmountInput.Rejected) -> None:
+        self.show(event.reason, error=True)
+
+    def on_amount_input_entered(self, event: AmountInput.Entered) -> None:
+        self.show("")
+
+    def show(self, text: str, *, error: bool = False) -> None:
+        self.hint.update(text)
+        self.set_class(error, "-invalid")
 
     def focus_input(self) -> None:
         self.input.focus()

@@ -46,7 +46,7 @@ class ClientsTable(DataTable[Text]):
             name,
             Text(f"{client.added:+,}", justify="right"),
             Text(_since(client.since)),
-            Text(plain_text(client.address, limit=60)),
+            Text(plain_text(client.address or "", limit=60)),
         )
         if client.id in self.rows:
             for column, cell in zip(COLUMNS, cells, strict=True):

@@ -9,10 +9,11 @@ from textual.renderables.digits import Digits as BigDigits
 from textual.timer import Timer
 from textual.widgets import Digits, Label, Sparkline
 
+from server.protocol import HISTORY_POINTS
+
 __all__ = ["TotalPanel"]
 
 FLASH_SECONDS = 0.6
-HISTORY_POINTS = 120
 
 
 def group_digits(value: int) -> str:
@@ -30,6 +31,10 @@ class TotalPanel(Vertical):
 
     total: reactive[int | None] = reactive(None)
     seq: reactive[int] = reactive(0)
+    # While offline: the total shown is the last known one; pending adds would take it further.
+    stale: reactive[bool] = reactive(False)
+    pending: reactive[int] = reactive(0)
+    pending_amount: reactive[int] = reactive(0)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -67,6 +72,14 @@ class TotalPanel(Vertical):
     def watch_seq(self) -> None:
         self._render_total()
 
+    def watch_stale(self, stale: bool) -> None:
+        self.set_class(stale, "-stale")
+        self.border_title = "Total · last known" if stale else "Total"
+        self._render_total()
+
+    def watch_pending(self) -> None:
+        self._render_total()
+
     def on_resize(self) -> None:
         self._render_total()
 
@@ -80,6 +93,9 @@ class TotalPanel(Vertical):
         exact_fits = BigDigits.get_width(text) <= max(self.content_size.width, 1)
         digits.update(text if exact_fits else compact(self.total))
         updates = "no updates yet" if self.seq == 0 else f"after {self.seq:,} update{'s' if self.seq != 1 else ''}"
+        if self.pending:
+            projected = self.total + self.pending_amount
+            updates = f"{self.pending:,} pending → {projected:,}"
         caption.update(updates if exact_fits else f"{text}  ·  {updates}")
 
     def flash(self, direction: str) -> None:

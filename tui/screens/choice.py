@@ -1,0 +1,60 @@
+"""Dialogs that ask the user to choose, each choice with its key: quitting with adds pending, a changed ledger."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label
+
+__all__ = ["ChoiceScreen", "ledger_changed", "quit_with_pending"]
+
+
+class ChoiceScreen(ModalScreen[str]):
+    """A question, and buttons that dismiss it with their id; Escape picks the first (the safe one)."""
+
+    BINDINGS = [Binding("escape", "choose_first", "Cancel")]
+
+    def __init__(self, title: str, text: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__(classes="choice")
+        self.title_text = title
+        self.text = text
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choice-dialog"):
+            yield Label(self.title_text, id="choice-title", markup=False)
+            yield Label(self.text, id="choice-text", markup=False)
+            with Horizontal(id="choice-buttons"):
+                for index, (key, label) in enumerate(self.choices):
+                    yield Button(label, id=key, variant="primary" if index == 0 else "default")
+
+    def on_mount(self) -> None:
+        self.query_one(Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id or self.choices[0][0])
+
+    def action_choose_first(self) -> None:
+        self.dismiss(self.choices[0][0])
+
+
+def quit_with_pending(count: int) -> ChoiceScreen:
+    return ChoiceScreen(
+        "Adds still waiting",
+        f"{count} add{'s have' if count != 1 else ' has'} not reached the server yet. "
+        "Kept, they are sent by the next dashboard you open for this server, each counted once.",
+        [("wait", "Wait"), ("keep", "Quit, send them next time"), ("discard", "Quit and discard them")],
+    )
+
+
+def ledger_changed(url: str, expected: str, found: str, count: int) -> ChoiceScreen:
+    return ChoiceScreen(
+        "This is a different ledger",
+        f"The server at {url} now holds ledger {found}, not {expected}, the one your {count} pending "
+        f"add{'s were' if count != 1 else ' was'} typed for. Nothing was sent to it. Keep them for when "
+        "that ledger is back, or discard them?",
+        [("keep", "Keep them for that ledger"), ("discard", "Discard them")],
+    )

@@ -26,7 +26,7 @@ from server.fanout import Fanout
 from server.handler import Handler
 from server.ledger import Ledger
 from server.limits import Limits
-from server.presence import Roster
+from server.presence import LocalPresence, Roster
 from server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
 from server.session import RECENT_IN_WELCOME, Room, update_of
 from server.state import Record
@@ -152,7 +152,10 @@ class TallyServer:
         self.fanout = Fanout(self._current_welcome, self.roster)
         store = store or open_store(config.db, accept_loss=config.accept_ledger_loss)
         self.ledger = Ledger(store, self._publish, retention=limits.retention)
-        self.handler = Handler(Room(self.ledger, self.roster, self.fanout, limits, self.info, config.show_addresses))
+        self.presence = LocalPresence(self.roster, self.fanout)
+        self.handler = Handler(
+            Room(self.ledger, self.roster, self.presence, self.fanout, limits, self.info, config.show_addresses)
+        )
         self.liveness = Liveness(interval=config.ping_interval, timeout=config.ping_timeout)
         self.gate = Gate(limits, capacity=0)
         self.max_connections = limits.max_connections

@@ -66,7 +66,7 @@ class Handler:
             self.room.fanout.unsubscribe(connection)
             # Its adds first, then its leave: nobody sees an add after its author left.
             await session.settle()
-            session.leave()
+            await session.leave()
             reason = getattr(connection, "closing_reason", "")
             if reason:
                 log.warning("drop   %s from %s: %s", client_id, session.address, reason)

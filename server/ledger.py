@@ -35,6 +35,9 @@ MAX_ADDS_PER_COMMIT = 1000
 RECENT_KEPT = 1000
 # How often op ids past the retention window are forgotten.
 PRUNE_INTERVAL = 600.0
+# With a shared store, how long an applied add may wait to be read back from the stream
+# before its adder is told to resend (which the dedupe answers with the original ack).
+PUBLISH_TIMEOUT = 5.0
 
 
 class Ledger:
@@ -54,6 +57,11 @@ class Ledger:
         self._closing = False
         self._stale = False  # after a store failure, reload the snapshot before trusting the cache
         self._tasks: list[asyncio.Task[None]] = []
+        # A shared store (Redis) publishes through the stream every server follows
+        # (server/cluster.py); adds are acknowledged once read back from it.
+        self.shared = bool(getattr(store, "shared", False))
+        self._lost = ""
+        self._seen = asyncio.Event()
 
     @property
     def total(self) -> int:
@@ -66,14 +74,46 @@ class Ledger:
     @property
     def available(self) -> bool:
         """False after a store failure, until a commit succeeds again."""
-        return not self._stale
+        return not (self._stale or self._lost)
 
     async def start(self) -> None:
-        self._load(await self.store.open(recent=RECENT_KEPT))
+        if not self.shared:  # a cluster loads the shared ledger itself, with who is online
+            self._load(await self.store.open(recent=RECENT_KEPT))
         self._tasks = [
             asyncio.create_task(self._write_forever(), name="tally-ledger"),
             asyncio.create_task(self._prune_forever(), name="tally-prune"),
         ]
+
+    def reload(self, snapshot: Snapshot) -> None:
+        """Take ``snapshot`` as the truth (a shared store, after a gap or an outage)."""
+        self._load(snapshot)
+        self._lost = ""
+
+    def lost(self, why: str) -> None:
+        """The shared store cannot be served now: refuse adds until ``reload``."""
+        self._lost = why
+        self._seen.set()
+
+    def published(self, records: Sequence[Record]) -> None:
+        """Records read back from a shared store's stream, in order: take them and publish them."""
+        self._take(records)
+        self.publish(records)
+        saw = getattr(self.store, "saw", None)
+        if saw is not None:
+            saw(self.seq)
+        self._seen.set()
+
+    async def _read_back(self, seq: int) -> bool:
+        """Wait until update ``seq`` has been published (a shared store); False if it was not in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_TIMEOUT
+        while self.seq < seq and not self._lost:
+            self._seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._seen.wait(), max(0.0, deadline - loop.time()))
+            if loop.time() >= deadline:
+                break
+        return self.seq >= seq
 
     def _load(self, snapshot: Snapshot) -> None:
         self.id, self.epoch, self.head = snapshot.ledger, snapshot.epoch, snapshot.head
@@ -138,6 +178,9 @@ class Ledger:
                 return
 
     async def _commit(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
+        if self.shared:
+            await self._commit_shared(batch)
+            return
         try:
             if self._stale:
                 self._load(await self.store.open(recent=RECENT_KEPT))
@@ -154,6 +197,26 @@ class Ledger:
         if records:
             self._take(records)
             self.publish(records)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    async def _commit_shared(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
+        unavailable = Refused(ErrorCode.UNAVAILABLE, "the shared store is unavailable; nothing was added, try again")
+        outcomes: list[Outcome]
+        if self._lost:
+            outcomes = [unavailable] * len(batch)
+        else:
+            try:
+                outcomes = await self.store.apply([request for request, _ in batch], at=time.time())
+            except Exception as exc:
+                log.error("store failed (%s); refusing %d add(s)", exc, len(batch))
+                outcomes = [unavailable] * len(batch)
+        applied = [outcome.record.seq for outcome in outcomes if isinstance(outcome, Applied)]
+        if applied and not await self._read_back(max(applied)):
+            # Stored, but not seen back: the adder resends, and the dedupe answers with the ack.
+            late = Refused(ErrorCode.UNAVAILABLE, "stored, but not yet confirmed; resend the same op")
+            outcomes = [late if isinstance(outcome, Applied) else outcome for outcome in outcomes]
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)

@@ -13,12 +13,17 @@ of O(N).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from server.protocol import ClientInfo, Presence
 from server.protocol.messages import SortKey
 
-__all__ = ["Roster"]
+if TYPE_CHECKING:
+    from server.fanout import Fanout
+
+__all__ = ["Announcer", "LocalPresence", "Roster"]
 
 # A sorted view is rebuilt at most this often; pages may lag changes by as much.
 VIEW_MAX_AGE = 1.0
@@ -62,6 +67,12 @@ class Roster:
         if limit is None or limit >= len(self._people):
             return tuple(people)
         return tuple(info for info, _ in zip(people, range(limit), strict=False))
+
+    def reset(self, people: Iterable[ClientInfo]) -> None:
+        """Replace everyone (a cluster's server loading who is online on every server)."""
+        self._people = {info.id: info for info in people}
+        self._views.clear()
+        self._changed()
 
     def join(self, info: ClientInfo) -> Presence:
         self._people[info.id] = info
@@ -114,3 +125,37 @@ class Roster:
             built = (now, sorted(self._people.values(), key=_SORT_KEYS[sort], reverse=descending))
             self._views[sort, descending] = built
         return built[1]
+
+
+class Announcer(ABC):
+    """How joins, leaves and renames reach everyone: at once on one server, through Redis in a cluster."""
+
+    def __init__(self, roster: Roster, fanout: Fanout) -> None:
+        self.roster = roster
+        self.fanout = fanout
+
+    @abstractmethod
+    async def join(self, info: ClientInfo) -> None: ...
+
+    @abstractmethod
+    async def leave(self, client_id: str) -> ClientInfo | None: ...
+
+    @abstractmethod
+    async def rename(self, client_id: str, name: str) -> None: ...
+
+
+class LocalPresence(Announcer):
+    """One server: the roster changes at once, and the fan-out tells everyone (presence may wait for company)."""
+
+    async def join(self, info: ClientInfo) -> None:
+        self.fanout.publish(self.roster.join(info), soon=False)
+
+    async def leave(self, client_id: str) -> ClientInfo | None:
+        left = self.roster.leave(client_id)
+        if left is None:
+            return None
+        self.fanout.publish(left, soon=False)
+        return left.client
+
+    async def rename(self, client_id: str, name: str) -> None:
+        self.fanout.publish(self.roster.rename(client_id, name), soon=False)

@@ -28,7 +28,7 @@ from server.connection import TallyConnection
 from server.fanout import Fanout
 from server.ledger import Ledger
 from server.limits import Limits
-from server.presence import Roster
+from server.presence import Announcer, Roster
 from server.protocol import (
     Ack,
     Add,
@@ -93,6 +93,7 @@ class Room:
 
     ledger: Ledger
     roster: Roster
+    presence: Announcer
     fanout: Fanout
     limits: Limits
     server: ServerInfo
@@ -147,7 +148,7 @@ class Session(ABC):
         if self.in_flight:
             await asyncio.wait(list(self.in_flight))
 
-    def join(self, name: str, session: str | None) -> None:
+    async def join(self, name: str, session: str | None) -> None:
         room = self.room
         info = ClientInfo(
             id=self.client_id,
@@ -157,17 +158,16 @@ class Session(ABC):
             address=self.address if room.show_addresses else None,
             tag=session_tag(session),
         )
-        room.fanout.publish(room.roster.join(info), soon=False)
         self.joined = True
+        await room.presence.join(info)
         log.info("join   %s %r from %s", self.client_id, name, self.address)
 
-    def leave(self) -> None:
+    async def leave(self) -> None:
         if not self.joined:
             return
-        left = self.room.roster.leave(self.client_id)
+        left = await self.room.presence.leave(self.client_id)
         if left is not None:
-            self.room.fanout.publish(left, soon=False)
-            log.info("leave  %s %r from %s", self.client_id, left.client.name, self.address)
+            log.info("leave  %s %r from %s", self.client_id, left.name, self.address)
 
     async def close_for(self, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -201,7 +201,7 @@ class DashboardSession(Session):
             self.room.roster.watchers += 1
         else:
             # Presence may wait a moment for company; the welcome follows at that flush.
-            self.join(self.name, self.session)
+            await self.join(self.name, self.session)
         self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
         async for frame in self.connection:
             try:
@@ -212,10 +212,10 @@ class DashboardSession(Session):
                 self._refuse(exc)
             await self.pace_in_flight()
 
-    def leave(self) -> None:
+    async def leave(self) -> None:
         if self.watcher:
             self.room.roster.watchers -= 1
-        super().leave()
+        await super().leave()
 
     def _personal_welcome(self, hello: Hello) -> Welcome:
         """This joiner's own part of the welcome, built at the flush that sends it."""
@@ -254,14 +254,14 @@ class DashboardSession(Session):
         room = self.room
         if isinstance(message, Add):
             self.check_amount(message.amount, message.op)
-            name = self.name if self.watcher else room.roster[self.client_id].name
+            name = self.name
             request = AddRequest(message.amount, name, self.client_id, self.session, message.op, message.undo)
             op = message.op
             self.submit(request).add_done_callback(lambda future: self._answer(op, future))
         elif isinstance(message, Rename):
             self.name = check_name(message.name)
             if not self.watcher:
-                room.fanout.publish(room.roster.rename(self.client_id, self.name), soon=False)
+                await room.presence.rename(self.client_id, self.name)
         elif isinstance(message, ClientsRequest):
             room.fanout.send(self.connection, lambda: self._page(message))
         elif isinstance(message, HistoryRequest):
@@ -336,7 +336,7 @@ class BlogSession(Session):
         except ProtocolError as exc:
             return self._refusal(exc.code, exc.message)
         if amount and not self.joined:
-            self.join(LEGACY_NAME, None)
+            await self.join(LEGACY_NAME, None)
         match await self.submit(AddRequest(amount, LEGACY_NAME, self.client_id)):
             case Applied(record=record):
                 return f"Server records total={record.total}"

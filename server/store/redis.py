@@ -1,0 +1,279 @@
+"""The shared store: one ledger in Redis, served by any number of tally-server processes.
+
+Every batch of adds is one Lua script (``lua/apply.lua``) that runs the rule of
+:func:`server.state.apply_batch` atomically, so every server sees one order
+and one seq. Applied updates go into a capped stream (``<prefix>log``) whose
+entry ids are the seqs; every server follows that stream and broadcasts what
+it reads, its own adds included (see :mod:`server.cluster`). Op ids are
+remembered for the retention window with an expiry; each session's
+contribution and one point a second of the total are kept beside them.
+
+Keys, under a prefix (default ``tally:``) so several tallies can share a Redis:
+``meta`` (hash: ledger, epoch, seq, total), ``log`` (stream), ``op:<session>:<op>``,
+``added`` and ``seen`` (hashes by session), ``points`` (sorted set by time),
+``servers`` and ``clients:<server>`` (presence).
+
+A server remembers, in a small file of its own, the last seq it saw for this
+Redis and prefix; a Redis that comes back with less (restored from an older
+file, or empty) is refused until an operator says otherwise, instead of
+silently starting a new, empty ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import platformdirs
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from server.protocol import ErrorCode, HistoryPoint
+from server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot
+from server.store.base import LedgerLost, Store
+
+__all__ = ["STREAM_LENGTH", "RedisStore", "StoreChanged", "lua_script", "record_from"]
+
+log = logging.getLogger("tally.server")
+
+# Stream entries kept: enough for every server to follow, and for dashboards to resume.
+STREAM_LENGTH = 100_000
+
+
+def lua_script(name: str) -> str:
+    """One of the Lua scripts beside this module."""
+    return resources.files("server.store").joinpath("lua", name).read_text()
+
+
+class StoreChanged(Exception):
+    """The ledger in Redis is not the one this server was serving (lost, replaced or reset)."""
+
+
+def record_from(entry_id: str, fields: dict[str, str]) -> Record:
+    """The record an update entry of the stream stands for."""
+    return Record(
+        seq=int(entry_id.split("-", 1)[0]),
+        at=float(fields["at"]),
+        amount=int(fields["amount"]),
+        total=int(fields["total"]),
+        name=fields["name"],
+        client=fields["client"],
+        session=fields["session"] or None,
+        op=fields["op"] or None,
+        undoes=int(fields["undoes"]) if fields["undoes"] else None,
+    )
+
+
+class RedisStore(Store):
+    """A ledger in Redis; ``url`` is ``redis://``, ``rediss://`` or ``unix://`` (redis-py's forms)."""
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "tally:",
+        accept_loss: bool = False,
+        allow_no_persistence: bool = False,
+        sidecar_dir: Path | None = None,
+        retention: float = 86_400.0,
+    ) -> None:
+        self.url = url
+        self.retention = retention
+        self.prefix = prefix
+        self.accept_loss = accept_loss
+        self.allow_no_persistence = allow_no_persistence
+        digest = hashlib.sha256(f"{url}\0{prefix}".encode()).hexdigest()[:16]
+        directory = sidecar_dir or platformdirs.user_state_path("tally")
+        self.sidecar = directory / f"redis-{digest}.ledger"
+        self.redis: redis.Redis = redis.from_url(url, decode_responses=True, health_check_interval=5)
+        self.ledger = ""
+        self.seen = 0  # the last seq this server published: Redis must never hold less
+        self._apply = self.redis.register_script(lua_script("apply.lua"))
+        self._load = self.redis.register_script(lua_script("load.lua"))
+        self._checked = False
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    # -- opening -------------------------------------------------------------------
+
+    async def open(self, *, recent: int) -> Snapshot:
+        snapshot, _, _ = await self.load(recent=recent)
+        return snapshot
+
+    async def load(self, *, recent: int) -> tuple[Snapshot, str, list[str]]:
+        """The snapshot, the stream id to follow from, and the clients of live servers (as JSON)."""
+        if not self._checked:
+            await self._check_persistence()
+            await self._create_if_missing()
+        meta_flat, last_id, entries, clients, added_flat = await self._load(
+            keys=[self.key("meta"), self.key("log"), self.key("servers"), self.key("added")],
+            args=[self.prefix, recent],
+        )
+        meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
+        if "ledger" not in meta:
+            raise StoreChanged(f"the ledger is gone from {self.url} (prefix {self.prefix!r})")
+        head = Head(int(meta["total"]), int(meta["seq"]))
+        if not self._checked:
+            if self._check_sidecar(meta["ledger"], head.seq):
+                meta["epoch"] = str(await self.bump_epoch())
+            self._checked = True
+        elif meta["ledger"] != self.ledger:
+            raise StoreChanged(f"{self.url} now holds ledger {meta['ledger']}, not {self.ledger}")
+        self.ledger = meta["ledger"]
+        records = []
+        for entry_id, flat in reversed(entries):
+            fields = _fields(flat)
+            if fields.get("t") == "u":
+                records.append(record_from(entry_id, fields))
+        contributions = {s: int(a) for s, a in _fields(added_flat).items()}
+        snapshot = Snapshot(self.ledger, int(meta["epoch"]), head, tuple(records), contributions)
+        return snapshot, last_id, list(clients)
+
+    async def _check_persistence(self) -> None:
+        """Refuse a Redis that would forget acknowledged adds, unless the operator said that is fine."""
+        try:
+            config = await self.redis.config_get("appendonly")
+            fsync = await self.redis.config_get("appendfsync")
+        except ResponseError:
+            log.warning("cannot read %s's persistence settings (CONFIG is disabled): make sure it persists", self.url)
+            return
+        if config.get("appendonly") != "yes":
+            if not self.allow_no_persistence:
+                raise LedgerLost(
+                    f"{self.url} does not keep an append-only file (appendonly no): an acknowledged add could be "
+                    "lost in a Redis restart. Set appendonly yes (and appendfsync always), or start with "
+                    "--redis-no-persistence to accept that"
+                )
+            log.warning("%s keeps no append-only file: acknowledged adds may be lost if it restarts", self.url)
+        elif fsync.get("appendfsync") != "always":
+            log.warning(
+                "%s has appendfsync %s: an add acknowledged in the last second before a crash of its machine "
+                "can be lost (appendfsync always makes every ack durable)",
+                self.url,
+                fsync.get("appendfsync"),
+            )
+
+    async def _create_if_missing(self) -> None:
+        created = await self.redis.hsetnx(self.key("meta"), "ledger", uuid.uuid4().hex[:16])
+        if created:
+            await self.redis.hset(self.key("meta"), mapping={"epoch": 1, "seq": 0, "total": 0})
+            log.info("created a new ledger in %s (prefix %r)", self.url, self.prefix)
+
+    def _check_sidecar(self, ledger: str, seq: int) -> bool:
+        """Compare Redis with what this server last saw; True if a new epoch must begin."""
+        try:
+            seen_ledger, seen_seq = self.sidecar.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return False
+        if seen_ledger == ledger and seq >= int(seen_seq):
+            return False
+        found = f"ledger {ledger} at update {seq}"
+        problem = f"{self.url} holds {found}, but this server last saw ledger {seen_ledger} at update {seen_seq}"
+        if not self.accept_loss:
+            raise LedgerLost(
+                f"{problem}: Redis lost data or was replaced. Restore it, or start with --accept-ledger-loss "
+                f"to carry on from here (see {self.sidecar})"
+            )
+        log.warning("%s; carrying on as asked, in a new epoch", problem)
+        return True
+
+    def saw(self, seq: int) -> None:
+        """Remember the last seq this server published (and, on disk, for its next start)."""
+        self.seen = seq
+        self.sidecar.parent.mkdir(parents=True, exist_ok=True)
+        self.sidecar.write_text(f"{self.ledger} {seq}\n")
+
+    async def bump_epoch(self) -> int:
+        """A new epoch: what this ledger held before is no longer all there (used with --accept-ledger-loss)."""
+        return int(await self.redis.hincrby(self.key("meta"), "epoch", 1))
+
+    # -- adding ---------------------------------------------------------------------
+
+    async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+        keys = [self.key(n) for n in ("meta", "log", "points", "added", "seen", "scratch")]
+        args: list[Any] = [self.ledger, self.seen, repr(at), max(1, math.ceil(self.retention)), STREAM_LENGTH,
+                           len(batch)]  # fmt: skip
+        for request in batch:
+            session = request.session or ""
+            keys.append(self.key(f"op:{session}:{request.op or ''}"))
+            keys.append(self.key(f"op:{session}:{request.undo or ''}"))
+            args += [str(request.amount), request.name, request.client, session, request.op or "", request.undo or ""]
+        results = await self._apply(keys=keys, args=args)
+        if results and results[0][0] == "lost":
+            raise StoreChanged(f"the ledger in {self.url} is no longer {self.ledger} (found {results[0][1]!r})")
+        return [self._outcome(request, result, at) for request, result in zip(batch, results, strict=True)]
+
+    @staticmethod
+    def _outcome(request: AddRequest, result: list[str], at: float) -> Outcome:
+        kind = result[0]
+        if kind == "ok":
+            seq, total = int(result[1]), int(result[2])
+            return Applied(Record(seq, at, request.amount, total, request.name, request.client, request.session,
+                                  request.op))  # fmt: skip
+        if kind == "dup":
+            return Duplicate(int(result[1]))
+        if kind == "conflict":
+            return Refused(ErrorCode.CONFLICT, f"op {request.op} was already used for {int(result[2]):+,} "
+                                               f"(update {result[1]}); use a new op id")  # fmt: skip
+        if kind == "zero":
+            return Refused(ErrorCode.INVALID_AMOUNT, "0 changes nothing; add a number other than zero")
+        if kind == "badundo":
+            return Refused(ErrorCode.INVALID_UNDO, f"op {request.undo} is not an add of {-request.amount:+,} "
+                                                   "by this session that is still kept")  # fmt: skip
+        return Refused(ErrorCode.OVERFLOW, f"adding {request.amount:,} would take the total outside the signed "
+                                           "64-bit range")  # fmt: skip
+
+    # -- history and retention -----------------------------------------------------
+
+    async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for moment in times:
+                pipe.zrevrangebyscore(self.key("points"), repr(moment), "-inf", start=0, num=1, withscores=True)
+            replies = await pipe.execute()
+        points: list[HistoryPoint] = []
+        for reply in replies:
+            if reply:
+                member, at = reply[0]
+                seq, total = member.split(":")
+                if not points or points[-1].seq != int(seq):
+                    points.append(HistoryPoint(int(seq), float(at), int(total)))
+        return points
+
+    async def prune(self, before: float) -> None:
+        """Thin points older than ``before`` to one a minute; forget sessions unseen since.
+
+        Op ids expire by themselves (their keys are set with the retention as expiry).
+        """
+        points = self.key("points")
+        old = cast(
+            "list[tuple[str, float]]", await self.redis.zrangebyscore(points, "-inf", f"({before!r}", withscores=True)
+        )
+        last_of_minute: dict[int, str] = {}
+        for member, at in old:
+            last_of_minute[int(at // 60)] = member
+        keep = set(last_of_minute.values())
+        drop = [member for member, _ in old if member not in keep]
+        for start in range(0, len(drop), 1000):
+            await self.redis.zrem(points, *drop[start : start + 1000])
+        seen = await self.redis.hgetall(self.key("seen"))
+        gone = [session for session, at in seen.items() if float(at) < before]
+        for start in range(0, len(gone), 1000):
+            chunk = gone[start : start + 1000]
+            await self.redis.hdel(self.key("seen"), *chunk)
+            await self.redis.hdel(self.key("added"), *chunk)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _fields(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -18,6 +18,9 @@ from server.session import LEGACY_NAME
 from tests.conftest import start_server
 from tests.peers import Peer
 
+# The blog post's client, copied verbatim (see tests/fixtures/README.md).
+BLOG_CLIENT = Path(__file__).parent / "fixtures" / "blog_client.py"
+
 
 async def test_welcome_carries_a_full_snapshot(server: TallyServer) -> None:
     """A new client learns its id, the total, the seq, who is here and the recent history."""
@@ -191,14 +194,11 @@ async def test_the_original_blog_client_still_works(server: TallyServer) -> None
 
 
 async def test_the_blog_client_script_runs_unchanged(server: TallyServer, tmp_path: Path) -> None:
-    """The seed post's client code, run as a program, gets the total back."""
-    seed = Path(__file__).parents[1].parent / "shared" / "seed" / "websockets-with-python.md"
-    if not seed.exists():
-        pytest.fail(f"the seed post is missing at {seed}")
-    blocks = seed.read_text().split("```python\n")
-    client = blocks[1].split("```")[0].replace("ws://localhost:8765", server.url)
+    """The blog post's client script, run as a program, gets the total back."""
+    client = BLOG_CLIENT.read_text(encoding="utf-8")
+    assert client.count("ws://localhost:8765") == 1
     script = tmp_path / "client.py"
-    script.write_text(client)
+    script.write_text(client.replace("ws://localhost:8765", server.url), encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-W", "ignore", str(script),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

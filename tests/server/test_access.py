@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from server.app import ServerConfig, TallyServer, exposed
 from server.protocol import SUBPROTOCOL
-from tests.tui_support import until
+from tests.support.dashboard import until
 from tui.app import TallyApp
 
 TOKEN = "correct horse battery staple"

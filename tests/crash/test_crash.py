@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import Ack, Error, Presence, Update, Welcome
-from tests.peers import UNLIMITED, Peer, ServerProcess
+from tests.support.peers import UNLIMITED, Peer, ServerProcess
 from tui.connection import Link
 from tui.model import Model
 
@@ -188,6 +188,6 @@ async def test_random_kills_and_lost_acks_apply_every_add_exactly_once(db_path: 
 @pytest.mark.slow
 async def test_negative_control_without_dedupe_the_same_run_double_counts(db_path: Path) -> None:
     """With deduplication switched off, the same run counts resent adds twice, and the checks see it."""
-    run = await crash_run(db_path, module="tests.forgetful_server")
+    run = await crash_run(db_path, module="tests.support.forgetful_server")
     print(f"\ncontrol: {run.seq - run.ops} adds counted twice; total off by {run.total - run.expected_total:+,}")
     assert run.seq > run.ops and run.total > run.expected_total

@@ -119,7 +119,7 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, "--port", str(self.port), "--db", str(self.db), *self.extra],
-            cwd=Path(__file__).parents[1],
+            cwd=Path(__file__).resolve().parents[2],  # the repository root: its packages come first
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

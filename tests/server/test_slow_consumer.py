@@ -14,7 +14,7 @@ from server.fanout import MAX_MESSAGES_PER_FRAME
 from server.limits import Limits
 from server.protocol import SUBPROTOCOL, Update, Welcome
 from tests.conftest import start_server
-from tests.peers import Peer
+from tests.support.peers import Peer
 
 UPDATES = 10_000
 BOUND = 64 * 1024

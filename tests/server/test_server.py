@@ -16,10 +16,10 @@ from server.limits import Limits
 from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
 from server.session import LEGACY_NAME
 from tests.conftest import start_server
-from tests.peers import Peer
+from tests.support.peers import Peer
 
 # The blog post's client, copied verbatim (see tests/fixtures/README.md).
-BLOG_CLIENT = Path(__file__).parent / "fixtures" / "blog_client.py"
+BLOG_CLIENT = Path(__file__).parents[1] / "fixtures" / "blog_client.py"
 
 
 async def test_welcome_carries_a_full_snapshot(server: TallyServer) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from server.app import TallyServer
-from tests.faultproxy import FaultProxy
-from tests.tui_support import until
+from tests.support.dashboard import until
+from tests.support.faultproxy import FaultProxy
 from tui.app import TallyApp
 
 

@@ -15,8 +15,8 @@ from websockets.http11 import Request, Response
 from server.app import TallyServer
 from server.protocol import Presence, Update
 from tests.conftest import UNLIMITED_RATE, start_server
-from tests.peers import Peer, ServerProcess
-from tests.tui_support import cell, log_text, table_names, until
+from tests.support.dashboard import cell, log_text, table_names, until
+from tests.support.peers import Peer, ServerProcess
 from tui.app import TallyApp
 from tui.messages import UpdatesArrived
 from tui.screens.rename import RenameScreen

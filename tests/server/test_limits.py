@@ -1,4 +1,4 @@
-"""Limits: rates, floods, amounts, names, frame size, connection cap, compression."""
+"""Limits on a real server: rates, floods, amounts, connection cap, compression."""
 
 from __future__ import annotations
 
@@ -6,28 +6,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.limits import Limits, TokenBucket
-from server.protocol import Ack, Error, ErrorCode, Presence, ProtocolError, Update, check_name
+from server.limits import Limits
+from server.protocol import Ack, Error, ErrorCode, Presence, Update
 from tests.conftest import start_server
-from tests.peers import Peer
-
-
-def test_a_token_bucket_allows_bursts_then_the_rate() -> None:
-    """A full bucket spends its capacity at once, then refills at the rate."""
-    now = [0.0]
-    bucket = TokenBucket(rate=10, capacity=5, clock=lambda: now[0])
-    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
-    now[0] += 0.25  # 2.5 tokens
-    assert [bucket.take() for _ in range(3)] == [True, True, False]
-    now[0] += 100
-    assert bucket.tokens <= 5 and bucket.take(5) and not bucket.take()
-
-
-@pytest.mark.parametrize("name", ["\u0301abc", "\u0301", "\u20dd\u20dd"])
-def test_names_must_start_with_something_visible(name: str) -> None:
-    """A leading combining mark would draw on top of whatever precedes it."""
-    with pytest.raises(ProtocolError):
-        check_name(name)
+from tests.support.peers import Peer
 
 
 async def test_adds_past_the_rate_are_refused_and_change_nothing() -> None:

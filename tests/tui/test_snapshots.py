@@ -2,7 +2,7 @@
 
 The app is fed the same messages its connection would post, with fixed ids,
 addresses and clock, so the pictures change only when the look does.
-Update them deliberately with ``pytest tests/test_snapshots.py --snapshot-update``.
+Update them deliberately with ``pytest tests/tui/test_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from server.protocol import Presence, Update
-from tests.peers import Peer, ServerProcess
+from tests.support.peers import Peer, ServerProcess
 
 
 def free_port() -> int:

@@ -11,8 +11,8 @@ from server.limits import Limits
 from server.protocol import Ack, Error, ErrorCode, Presence, Update
 from server.state import AddRequest, Outcome
 from server.store.sqlite import SQLiteStore
-from tests.peers import Peer
-from tests.tui_support import until
+from tests.support.dashboard import until
+from tests.support.peers import Peer
 from tui.app import TallyApp
 
 

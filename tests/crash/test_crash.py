@@ -12,7 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import Ack, Error, Presence, Update, Welcome
-from tests.support.peers import UNLIMITED, Peer, ServerProcess
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED, ServerProcess
 from tui.connection import Link
 from tui.model import Model
 
@@ -40,8 +41,7 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
     """After kill -9 and restart, the stored total covers every ack; resending the rest applies each op once."""
     rng = random.Random(20261124)
     ops = {f"op-{n}": rng.randint(1, 1000) for n in range(10_000)}
-    server = ServerProcess(db_path, *UNLIMITED)
-    try:
+    with ServerProcess(db_path, *UNLIMITED) as server:
         peer = await Peer.join(server.start(), "crash", session="crash-session")
         acked: set[str] = set()
         await stream_until_killed(peer, ops, acked, server)
@@ -74,14 +74,11 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
         assert peer.welcome is not None
         assert (peer.welcome.total, peer.welcome.seq) == (sum(ops.values()), len(ops))
         await peer.close()
-    finally:
-        server.stop()
 
 
 async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> None:
     """SIGTERM exits 0 after storing every acknowledged add."""
-    server = ServerProcess(db_path)
-    try:
+    with ServerProcess(db_path) as server:
         peer = await Peer.join(server.start(), "alice", session="s")
         for n in range(50):
             await peer.send(type="add", op=str(n), amount=2)
@@ -92,8 +89,6 @@ async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> Non
         peer = await Peer.join(server.start(), "alice", session="s")
         assert peer.welcome is not None and peer.welcome.total == 100
         await peer.close()
-    finally:
-        server.stop()
 
 
 class LossyLink(Link):
@@ -127,52 +122,51 @@ class CrashRun:
 async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> CrashRun:
     """Four dashboards add while the server is killed with SIGKILL at random moments and restarted."""
     rng = random.Random(seed)
-    server = ServerProcess(db_path, *UNLIMITED, module=module)
-    url = server.start()
-    links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
-    runners = [asyncio.create_task(link.run()) for link in links]
-    amounts: list[int] = []
-    kills = 0
+    with ServerProcess(db_path, *UNLIMITED, module=module) as server:
+        url = server.start()
+        links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
+        runners = [asyncio.create_task(link.run()) for link in links]
+        amounts: list[int] = []
+        kills = 0
 
-    async def type_adds(link: LossyLink) -> None:
-        for _ in range(250):
-            amount = rng.randint(1, 1000)
-            amounts.append(amount)
-            link.add(amount)
-            await asyncio.sleep(rng.uniform(0, 0.004))
+        async def type_adds(link: LossyLink) -> None:
+            for _ in range(250):
+                amount = rng.randint(1, 1000)
+                amounts.append(amount)
+                link.add(amount)
+                await asyncio.sleep(rng.uniform(0, 0.004))
 
-    async def kill_at_random() -> None:
-        nonlocal kills
-        for _ in range(6):
-            await asyncio.sleep(rng.uniform(0.05, 0.3))
-            await asyncio.to_thread(server.kill)
-            kills += 1
-            await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
-            await asyncio.to_thread(server.start)
+        async def kill_at_random() -> None:
+            nonlocal kills
+            for _ in range(6):
+                await asyncio.sleep(rng.uniform(0.05, 0.3))
+                await asyncio.to_thread(server.kill)
+                kills += 1
+                await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
+                await asyncio.to_thread(server.start)
 
-    try:
-        await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
-        # Links still backing off from the last kill come back while acks are still lost:
-        # how many are lost must not depend on where each link's backoff happened to be.
-        for link in links:
-            link.reconnect_now()
-        await asyncio.sleep(0.5)
-        for link in links:
-            link.drop_every = 0  # the network heals: every resend is acknowledged from now on
-        async with asyncio.timeout(60):
-            while any(link.pending for link in links):
-                for link in links:
-                    if link.pending:
-                        link.reconnect_now()  # resend what was never acknowledged
-                await asyncio.sleep(0.5)
-        async with await Peer.join(url, "auditor") as auditor:
-            assert auditor.welcome is not None
-            total, seq = auditor.welcome.total, auditor.welcome.seq
-    finally:
-        for runner in runners:
-            runner.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
-        server.stop()
+        try:
+            await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
+            # Links still backing off from the last kill come back while acks are still lost:
+            # how many are lost must not depend on where each link's backoff happened to be.
+            for link in links:
+                link.reconnect_now()
+            await asyncio.sleep(0.5)
+            for link in links:
+                link.drop_every = 0  # the network heals: every resend is acknowledged from now on
+            async with asyncio.timeout(60):
+                while any(link.pending for link in links):
+                    for link in links:
+                        if link.pending:
+                            link.reconnect_now()  # resend what was never acknowledged
+                    await asyncio.sleep(0.5)
+            async with await Peer.join(url, "auditor") as auditor:
+                assert auditor.welcome is not None
+                total, seq = auditor.welcome.total, auditor.welcome.seq
+        finally:
+            for runner in runners:
+                runner.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
     return CrashRun(len(amounts), sum(amounts), total, seq, kills, sum(link.acks_dropped for link in links))
 
 

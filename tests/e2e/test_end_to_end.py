@@ -23,7 +23,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from server.protocol import Presence, Update
-from tests.support.peers import Peer, ServerProcess
+from tests.support.peers import Peer
+from tests.support.servers import ServerProcess
 
 
 def free_port() -> int:
@@ -176,15 +177,12 @@ def test_two_dashboards_started_at_once_share_one_server(isolated_home: dict[str
 
 async def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
     """With --exit-when-idle, the server waits while anyone is connected and exits 0 after."""
-    server = ServerProcess(tmp_path / "tally.db", "--exit-when-idle", "1")
-    try:
+    with ServerProcess(tmp_path / "tally.db", "--exit-when-idle", "1") as server:
         peer = await Peer.join(server.start(), "alice")
         await asyncio.sleep(2.5)
         assert server.process is not None and server.process.poll() is None, "exited while a client was connected"
         await peer.close()
         assert await asyncio.to_thread(server.process.wait, 10) == 0
-    finally:
-        server.stop()
 
 
 HOSTILE = [

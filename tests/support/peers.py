@@ -1,16 +1,10 @@
-"""Real WebSocket peers for tests: a thin client over the real protocol, and a server process."""
+"""A real WebSocket peer for tests: a thin tally.v1 client that decodes what it receives."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
-import threading
 from collections import deque
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -91,62 +85,3 @@ class Peer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-# Command-line options for server processes that tests flood on purpose.
-UNLIMITED = ("--rate", "1e9", "--burst", "1000000")
-
-_LISTENING = re.compile(r"serving on (ws://\S+)")
-
-
-class ServerProcess:
-    """``python -m server`` in a child process, for crash and CLI tests.
-
-    The first start takes a free port; restarts reuse it, as a real restart would.
-    """
-
-    def __init__(self, db: Path, *extra: str, module: str = "server") -> None:
-        self.db = db
-        self.extra = extra
-        self.module = module
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-        self.port = 0
-
-    def start(self, timeout: float = 15.0) -> str:
-        if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("the previous server process is still running")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", str(self.port), "--db", str(self.db), *self.extra],
-            cwd=Path(__file__).resolve().parents[2],  # the repository root: its packages come first
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert self.process.stderr is not None
-        lines = []
-        for line in self.process.stderr:  # bounded: the server prints this line first, or dies
-            lines.append(line)
-            if match := _LISTENING.search(line):
-                self.url = match.group(1)
-                self.port = int(self.url.rsplit(":", 1)[1])
-                # Keep draining its log so a full pipe never blocks the server.
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
-                return self.url
-        raise RuntimeError("server did not start:\n" + "".join(lines))
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.terminate()
-        return self.process.wait(timeout=15)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()

@@ -24,7 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from server.protocol import Presence, Update
 from tests.support.peers import Peer
-from tests.support.servers import ServerProcess
+from tests.support.servers import REPOSITORY, ServerProcess
 
 
 def free_port() -> int:
@@ -48,12 +48,14 @@ def servers_on(port: int) -> list[int]:
 
 @pytest.fixture
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An environment with private state and data directories."""
+    """An environment with private state and data directories that runs this checkout's code."""
     env = {
         **os.environ,
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "TERM": "xterm-256color",
+        # The checkout under test, whichever one the `tally` script was installed from.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
     }
     env.pop("TALLY_URL", None)
     for key in ("XDG_STATE_HOME", "XDG_DATA_HOME"):

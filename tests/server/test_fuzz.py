@@ -1,86 +1,107 @@
 """Property-based fuzzing of everything the server accepts, against a real server.
 
-The server runs in a background thread (its own event loop); examples go
-through real websockets clients. For every malformed frame the sender gets an
-error (or, for frames that break WebSocket itself, a protocol close), the total
-does not move, and an observer connected throughout receives nothing at all.
+Each test has a server of its own; examples go through real websockets clients.
+For every malformed frame the sender gets one error and the total does not move.
+Then the sender adds 1 as a barrier: the next thing the sender and an observer
+connected throughout receive is that add's update, so nothing else was sent to
+either of them, which is checked without waiting on a clock.
+
+Generated frames stay within the frame size limit: past it the server rightly
+closes the connection with 1009, which ``test_limits.py`` tests on its own.
+An example that fails (or closes a connection) leaves the next one fresh
+connections, so Hypothesis can shrink it without the others failing too.
+
+Hypothesis keeps its defaults: a new random run each time, and failures saved
+in ``.hypothesis/`` and replayed first until they pass.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import itertools
 import json
-import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
-from websockets.sync.client import ClientConnection, connect
+from websockets.protocol import State
 
-from server.app import ServerConfig, TallyServer
+from server.app import TallyServer
 from server.limits import Limits
-from server.protocol import INT64_MAX, INT64_MIN
+from server.protocol import INT64_MAX, INT64_MIN, Ack, Error, ErrorCode, Presence, Update
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, serving
+from tests.support.waiting import until
 
 EXAMPLES = 1000
+MAX_FRAME_BYTES = Limits().max_message_bytes
+# No keepalive pings during a run: websockets draws their payloads from the global
+# `random`, and Hypothesis rightly distrusts anything that touches it mid-example.
+NO_PINGS = {"ping_interval": None}
 
 
-class ThreadedServer:
-    """A real TallyServer on its own loop in a thread, for synchronous tests."""
+class Target:
+    """A server, a sender and an observer; fresh connections after any example that did not pass."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        # No keepalive pings during a run: websockets draws their payloads from the global
-        # `random`, and Hypothesis rightly distrusts anything that touches it mid-example.
-        config = ServerConfig(port=0, db=":memory:", limits=Limits(rate=1e9, burst=1_000_000), ping_interval=3600)
-        self.server = TallyServer(config)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.call(self.server.start())
-
-    def call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+    def __init__(self, server: TallyServer) -> None:
+        self.server = server
+        self.peers: tuple[Peer, Peer] | None = None
+        self.clean = False
+        self.barriers = itertools.count()
+        self.reconnects = itertools.count()
 
     def state(self) -> tuple[int, int]:
-        async def read() -> tuple[int, int]:
-            return self.server.ledger.total, self.server.ledger.seq
+        return self.server.ledger.total, self.server.ledger.seq
 
-        result: tuple[int, int] = self.call(read())
-        return result
+    async def begin(self) -> tuple[Peer, Peer]:
+        """The (sender, observer) for one example: reused if the last example passed, else new."""
+        if self.peers is not None and self.clean and all(p.connection.state is State.OPEN for p in self.peers):
+            self.clean = False
+            return self.peers
+        await self.close()
+        n = next(self.reconnects)
+        observer = await Peer.join(self.server.url, f"observer-{n}", **NO_PINGS)
+        sender = await Peer.join(self.server.url, f"sender-{n}", **NO_PINGS)
+        joined = await observer.expect(Presence)
+        assert (joined.event, joined.client.id) == ("joined", sender.id)
+        self.peers = sender, observer
+        return self.peers
 
-    def close(self) -> None:
-        self.call(self.server.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+    async def end(self, before: tuple[int, int]) -> None:
+        """Check that nothing changed and nothing else was sent, through a barrier add; then mark clean."""
+        assert self.state() == before
+        assert self.peers is not None
+        sender, observer = self.peers
+        op = f"barrier-{next(self.barriers)}"
+        await sender.send(type="add", op=op, amount=1)
+        for peer in (sender, observer):
+            update = await peer.expect(Update)  # anything sent since the example would come first
+            assert (update.op, update.seq) == (op, before[1] + 1)
+        assert (await sender.expect(Ack)).op == op
+        self.clean = True
+
+    async def close(self) -> None:
+        if self.peers is not None:
+            ids = [peer.id for peer in self.peers]
+            for peer in self.peers:
+                await peer.close()
+            self.peers = None
+            await until(lambda: not any(i in self.server.roster for i in ids), what="the old peers gone")
 
 
-def join(stack: contextlib.ExitStack, url: str, name: str) -> ClientConnection:
-    client = stack.enter_context(connect(url, subprotocols=["tally.v1"], max_size=None, ping_interval=None))  # type: ignore[list-item]
-    client.send(json.dumps({"type": "hello", "name": name, "session": f"fuzz-{name}"}))
-    assert json.loads(client.recv(timeout=5))["type"] == "welcome"
-    return client
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    """A server of this test's own, without rate limits or keepalive pings."""
+    async with serving(limits=UNLIMITED_RATE, ping_interval=3600) as server:
+        fuzz = Target(server)
+        yield fuzz
+        await fuzz.close()
 
 
-@pytest.fixture(scope="module")
-def fuzz_target() -> Iterator[tuple[ThreadedServer, ClientConnection, ClientConnection]]:
-    served = ThreadedServer()
-    with contextlib.ExitStack() as stack:
-        observer = join(stack, served.server.url, "observer")
-        sender = join(stack, served.server.url, "sender")
-        observer.recv(timeout=5)  # sender joined
-        yield served, sender, observer
-    served.close()
-
-
-def assert_unaffected(served: ThreadedServer, observer: ClientConnection, before: tuple[int, int]) -> None:
-    assert served.state() == before
-    with pytest.raises(TimeoutError):
-        frame = observer.recv(timeout=0.001)
-        raise AssertionError(f"the observer received {frame!r}")
+def fits_in_a_frame(frame: str | bytes) -> bool:
+    return len(frame if isinstance(frame, bytes) else frame.encode()) <= MAX_FRAME_BYTES
 
 
 # -- malformed by construction ----------------------------------------------------
@@ -99,77 +120,79 @@ bad_names = st.one_of(
     st.text(alphabet="\x00\x1b\u202e\u200b\n", min_size=1, max_size=5),
 )  # fmt: skip
 
-malformed_messages = st.one_of(
-    # not an object, or an object without a usable type
-    json_values.filter(lambda v: not isinstance(v, dict)),
-    st.dictionaries(st.text(max_size=8).filter(lambda k: k != "type"), json_values, max_size=4),
-    st.builds(lambda t, rest: {**rest, "type": t}, json_values.filter(lambda v: not isinstance(v, str)), st.just({})),
-    st.builds(lambda t: {"type": t}, st.text(max_size=20).filter(lambda t: t not in ("hello", "add", "rename"))),
-    # known types with broken fields
-    st.builds(lambda a, op: {"type": "add", "op": op, "amount": a}, not_an_int64, st.just("x")),
-    st.builds(lambda op: {"type": "add", "op": op, "amount": 1}, not_an_id),
-    st.builds(lambda n: {"type": "rename", "name": n}, bad_names),
-    st.builds(lambda n, s: {"type": "hello", "name": n, "session": s}, st.text(max_size=5), st.text(max_size=5)),
-)
+malformed_messages = (
+    st.one_of(
+        # not an object, or an object without a usable type
+        json_values.filter(lambda v: not isinstance(v, dict)),
+        st.dictionaries(st.text(max_size=8).filter(lambda k: k != "type"), json_values, max_size=4),
+        st.builds(
+            lambda t, rest: {**rest, "type": t}, json_values.filter(lambda v: not isinstance(v, str)), st.just({})
+        ),
+        st.builds(lambda t: {"type": t}, st.text(max_size=20).filter(lambda t: t not in ("hello", "add", "rename"))),
+        # known types with broken fields
+        st.builds(lambda a, op: {"type": "add", "op": op, "amount": a}, not_an_int64, st.just("x")),
+        st.builds(lambda op: {"type": "add", "op": op, "amount": 1}, not_an_id),
+        st.builds(lambda n: {"type": "rename", "name": n}, bad_names),
+        st.builds(lambda n, s: {"type": "hello", "name": n, "session": s}, st.text(max_size=5), st.text(max_size=5)),
+    )
+    .map(json.dumps)
+    .filter(fits_in_a_frame)
+)  # a large nested value can pass 4 KiB once escaped
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(message=malformed_messages)
-def test_malformed_messages_get_an_error_and_change_nothing(
-    fuzz_target: tuple[ThreadedServer, ClientConnection, ClientConnection], message: Any
-) -> None:
+@given(frame=malformed_messages)
+async def test_malformed_messages_get_an_error_and_change_nothing(target: Target, frame: str) -> None:
     """Every malformed JSON message is answered with one error; nothing else happens."""
-    served, sender, observer = fuzz_target
-    before = served.state()
-    sender.send(json.dumps(message))
-    reply = json.loads(sender.recv(timeout=5))
-    assert reply["type"] == "error" and reply["code"] in {
-        "bad_message", "unknown_type", "invalid_amount", "invalid_name"
-    }, (message, reply)  # fmt: skip
-    assert_unaffected(served, observer, before)
+    sender, _ = await target.begin()
+    before = target.state()
+    await sender.send_raw(frame)
+    reply = await sender.expect(Error)
+    assert reply.code in {
+        ErrorCode.BAD_MESSAGE, ErrorCode.UNKNOWN_TYPE, ErrorCode.INVALID_AMOUNT, ErrorCode.INVALID_NAME
+    }, (frame, reply)  # fmt: skip
+    await target.end(before)
 
 
 raw_frames = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200),
-    # Deep nesting and long numbers, kept under the 4 KiB frame limit (past it: 1009, tested elsewhere).
+    # Deep nesting and long numbers, up to the 4 KiB frame limit.
     st.builds(lambda depth: "[" * depth + "]" * depth, st.integers(min_value=500, max_value=2000)),
     st.builds(lambda depth: '{"a":' * depth + "1" + "}" * depth, st.integers(min_value=300, max_value=600)),
     st.builds(lambda digits: '{"type":"add","op":"1","amount":' + "9" * digits + "}", st.integers(20, 4000)),
     st.sampled_from(["NaN", "Infinity", '{"type":"add","op":"1","amount":NaN}', '{"type":"add","type":"add"}',
                      '{"type":"add","op":"1","amount":1,"amount":2}', '{"type":"add","op":"1","amount":1e400}']),
-)  # fmt: skip
+).filter(fits_in_a_frame)  # fmt: skip
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=raw_frames)
-def test_raw_frames_get_an_error_and_change_nothing(
-    fuzz_target: tuple[ThreadedServer, ClientConnection, ClientConnection], frame: str | bytes
-) -> None:
+async def test_raw_frames_get_an_error_and_change_nothing(target: Target, frame: str | bytes) -> None:
     """Binary frames, random text, deep nesting and huge numbers: an error, nothing else."""
-    served, sender, observer = fuzz_target
-    before = served.state()
-    sender.send(frame)
-    reply = json.loads(sender.recv(timeout=5))
-    if reply["type"] != "error":  # random text can be a valid message only by a miracle; then it was served
+    sender, _ = await target.begin()
+    before = target.state()
+    await sender.send_raw(frame)
+    reply = await sender.receive()
+    if not isinstance(reply, Error):  # random text can be a valid message only by a miracle; then it was served
         pytest.fail(f"{frame!r} was accepted: {reply}")
-    assert_unaffected(served, observer, before)
+    await target.end(before)
 
 
-def test_invalid_utf8_closes_only_that_connection(
-    fuzz_target: tuple[ThreadedServer, ClientConnection, ClientConnection],
-) -> None:
+async def test_invalid_utf8_closes_only_that_connection(target: Target) -> None:
     """A text frame that is not UTF-8 breaks WebSocket itself: that connection closes with 1007."""
-    served, _, observer = fuzz_target
-    before = served.state()
-    with contextlib.ExitStack() as stack:
-        victim = join(stack, served.server.url, "victim")
-        observer.recv(timeout=5)  # victim joined
+    peers = await target.begin()
+    before = target.state()
+    async with await Peer.join(target.server.url, "victim", **NO_PINGS) as victim:
+        for peer in peers:
+            assert (await peer.expect(Presence)).event == "joined"
         # Bypass the client's own UTF-8 encoding: put a raw, invalid frame on the wire.
-        with victim.send_context():
-            victim.protocol.send_frame(Frame(Opcode.TEXT, b'{"type":"add","op":"1","amount":1\xff}'))
+        async with victim.connection.send_context():
+            victim.connection.protocol.send_frame(Frame(Opcode.TEXT, b'{"type":"add","op":"1","amount":1\xff}'))
         with pytest.raises(ConnectionClosed) as closed:
-            victim.recv(timeout=5)
+            await victim.receive()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-    assert json.loads(observer.recv(timeout=5))["event"] == "left"
-    assert_unaffected(served, observer, before)
+    for peer in peers:
+        left = await peer.expect(Presence)
+        assert (left.event, left.client.name) == ("left", "victim")
+    await target.end(before)

@@ -1,4 +1,4 @@
-"""Limits on a real server: rates, floods, amounts, connection cap, compression."""
+"""Limits on a real server: rates, floods, amounts, frame size, connection cap, compression."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from server.app import TallyServer
 from server.limits import Limits
 from server.protocol import Ack, Error, ErrorCode, Presence, Update
 from tests.support.peers import Peer
@@ -106,3 +107,29 @@ async def test_adds_beyond_the_amount_bound_are_refused() -> None:
             assert (error.code, error.op) == (ErrorCode.INVALID_AMOUNT, op) and "100" in error.message
         await alice.send(type="add", op="3", amount=-100)
         assert (await alice.expect(Update)).total == -100
+
+
+async def test_a_message_of_exactly_the_size_limit_is_served(server: TallyServer) -> None:
+    """A valid add padded to exactly max_message_bytes is read and applied."""
+    frame = '{"type":"add","op":"1","amount":1}'
+    frame += " " * (server.config.limits.max_message_bytes - len(frame))
+    async with await Peer.join(server.url, "alice") as alice:
+        await alice.send_raw(frame)
+        assert (await alice.expect(Update)).total == 1
+        assert (await alice.expect(Ack)).op == "1"
+
+
+async def test_one_byte_past_the_size_limit_closes_that_connection_with_1009(server: TallyServer) -> None:
+    """The same add one byte longer closes the sender's connection with 1009; nothing is added, others go on."""
+    frame = '{"type":"add","op":"1","amount":1}'
+    frame += " " * (server.config.limits.max_message_bytes + 1 - len(frame))
+    async with await Peer.join(server.url, "alice") as alice, await Peer.join(server.url, "bob") as bob:
+        assert (await alice.expect(Presence)).event == "joined"
+        await bob.send_raw(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            await bob.receive()
+        assert closed.value.sent is not None and closed.value.sent.code == 1009
+        assert (await alice.expect(Presence)).event == "left"
+        assert server.ledger.seq == 0
+        await alice.send(type="add", op="2", amount=2)
+        assert (await alice.expect(Update)).total == 2

@@ -25,13 +25,15 @@ class Peer:
         self.inbox: deque[ServerMessage] = deque()  # a frame may carry several messages
 
     @classmethod
-    async def connect(cls, url: str) -> Peer:
+    async def connect(cls, url: str, **options: Any) -> Peer:
+        """Connect with tally.v1; ``options`` go to websockets' ``connect``."""
         # max_queue=None: a test peer may leave messages unread; it must still close promptly.
-        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_queue=None))
+        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_queue=None, **options))
 
     @classmethod
-    async def join(cls, url: str, name: str = "alice", session: str | None = None) -> Peer:
-        peer = await cls.connect(url)
+    async def join(cls, url: str, name: str = "alice", session: str | None = None, **options: Any) -> Peer:
+        """Connect, say hello, and keep the welcome."""
+        peer = await cls.connect(url, **options)
         await peer.send(type="hello", name=name, session=session or f"session-{name}-{id(peer)}")
         peer.welcome = await peer.expect(Welcome)
         return peer

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from textual.message import Message
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import Ack, Error, Presence, Update, Welcome
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, ServerProcess
+from tests.support.waiting import until
 from tui.connection import Link
+from tui.messages import Connected
 from tui.model import Model
 
 
@@ -95,16 +99,28 @@ class LossyLink(Link):
     """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
 
     def __init__(self, url: str, name: str, *, drop_every: int) -> None:
-        super().__init__(url, Model(name), lambda message: None)
+        super().__init__(url, Model(name), self._posted)
         self.drop_every = drop_every
         self.acks_seen = 0
         self.acks_dropped = 0
+        self.connections = 0  # welcomes received: each one resends everything pending
+        self.lost: set[str] = set()  # ops whose ack was dropped since the last welcome
+
+    def _posted(self, message: Message) -> None:
+        if isinstance(message, Connected):
+            self.connections += 1
+            self.lost.clear()
+
+    def answered_since(self, connections: int) -> bool:
+        """True once a welcome came after ``connections`` and every add it resent has been answered."""
+        return self.connections > connections and {add.op for add in self.pending} <= self.lost
 
     def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
         if isinstance(message, Ack) and self.drop_every:
             self.acks_seen += 1
             if self.acks_seen % self.drop_every == 0:
                 self.acks_dropped += 1
+                self.lost.add(message.op)
                 return  # lost: the add stays pending and is resent after the next reconnect
         super()._receive(message)
 
@@ -129,6 +145,8 @@ async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> 
         amounts: list[int] = []
         kills = 0
 
+        # The sleeps in these two are the workload, not waits: adds typed at a random
+        # pace, kills at random moments, and random downtime while adds queue up.
         async def type_adds(link: LossyLink) -> None:
             for _ in range(250):
                 amount = rng.randint(1, 1000)
@@ -145,21 +163,25 @@ async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> 
                 await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
                 await asyncio.to_thread(server.start)
 
+        def all_answered(since: list[int]) -> Callable[[], bool]:
+            return lambda: all(link.answered_since(n) for link, n in zip(links, since, strict=True))
+
         try:
             await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
             # Links still backing off from the last kill come back while acks are still lost:
             # how many are lost must not depend on where each link's backoff happened to be.
+            before = [link.connections for link in links]
             for link in links:
                 link.reconnect_now()
-            await asyncio.sleep(0.5)
+            await until(all_answered(before), timeout=30, what="every link back and its resends answered")
             for link in links:
                 link.drop_every = 0  # the network heals: every resend is acknowledged from now on
-            async with asyncio.timeout(60):
-                while any(link.pending for link in links):
-                    for link in links:
-                        if link.pending:
-                            link.reconnect_now()  # resend what was never acknowledged
-                    await asyncio.sleep(0.5)
+            # A reconnect resends everything pending (a link that is connecting resends it
+            # anyway; one between attempts comes back by itself within its backoff).
+            for link in links:
+                if link.pending:
+                    link.reconnect_now()
+            await until(lambda: not any(link.pending for link in links), timeout=60, what="every add acknowledged")
             async with await Peer.join(url, "auditor") as auditor:
                 assert auditor.welcome is not None
                 total, seq = auditor.welcome.total, auditor.welcome.seq

@@ -69,14 +69,6 @@ class Peer:
                 if isinstance(message, kind):
                     return message
 
-    async def silent(self, timeout: float = 0.3) -> bool:
-        """True if nothing arrives within ``timeout``."""
-        try:
-            message = await self.receive(timeout)
-        except TimeoutError:
-            return True
-        raise AssertionError(f"expected silence, got {message!r}")
-
     async def close(self) -> None:
         await self.connection.close()
 

@@ -8,6 +8,7 @@ import json
 from http import HTTPStatus
 from pathlib import Path
 
+from textual.command import Command, CommandList, CommandPalette
 from textual.message import Message
 from textual.widgets import Input, Label
 from websockets.asyncio.server import ServerConnection, serve
@@ -129,8 +130,8 @@ async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer)
             assert pending is not None
             app.link.pending.restore(pending)  # as if both acks had been lost on the way
         app.link.reconnect_now()
+        # Not pending means both resends were answered, so the server has seen them.
         await until(pilot, lambda: app.status.state == "connected" and not app.link.pending, what="resent and acked")
-        await pilot.pause(0.2)
     assert (server.ledger.total, server.ledger.seq) == (11, 2)
 
 
@@ -178,7 +179,7 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
         app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.total.total == 2)
-            await pilot.pause(0.1)
+            await until(pilot, lambda: "refused" in log_text(app), what="the error, sent last, shown")
             shown = [*table_names(app), log_text(app)]
             for text in shown:
                 assert not any(ord(char) < 32 or char == "\u202e" for char in text.replace("\n", "")), text
@@ -261,6 +262,8 @@ async def test_a_refused_handshake_shows_offline_until_asked_to_retry() -> None:
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.status.state == "offline")
             assert "HTTP 403" in str(app.status.render()) and attempts == 1
+            # The wait is the test: a link that retried would have done so within its
+            # first backoff step (at most 0.5 s).
             await pilot.pause(1.0)
             assert attempts == 1
             await pilot.press("ctrl+r")
@@ -274,7 +277,15 @@ async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
         await until(pilot, lambda: app.status.state == "connected")
         await pilot.press("ctrl+p")
         await pilot.press(*"Rename")
-        await pilot.pause(0.3)
+
+        def rename_offered() -> bool:
+            palette = app.screen
+            if not isinstance(palette, CommandPalette):
+                return False
+            option = palette.query_one(CommandList).highlighted_option
+            return isinstance(option, Command) and option.hit.text == "Rename"
+
+        await until(pilot, rename_offered, what="Rename highlighted in the palette")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RenameScreen))
         await pilot.press("escape")

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from textual.message import Message
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import Ack, Error, Presence, Update, Welcome
-from tests.peers import UNLIMITED, Peer, ServerProcess
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED, ServerProcess
+from tests.support.waiting import until
 from tui.connection import Link
+from tui.messages import Connected
 from tui.model import Model
 
 
@@ -40,8 +45,7 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
     """After kill -9 and restart, the stored total covers every ack; resending the rest applies each op once."""
     rng = random.Random(20261124)
     ops = {f"op-{n}": rng.randint(1, 1000) for n in range(10_000)}
-    server = ServerProcess(db_path, *UNLIMITED)
-    try:
+    with ServerProcess(db_path, *UNLIMITED) as server:
         peer = await Peer.join(server.start(), "crash", session="crash-session")
         acked: set[str] = set()
         await stream_until_killed(peer, ops, acked, server)
@@ -74,14 +78,11 @@ async def test_sigkill_mid_stream_then_resend(db_path: Path) -> None:
         assert peer.welcome is not None
         assert (peer.welcome.total, peer.welcome.seq) == (sum(ops.values()), len(ops))
         await peer.close()
-    finally:
-        server.stop()
 
 
 async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> None:
     """SIGTERM exits 0 after storing every acknowledged add."""
-    server = ServerProcess(db_path)
-    try:
+    with ServerProcess(db_path) as server:
         peer = await Peer.join(server.start(), "alice", session="s")
         for n in range(50):
             await peer.send(type="add", op=str(n), amount=2)
@@ -92,24 +93,34 @@ async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> Non
         peer = await Peer.join(server.start(), "alice", session="s")
         assert peer.welcome is not None and peer.welcome.total == 100
         await peer.close()
-    finally:
-        server.stop()
 
 
 class LossyLink(Link):
     """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
 
     def __init__(self, url: str, name: str, *, drop_every: int) -> None:
-        super().__init__(url, Model(name), lambda message: None)
+        super().__init__(url, Model(name), self._posted)
         self.drop_every = drop_every
         self.acks_seen = 0
         self.acks_dropped = 0
+        self.connections = 0  # welcomes received: each one resends everything pending
+        self.lost: set[str] = set()  # ops whose ack was dropped since the last welcome
+
+    def _posted(self, message: Message) -> None:
+        if isinstance(message, Connected):
+            self.connections += 1
+            self.lost.clear()
+
+    def answered_since(self, connections: int) -> bool:
+        """True once a welcome came after ``connections`` and every add it resent has been answered."""
+        return self.connections > connections and {add.op for add in self.pending} <= self.lost
 
     def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
         if isinstance(message, Ack) and self.drop_every:
             self.acks_seen += 1
             if self.acks_seen % self.drop_every == 0:
                 self.acks_dropped += 1
+                self.lost.add(message.op)
                 return  # lost: the add stays pending and is resent after the next reconnect
         super()._receive(message)
 
@@ -127,52 +138,57 @@ class CrashRun:
 async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> CrashRun:
     """Four dashboards add while the server is killed with SIGKILL at random moments and restarted."""
     rng = random.Random(seed)
-    server = ServerProcess(db_path, *UNLIMITED, module=module)
-    url = server.start()
-    links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
-    runners = [asyncio.create_task(link.run()) for link in links]
-    amounts: list[int] = []
-    kills = 0
+    with ServerProcess(db_path, *UNLIMITED, module=module) as server:
+        url = server.start()
+        links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
+        runners = [asyncio.create_task(link.run()) for link in links]
+        amounts: list[int] = []
+        kills = 0
 
-    async def type_adds(link: LossyLink) -> None:
-        for _ in range(250):
-            amount = rng.randint(1, 1000)
-            amounts.append(amount)
-            link.add(amount)
-            await asyncio.sleep(rng.uniform(0, 0.004))
+        # The sleeps in these two are the workload, not waits: adds typed at a random
+        # pace, kills at random moments, and random downtime while adds queue up.
+        async def type_adds(link: LossyLink) -> None:
+            for _ in range(250):
+                amount = rng.randint(1, 1000)
+                amounts.append(amount)
+                link.add(amount)
+                await asyncio.sleep(rng.uniform(0, 0.004))
 
-    async def kill_at_random() -> None:
-        nonlocal kills
-        for _ in range(6):
-            await asyncio.sleep(rng.uniform(0.05, 0.3))
-            await asyncio.to_thread(server.kill)
-            kills += 1
-            await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
-            await asyncio.to_thread(server.start)
+        async def kill_at_random() -> None:
+            nonlocal kills
+            for _ in range(6):
+                await asyncio.sleep(rng.uniform(0.05, 0.3))
+                await asyncio.to_thread(server.kill)
+                kills += 1
+                await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
+                await asyncio.to_thread(server.start)
 
-    try:
-        await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
-        # Links still backing off from the last kill come back while acks are still lost:
-        # how many are lost must not depend on where each link's backoff happened to be.
-        for link in links:
-            link.reconnect_now()
-        await asyncio.sleep(0.5)
-        for link in links:
-            link.drop_every = 0  # the network heals: every resend is acknowledged from now on
-        async with asyncio.timeout(60):
-            while any(link.pending for link in links):
-                for link in links:
-                    if link.pending:
-                        link.reconnect_now()  # resend what was never acknowledged
-                await asyncio.sleep(0.5)
-        async with await Peer.join(url, "auditor") as auditor:
-            assert auditor.welcome is not None
-            total, seq = auditor.welcome.total, auditor.welcome.seq
-    finally:
-        for runner in runners:
-            runner.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
-        server.stop()
+        def all_answered(since: list[int]) -> Callable[[], bool]:
+            return lambda: all(link.answered_since(n) for link, n in zip(links, since, strict=True))
+
+        try:
+            await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
+            # Links still backing off from the last kill come back while acks are still lost:
+            # how many are lost must not depend on where each link's backoff happened to be.
+            before = [link.connections for link in links]
+            for link in links:
+                link.reconnect_now()
+            await until(all_answered(before), timeout=30, what="every link back and its resends answered")
+            for link in links:
+                link.drop_every = 0  # the network heals: every resend is acknowledged from now on
+            # A reconnect resends everything pending (a link that is connecting resends it
+            # anyway; one between attempts comes back by itself within its backoff).
+            for link in links:
+                if link.pending:
+                    link.reconnect_now()
+            await until(lambda: not any(link.pending for link in links), timeout=60, what="every add acknowledged")
+            async with await Peer.join(url, "auditor") as auditor:
+                assert auditor.welcome is not None
+                total, seq = auditor.welcome.total, auditor.welcome.seq
+        finally:
+            for runner in runners:
+                runner.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
     return CrashRun(len(amounts), sum(amounts), total, seq, kills, sum(link.acks_dropped for link in links))
 
 
@@ -188,6 +204,6 @@ async def test_random_kills_and_lost_acks_apply_every_add_exactly_once(db_path: 
 @pytest.mark.slow
 async def test_negative_control_without_dedupe_the_same_run_double_counts(db_path: Path) -> None:
     """With deduplication switched off, the same run counts resent adds twice, and the checks see it."""
-    run = await crash_run(db_path, module="tests.forgetful_server")
+    run = await crash_run(db_path, module="tests.support.forgetful_server")
     print(f"\ncontrol: {run.seq - run.ops} adds counted twice; total off by {run.total - run.expected_total:+,}")
     assert run.seq > run.ops and run.total > run.expected_total

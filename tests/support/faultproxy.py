@@ -82,6 +82,6 @@ class FaultProxy:
             while data := await reader.read(65536):
                 await self.flowing.wait()
                 if self.delay:
-                    await asyncio.sleep(self.delay)
+                    await asyncio.sleep(self.delay)  # the injected fault itself, not a wait
                 writer.write(data)
                 await writer.drain()

@@ -1,4 +1,4 @@
-"""``python -m tests.forgetful_server``: the real server with op-id deduplication switched off.
+"""``python -m tests.support.forgetful_server``: the real server with op-id deduplication switched off.
 
 Only for the crash test's negative control, which must show that the same
 checks catch double counting when nothing prevents it.

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
+import server.protocol
 from server.protocol import (
     INT64_MAX,
     INT64_MIN,
@@ -229,3 +233,17 @@ def test_welcomes_from_one_snapshot_differ_only_in_you() -> None:
         Welcome(you="c1", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
         Welcome(you="c2", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
     ]
+
+
+def test_the_protocol_package_imports_only_the_standard_library() -> None:
+    """Every import in server/protocol is the standard library or the package itself (lint-imports checks the rest)."""
+    package = Path(server.protocol.__file__).parent
+    imported: set[str] = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+                imported.add(node.module)
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert {name for name in outside if not name.startswith("server.protocol")} == set()

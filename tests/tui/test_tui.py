@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from http import HTTPStatus
 from pathlib import Path
 
+from textual.command import Command, CommandList, CommandPalette
 from textual.message import Message
 from textual.widgets import Input, Label
 from websockets.asyncio.server import ServerConnection, serve
@@ -14,9 +16,9 @@ from websockets.http11 import Request, Response
 
 from server.app import TallyServer
 from server.protocol import Presence, Update
-from tests.conftest import UNLIMITED_RATE, start_server
-from tests.peers import Peer, ServerProcess
-from tests.tui_support import cell, log_text, table_names, until
+from tests.support.dashboard import cell, log_text, table_names, until
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, ServerProcess, serving
 from tui.app import TallyApp
 from tui.messages import UpdatesArrived
 from tui.screens.rename import RenameScreen
@@ -70,36 +72,34 @@ async def test_invalid_input_sends_nothing(server: TallyServer) -> None:
 
 async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Path) -> None:
     """Stop the server, type adds, restart it: the dashboard shows it all and every add counts once."""
-    server = await start_server(str(db_path))
-    port = server.port
-    app = TallyApp(server.url, "alice")
-    async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
-        await pilot.press("1", "enter")
-        await until(pilot, lambda: app.total.total == 1 and not app.link.pending)
+    async with contextlib.AsyncExitStack() as first_run:
+        first = await first_run.enter_async_context(serving(db_path))
+        port, app = first.port, TallyApp(first.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("1", "enter")
+            await until(pilot, lambda: app.total.total == 1 and not app.link.pending)
 
-        await server.stop()
-        await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
-        assert "reconnecting in" in str(app.status.render())
-        assert "disconnected: the server is restarting" in log_text(app)
-        for key in ("2", "3", "4"):
-            await pilot.press(key, "enter")
-        await until(pilot, lambda: app.status.pending == 3)
-        assert "3 pending" in str(app.status.render())
+            await first_run.aclose()  # the server stops under the dashboard
+            await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
+            assert "reconnecting in" in str(app.status.render())
+            assert "disconnected: the server is restarting" in log_text(app)
+            for key in ("2", "3", "4"):
+                await pilot.press(key, "enter")
+            await until(pilot, lambda: app.status.pending == 3)
+            assert "3 pending" in str(app.status.render())
 
-        server = await start_server(str(db_path), port=port)
-        app.link.reconnect_now()  # skip the backoff wait; the resend path is the same
-        await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
-        await until(pilot, lambda: app.total.total == 10)
-    assert (server.ledger.total, server.ledger.seq) == (10, 4)
-    await server.stop()
+            async with serving(db_path, port=port) as second:
+                app.link.reconnect_now()  # skip the backoff wait; the resend path is the same
+                await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
+                await until(pilot, lambda: app.total.total == 10)
+                assert (second.ledger.total, second.ledger.seq) == (10, 4)
 
 
 async def test_a_killed_server_is_noticed_and_typed_adds_land_after_restart(db_path: Path) -> None:
     """kill -9 under a dashboard: it shows reconnecting, queues adds, and delivers them once on restart."""
-    server = ServerProcess(db_path)
-    app = TallyApp(server.start(), "alice")
-    try:
+    with ServerProcess(db_path) as server:
+        app = TallyApp(server.start(), "alice")
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.status.state == "connected")
             await pilot.press("5", "enter")
@@ -116,8 +116,6 @@ async def test_a_killed_server_is_noticed_and_typed_adds_land_after_restart(db_p
             await until(pilot, lambda: app.total.total == 18)
         async with await Peer.join(server.url, "check") as check:
             assert check.welcome is not None and (check.welcome.total, check.welcome.seq) == (18, 3)
-    finally:
-        server.stop()
 
 
 async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer) -> None:
@@ -132,8 +130,8 @@ async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer)
             assert pending is not None
             app.link.pending.restore(pending)  # as if both acks had been lost on the way
         app.link.reconnect_now()
+        # Not pending means both resends were answered, so the server has seen them.
         await until(pilot, lambda: app.status.state == "connected" and not app.link.pending, what="resent and acked")
-        await pilot.pause(0.2)
     assert (server.ledger.total, server.ledger.seq) == (11, 2)
 
 
@@ -181,7 +179,7 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
         app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.total.total == 2)
-            await pilot.pause(0.1)
+            await until(pilot, lambda: "refused" in log_text(app), what="the error, sent last, shown")
             shown = [*table_names(app), log_text(app)]
             for text in shown:
                 assert not any(ord(char) < 32 or char == "\u202e" for char in text.replace("\n", "")), text
@@ -203,28 +201,27 @@ async def test_peers_and_dashboard_agree_on_updates(server: TallyServer) -> None
 
 async def test_a_flood_of_updates_is_coalesced_and_typing_still_works() -> None:
     """2,000 updates from another client arrive in far fewer repaints; the input keeps every key."""
-    server = await start_server(":memory:", limits=UNLIMITED_RATE)
-    app = TallyApp(server.url, "alice")
     batches: list[int] = []
-    post = app.link.post
+    async with serving(limits=UNLIMITED_RATE) as server:
+        app = TallyApp(server.url, "alice")
+        post = app.link.post
 
-    def counting_post(message: Message) -> object:
-        if isinstance(message, UpdatesArrived):
-            batches.append(len(message.updates))
-        return post(message)
+        def counting_post(message: Message) -> object:
+            if isinstance(message, UpdatesArrived):
+                batches.append(len(message.updates))
+            return post(message)
 
-    app.link.post = counting_post
-    async with app.run_test() as pilot, await Peer.join(server.url, "flood") as flood:
-        await until(pilot, lambda: app.status.state == "connected")
-        for n in range(2000):
-            await flood.send(type="add", op=str(n), amount=1)
-        await pilot.press(*"12345")
-        await until(pilot, lambda: app.total.total == 2000, what="the latest total")
-        assert sum(batches) == 2000 and len(batches) < 2000 / 4, batches
-        assert app.entry.query_one(Input).value == "12345"
-        await pilot.press("enter")
-        await until(pilot, lambda: app.total.total == 14345)
-    await server.stop()
+        app.link.post = counting_post
+        async with app.run_test() as pilot, await Peer.join(server.url, "flood") as flood:
+            await until(pilot, lambda: app.status.state == "connected")
+            for n in range(2000):
+                await flood.send(type="add", op=str(n), amount=1)
+            await pilot.press(*"12345")
+            await until(pilot, lambda: app.total.total == 2000, what="the latest total")
+            assert sum(batches) == 2000 and len(batches) < 2000 / 4, batches
+            assert app.entry.query_one(Input).value == "12345"
+            await pilot.press("enter")
+            await until(pilot, lambda: app.total.total == 14345)
 
 
 async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total() -> None:
@@ -265,6 +262,8 @@ async def test_a_refused_handshake_shows_offline_until_asked_to_retry() -> None:
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.status.state == "offline")
             assert "HTTP 403" in str(app.status.render()) and attempts == 1
+            # The wait is the test: a link that retried would have done so within its
+            # first backoff step (at most 0.5 s).
             await pilot.pause(1.0)
             assert attempts == 1
             await pilot.press("ctrl+r")
@@ -278,7 +277,15 @@ async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
         await until(pilot, lambda: app.status.state == "connected")
         await pilot.press("ctrl+p")
         await pilot.press(*"Rename")
-        await pilot.pause(0.3)
+
+        def rename_offered() -> bool:
+            palette = app.screen
+            if not isinstance(palette, CommandPalette):
+                return False
+            option = palette.query_one(CommandList).highlighted_option
+            return isinstance(option, Command) and option.hit.text == "Rename"
+
+        await until(pilot, rename_offered, what="Rename highlighted in the palette")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RenameScreen))
         await pilot.press("escape")

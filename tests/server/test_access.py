@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,25 +11,20 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from server.app import ServerConfig, TallyServer, exposed
+from server.app import TallyServer, exposed
 from server.protocol import SUBPROTOCOL
-from tests.tui_support import until
+from tests.support.dashboard import until
+from tests.support.servers import serving
 from tui.app import TallyApp
 
 TOKEN = "correct horse battery staple"
 
 
-async def serving(**options: object) -> TallyServer:
-    server = TallyServer(dataclasses.replace(ServerConfig(port=0, db=":memory:"), **options))  # type: ignore[arg-type]
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def token_server() -> AsyncIterator[TallyServer]:
-    server = await serving(token=TOKEN)
-    yield server
-    await server.stop()
+    """A server that wants TOKEN from every client."""
+    async with serving(token=TOKEN) as server:
+        yield server
 
 
 @pytest.mark.parametrize(
@@ -88,23 +82,19 @@ def tls_files(ca: trustme.CA, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
 async def test_wss_with_a_private_ca_is_verified(tls_files: tuple[str, str, str]) -> None:
     """The dashboard trusts a private CA given with --cafile, and connects over wss://."""
     cert, key, cafile = tls_files
-    server = await serving(tls_cert=cert, tls_key=key)
-    try:
+    async with serving(tls_cert=cert, tls_key=key) as server:
         assert server.url.startswith("wss://")
         app = TallyApp(server.url, "alice", tls=ssl.create_default_context(cafile=cafile))
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.status.state == "connected")
             await pilot.press("4", "enter")
             await until(pilot, lambda: server.ledger.total == 4)
-    finally:
-        await server.stop()
 
 
 async def test_wss_without_trusting_the_ca_is_refused(tls_files: tuple[str, str, str]) -> None:
     """Without --cafile the dashboard does not trust a private certificate, and never connects."""
     cert, key, _ = tls_files
-    server = await serving(tls_cert=cert, tls_key=key)
-    try:
+    async with serving(tls_cert=cert, tls_key=key) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             await connect(server.url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
         app = TallyApp(server.url, "alice")
@@ -112,8 +102,6 @@ async def test_wss_without_trusting_the_ca_is_refused(tls_files: tuple[str, str,
             await until(pilot, lambda: app.status.state == "offline")
             assert "certificate is not trusted" in str(app.status.render()).lower()
             assert server.roster.clients() == ()
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize(
@@ -131,9 +119,8 @@ async def test_browser_origins_are_refused_unless_allowed(
     allow: tuple[str, ...], origin: str | None, accepted: bool
 ) -> None:
     """A web page elsewhere cannot drive a local server; clients without Origin always can."""
-    server = await serving(allow_origins=allow)
     headers = {} if origin is None else {"Origin": origin}
-    try:
+    async with serving(allow_origins=allow) as server:
         if accepted:
             async with connect(server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ok:  # type: ignore[list-item]
                 await ok.send('{"type":"hello","name":"web","session":"s"}')
@@ -142,8 +129,6 @@ async def test_browser_origins_are_refused_unless_allowed(
             with pytest.raises(InvalidStatus) as refused:
                 await connect(server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers)  # type: ignore[list-item]
             assert refused.value.response.status_code == 403
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,11 @@ from server.app import TallyServer
 from server.limits import Limits
 from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
 from server.session import LEGACY_NAME
-from tests.conftest import start_server
-from tests.peers import Peer
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, serving
+
+# The blog post's client, copied verbatim (see tests/fixtures/README.md).
+BLOG_CLIENT = Path(__file__).parents[1] / "fixtures" / "blog_client.py"
 
 
 async def test_welcome_carries_a_full_snapshot(server: TallyServer) -> None:
@@ -106,10 +109,11 @@ async def test_bad_messages_get_a_typed_error_and_change_nothing(
         await bob.send(**message)
         error = await bob.expect(Error)
         assert error.code == code
-        assert await alice.silent()
         assert (server.ledger.total, server.ledger.seq) == (1, 1)
         await bob.send(type="add", op="ok", amount=2)
         assert (await bob.expect(Update)).total == 3
+        # Alice's very next message is that update: the bad message sent her nothing.
+        assert (await alice.expect(Update)).total == 3
 
 
 @pytest.mark.parametrize("frame", [b"\x00\xff", "{", "[" * 3000, '{"type":"add","op":"1","amount":NaN}'])
@@ -143,26 +147,25 @@ async def test_a_resent_op_gets_the_original_ack(server: TallyServer) -> None:
     async with await Peer.join(server.url, "alice", session="s-1") as again:
         await again.send(type="add", op="7", amount=5)
         assert await again.expect(Ack) == first
-        assert await again.silent()
+        # A rename comes back to its sender: if anything else had been sent, it would come first.
+        await again.send(type="rename", name="alice again")
+        assert (await again.expect(Presence)).client.name == "alice again"
     assert server.ledger.total == 5
 
 
 async def test_a_resent_op_is_recognised_after_a_restart(db_path: Path) -> None:
     """Op ids live in the SQLite store, so dedupe holds across a server restart."""
-    first = await start_server(str(db_path))
-    async with await Peer.join(first.url, "alice", session="s-1") as alice:
+    async with serving(db_path) as first, await Peer.join(first.url, "alice", session="s-1") as alice:
         await alice.send(type="add", op="7", amount=5)
         ack = await alice.next_of(Ack)
-    await first.stop()
-    second = await start_server(str(db_path))
-    async with await Peer.join(second.url, "alice", session="s-1") as alice:
-        assert alice.welcome is not None and alice.welcome.total == 5
-        await alice.send(type="add", op="7", amount=5)
-        assert await alice.expect(Ack) == ack
-        await alice.send(type="add", op="8", amount=1)
-        assert (await alice.expect(Update)).seq == 2
-    assert second.ledger.total == 6
-    await second.stop()
+    async with serving(db_path) as second:
+        async with await Peer.join(second.url, "alice", session="s-1") as alice:
+            assert alice.welcome is not None and alice.welcome.total == 5
+            await alice.send(type="add", op="7", amount=5)
+            assert await alice.expect(Ack) == ack
+            await alice.send(type="add", op="8", amount=1)
+            assert (await alice.expect(Update)).seq == 2
+        assert second.ledger.total == 6
 
 
 async def test_the_original_blog_client_still_works(server: TallyServer) -> None:
@@ -191,14 +194,11 @@ async def test_the_original_blog_client_still_works(server: TallyServer) -> None
 
 
 async def test_the_blog_client_script_runs_unchanged(server: TallyServer, tmp_path: Path) -> None:
-    """The seed post's client code, run as a program, gets the total back."""
-    seed = Path(__file__).parents[1].parent / "shared" / "seed" / "websockets-with-python.md"
-    if not seed.exists():
-        pytest.fail(f"the seed post is missing at {seed}")
-    blocks = seed.read_text().split("```python\n")
-    client = blocks[1].split("```")[0].replace("ws://localhost:8765", server.url)
+    """The blog post's client script, run as a program, gets the total back."""
+    client = BLOG_CLIENT.read_text(encoding="utf-8")
+    assert client.count("ws://localhost:8765") == 1
     script = tmp_path / "client.py"
-    script.write_text(client)
+    script.write_text(client.replace("ws://localhost:8765", server.url), encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-W", "ignore", str(script),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -212,9 +212,8 @@ async def test_the_blog_client_script_runs_unchanged(server: TallyServer, tmp_pa
 
 async def test_shutdown_closes_clients_with_going_away(db_path: Path) -> None:
     """Stopping the server closes every connection with 1001 so clients know to reconnect."""
-    tally = await start_server(str(db_path))
-    peer = await Peer.join(tally.url, "alice")
-    await tally.stop()
+    async with serving(db_path) as tally:
+        peer = await Peer.join(tally.url, "alice")
     with pytest.raises(ConnectionClosed) as closed:
         await peer.receive()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
@@ -245,54 +244,50 @@ async def test_generic_clients_choose_the_protocol_by_path(server: TallyServer) 
 
 async def test_a_silently_dead_peer_leaves_within_the_keepalive_bound() -> None:
     """A peer that stops answering pings is dropped within interval + timeout + close timeout."""
-    tally = await start_server(":memory:", keepalive=0.3)
-    try:
-        async with await Peer.join(tally.url, "alice") as alice:
-            bob = await Peer.join(tally.url, "bob")
-            await alice.expect(Presence)  # bob joined
-            bob.connection.transport.pause_reading()  # as if bob's machine froze: no pongs
-            left = await alice.next_of(Presence, timeout=3)
-            assert (left.event, left.client.name) == ("left", "bob")
-            bob.connection.transport.abort()
-    finally:
-        await tally.stop()
+    async with serving(keepalive=0.3) as tally, await Peer.join(tally.url, "alice") as alice:
+        bob = await Peer.join(tally.url, "bob")
+        await alice.expect(Presence)  # bob joined
+        bob.connection.transport.pause_reading()  # as if bob's machine froze: no pongs
+        left = await alice.next_of(Presence, timeout=3)
+        assert (left.event, left.client.name) == ("left", "bob")
+        bob.connection.transport.abort()
 
 
 async def test_overflow_is_refused_on_both_paths_and_changes_nothing() -> None:
     """With the amount bound at the full 64-bit range, an add past it gets overflow."""
-    tally = await start_server(":memory:", limits=Limits(max_amount=INT64_MAX))
-    try:
-        async with await Peer.join(tally.url, "alice") as alice, connect(tally.url) as legacy:
-            await alice.send(type="add", op="1", amount=INT64_MAX)
-            assert (await alice.next_of(Ack)).seq == 1
-            await alice.send(type="add", op="2", amount=1)
-            error = await alice.next_of(Error)
-            assert (error.code, error.op) == (ErrorCode.OVERFLOW, "2")
-            await legacy.send("1")
-            assert str(await legacy.recv()).startswith("error: overflow: ")
-            assert (tally.ledger.total, tally.ledger.seq) == (INT64_MAX, 1)
-            await alice.send(type="add", op="3", amount=-1)
-            assert (await alice.next_of(Update)).total == INT64_MAX - 1
-    finally:
-        await tally.stop()
+    async with (
+        serving(limits=Limits(max_amount=INT64_MAX)) as tally,
+        await Peer.join(tally.url, "alice") as alice,
+        connect(tally.url) as legacy,
+    ):
+        await alice.send(type="add", op="1", amount=INT64_MAX)
+        assert (await alice.next_of(Ack)).seq == 1
+        await alice.send(type="add", op="2", amount=1)
+        error = await alice.next_of(Error)
+        assert (error.code, error.op) == (ErrorCode.OVERFLOW, "2")
+        await legacy.send("1")
+        assert str(await legacy.recv()).startswith("error: overflow: ")
+        assert (tally.ledger.total, tally.ledger.seq) == (INT64_MAX, 1)
+        await alice.send(type="add", op="3", amount=-1)
+        assert (await alice.next_of(Update)).total == INT64_MAX - 1
 
 
 async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> None:
     """Adds committed together reach every client in a few frames, every update once, in seq order."""
-    tally = await start_server(":memory:", limits=Limits(rate=1e9, burst=10**6))
-    try:
-        async with await Peer.join(tally.url, "alice") as alice, await Peer.join(tally.url, "bob") as bob:
-            await alice.next_of(Presence)
-            for n in range(500):
-                await alice.send(type="add", op=str(n), amount=1)
-            frames, seqs = 0, list[int]()
-            while len(seqs) < 500:
-                frame = await asyncio.wait_for(bob.connection.recv(), 5)
-                frames += 1
-                seqs += [m.seq for m in decode_server_frame(frame) if isinstance(m, Update)]
-            assert seqs == list(range(1, 501))
-            assert frames < 100, frames  # batched: far fewer frames than updates
-            acks = [await alice.next_of(Ack) for _ in range(500)]
-            assert [a.op for a in acks] == [str(n) for n in range(500)]
-    finally:
-        await tally.stop()
+    async with (
+        serving(limits=UNLIMITED_RATE) as tally,
+        await Peer.join(tally.url, "alice") as alice,
+        await Peer.join(tally.url, "bob") as bob,
+    ):
+        await alice.next_of(Presence)
+        for n in range(500):
+            await alice.send(type="add", op=str(n), amount=1)
+        frames, seqs = 0, list[int]()
+        while len(seqs) < 500:
+            frame = await asyncio.wait_for(bob.connection.recv(), 5)
+            frames += 1
+            seqs += [m.seq for m in decode_server_frame(frame) if isinstance(m, Update)]
+        assert seqs == list(range(1, 501))
+        assert frames < 100, frames  # batched: far fewer frames than updates
+        acks = [await alice.next_of(Ack) for _ in range(500)]
+        assert [a.op for a in acks] == [str(n) for n in range(500)]

@@ -2,7 +2,7 @@
 
 The app is fed the same messages its connection would post, with fixed ids,
 addresses and clock, so the pictures change only when the look does.
-Update them deliberately with ``pytest tests/test_snapshots.py --snapshot-update``.
+Update them deliberately with ``pytest tests/tui/test_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from server.protocol import ClientInfo, Error, HistoryPoint, Presence, Update, Welcome
+from tests.support.dashboard import until
 from tui.app import TallyApp
 from tui.messages import (
     Connected,
@@ -82,7 +83,7 @@ def scenario(*steps: Callable[[TallyApp], None]) -> Callable[[Pilot[None]], Any]
         for step in steps:
             step(app)
             await pilot.pause()
-        await pilot.pause(0.8)  # let the total's flash fade
+        await until(pilot, lambda: not app.total.has_class("-up") and not app.total.has_class("-down"), what="no flash")
 
     return run_before
 

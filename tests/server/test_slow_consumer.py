@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -11,10 +12,9 @@ from websockets.typing import Subprotocol
 
 from server.app import TallyServer
 from server.fanout import MAX_MESSAGES_PER_FRAME
-from server.limits import Limits
 from server.protocol import SUBPROTOCOL, Update, Welcome
-from tests.conftest import start_server
-from tests.peers import Peer
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, serving
 
 UPDATES = 10_000
 BOUND = 64 * 1024
@@ -75,29 +75,22 @@ async def run_with_a_stalled_reader(server: TallyServer) -> tuple[int, bool, lis
 
 async def test_a_slow_consumer_is_dropped_and_memory_stays_bounded() -> None:
     """Past the write-buffer bound the slow client is dropped; the others get every update in order."""
-    server = await start_server(":memory:", limits=Limits(rate=1e9, burst=10**6, max_write_buffer=BOUND))
-    try:
+    async with serving(limits=dataclasses.replace(UNLIMITED_RATE, max_write_buffer=BOUND)) as server:
         peak, dropped, seen = await run_with_a_stalled_reader(server)
-        print(f"\npeak unsent bytes for one stalled client: {peak:,} (bound {BOUND:,})")
-        assert dropped
-        assert peak <= BOUND + MAX_MESSAGES_PER_FRAME * 200  # the bound, plus at most the frame that crossed it
-        for seqs in seen:
-            assert seqs == sorted(seqs) and len(set(seqs)) == UPDATES  # every update, in order, no gaps
-    finally:
-        await server.stop()
+    print(f"\npeak unsent bytes for one stalled client: {peak:,} (bound {BOUND:,})")
+    assert dropped
+    assert peak <= BOUND + MAX_MESSAGES_PER_FRAME * 200  # the bound, plus at most the frame that crossed it
+    for seqs in seen:
+        assert seqs == sorted(seqs) and len(set(seqs)) == UPDATES  # every update, in order, no gaps
 
 
 async def test_without_the_bound_the_backlog_grows_with_the_traffic() -> None:
     """The control: keepalive alone neither drops the stalled client nor bounds its backlog."""
-    unbounded = Limits(rate=1e9, burst=10**6, max_write_buffer=2**40)
-    server = await start_server(":memory:", limits=unbounded)
-    try:
+    async with serving(limits=dataclasses.replace(UNLIMITED_RATE, max_write_buffer=2**40)) as server:
         peak, dropped, _ = await run_with_a_stalled_reader(server)
-        print(f"\npeak unsent bytes with no bound: {peak:,}")
-        assert not dropped
-        assert peak > 4 * BOUND
-    finally:
-        await server.stop()
+    print(f"\npeak unsent bytes with no bound: {peak:,}")
+    assert not dropped
+    assert peak > 4 * BOUND
 
 
 @pytest.fixture(autouse=True)

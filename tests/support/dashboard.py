@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from rich.text import Text
 from textual.pilot import Pilot
 
+from tests.support import waiting
 from tui.app import TallyApp
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await pilot.pause(0.02)
+    await waiting.until(condition, timeout=timeout, what=what, poll=lambda: pilot.pause(0.02))
 
 
 def table_names(app: TallyApp) -> list[str]:

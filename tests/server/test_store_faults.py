@@ -1,0 +1,87 @@
+"""When the store fails: refuse adds with unavailable, acknowledge nothing unstored, keep serving, recover."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.protocol import Ack, Error, ErrorCode, Presence, Update
+from server.state import AddRequest, Outcome
+from server.store.sqlite import SQLiteStore
+from tests.support.dashboard import until
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, serving
+from tui.app import TallyApp
+
+
+class SmallDisk(SQLiteStore):
+    """The real SQLite store on a 'disk' of ``pages`` pages: SQLite itself reports SQLITE_FULL."""
+
+    pages = 1_000_000
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        super()._prepare(db)
+        db.execute(f"PRAGMA max_page_count={self.pages}")
+
+    async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+        # The limit is per connection: re-apply it so a "full disk" stays full across reconnects.
+        await self._run(lambda: self.db.execute(f"PRAGMA max_page_count={self.pages}"))
+        return await super().apply(batch, at=at)
+
+
+def stored_total(path: Path) -> tuple[int, int]:
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(amount), 0) FROM updates").fetchone()
+    return int(row[0]), int(row[1])
+
+
+async def test_a_full_disk_refuses_adds_keeps_serving_and_recovers(tmp_path: Path) -> None:
+    """Adds past a full disk get unavailable; acks match what is on disk; freeing space is enough."""
+    store = SmallDisk(tmp_path / "tally.db")
+    async with (
+        serving(store.path, store=store, limits=UNLIMITED_RATE) as server,
+        await Peer.join(server.url, "alice") as alice,
+    ):
+        acked, refused, n = 0, 0, 0
+        store.pages = 8  # the disk fills up after a few hundred rows
+        while refused < 5 and n < 5000:
+            n += 1
+            await alice.send(type="add", op=str(n), amount=1)
+            reply = await alice.next_of(Ack | Error)  # type: ignore[arg-type]
+            if isinstance(reply, Ack):
+                acked += 1
+            else:
+                assert reply.code == ErrorCode.UNAVAILABLE and reply.op == str(n)
+                refused += 1
+        assert acked > 0 and refused == 5
+        # Nothing unstored was acknowledged; everything acknowledged is stored.
+        assert stored_total(store.path) == (acked, acked) == (server.ledger.seq, server.ledger.total)
+
+        # Reads go on: a newcomer gets the snapshot and presence still works.
+        async with await Peer.join(server.url, "bob") as bob:
+            assert bob.welcome is not None and bob.welcome.total == acked
+            assert (await alice.next_of(Presence)).client.name == "bob"
+
+        store.pages = 1_000_000  # space freed: no restart, no operator action
+        await alice.send(type="add", op="after", amount=10)
+        assert (await alice.next_of(Update)).total == acked + 10
+        assert (await alice.next_of(Ack)).op == "after"
+
+
+async def test_a_locked_database_refuses_then_recovers_and_the_dashboard_retries(tmp_path: Path) -> None:
+    """Another process holding the write lock: unavailable, the dashboard's add stays pending and lands once."""
+    store = SQLiteStore(tmp_path / "tally.db", busy_timeout=0.1)
+    async with serving(store.path, store=store, limits=UNLIMITED_RATE) as server:
+        with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+            app = TallyApp(server.url, "alice")
+            async with app.run_test() as pilot:
+                await until(pilot, lambda: app.status.state == "connected")
+                other.execute("BEGIN EXCLUSIVE")  # like a backup tool holding the lock
+                await pilot.press("7", "enter")
+                await until(pilot, lambda: "unavailable" in "\n".join(line.text for line in app.activity.lines))
+                assert app.status.pending == 1 and server.ledger.total == 0
+                other.execute("COMMIT")
+                await until(pilot, lambda: app.status.pending == 0 and app.total.total == 7, timeout=15)
+        assert stored_total(store.path) == (1, 7)

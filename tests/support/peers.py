@@ -1,0 +1,81 @@
+"""A real WebSocket peer for tests: a thin tally.v1 client that decodes what it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from types import TracebackType
+from typing import Any, TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from server.protocol import SUBPROTOCOL, ServerMessage, Welcome, decode_server_frame
+
+M = TypeVar("M", bound=ServerMessage)
+
+
+class Peer:
+    """A tally.v1 client that decodes what it receives; for asserting on the wire."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.welcome: Welcome | None = None
+        self.inbox: deque[ServerMessage] = deque()  # a frame may carry several messages
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> Peer:
+        """Connect with tally.v1; ``options`` go to websockets' ``connect``."""
+        # max_queue=None: a test peer may leave messages unread; it must still close promptly.
+        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_queue=None, **options))
+
+    @classmethod
+    async def join(cls, url: str, name: str = "alice", session: str | None = None, **options: Any) -> Peer:
+        """Connect, say hello, and keep the welcome."""
+        peer = await cls.connect(url, **options)
+        await peer.send(type="hello", name=name, session=session or f"session-{name}-{id(peer)}")
+        peer.welcome = await peer.expect(Welcome)
+        return peer
+
+    @property
+    def id(self) -> str:
+        assert self.welcome is not None
+        return self.welcome.you
+
+    async def send(self, **message: Any) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.connection.send(frame)
+
+    async def receive(self, timeout: float = 5.0) -> ServerMessage:
+        while not self.inbox:
+            frame = await asyncio.wait_for(self.connection.recv(), timeout)
+            self.inbox.extend(decode_server_frame(frame))
+        return self.inbox.popleft()
+
+    async def expect(self, kind: type[M], timeout: float = 5.0) -> M:
+        """The very next message, which must be of ``kind``."""
+        message = await self.receive(timeout)
+        assert isinstance(message, kind), f"expected {kind.__name__}, got {message!r}"
+        return message
+
+    async def next_of(self, kind: type[M], timeout: float = 5.0) -> M:
+        """The next message of ``kind``, skipping others (presence, updates of other tests)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.receive(timeout)
+                if isinstance(message, kind):
+                    return message
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def __aenter__(self) -> Peer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

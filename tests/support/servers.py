@@ -1,0 +1,125 @@
+"""The two ways tests start a Tally server: in this process, or as a child process to kill.
+
+Every test that needs a real server uses :func:`serving` (or the ``server``
+fixture built on it); only tests that must SIGKILL or SIGTERM a real process
+use :class:`ServerProcess`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from server.app import ServerConfig, TallyServer
+from server.limits import Limits
+from server.store import Store
+
+__all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "serving"]
+
+# The checkout under test: child processes start here so that its packages come first.
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+# For tests that stream adds as fast as they can on purpose.
+UNLIMITED_RATE = Limits(rate=1e9, burst=1_000_000)
+# The same, as command-line options for a server process.
+UNLIMITED = ("--rate", "1e9", "--burst", "1000000")
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    db: str | Path = ":memory:",
+    *,
+    port: int = 0,
+    keepalive: float | None = None,
+    store: Store | None = None,
+    **options: Any,
+) -> AsyncIterator[TallyServer]:
+    """A real server on 127.0.0.1 until the block ends (then every client gets 1001).
+
+    ``db`` is a SQLite path, ``":memory:"`` or a store URL; ``store`` replaces the
+    store it names (tests inject faulty ones). ``port=0`` takes any free port.
+    ``keepalive`` sets the ping interval, ping timeout and close timeout alike.
+    Other keywords are :class:`~server.app.ServerConfig` fields (``limits``, ``token``…).
+    """
+    config = ServerConfig(port=port, db=str(db), **options)
+    if keepalive is not None:
+        config = dataclasses.replace(config, ping_interval=keepalive, ping_timeout=keepalive, close_timeout=keepalive)
+    async with TallyServer(config, store=store) as server:
+        yield server
+
+
+_LISTENING = re.compile(r"serving on (ws://\S+)")
+
+
+class ServerProcess:
+    """``python -m server`` in a child process, for tests that kill it; ``with`` kills it at the end.
+
+    The first start takes a free port; restarts reuse it, as a real restart would.
+    """
+
+    def __init__(self, db: Path, *extra: str, module: str = "server") -> None:
+        self.db = db
+        self.extra = extra
+        self.module = module
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the server and return its URL once it listens."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("the previous server process is still running")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--port", str(self.port), "--db", str(self.db), *self.extra],
+            cwd=REPOSITORY,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert self.process.stderr is not None
+        lines = []
+        for line in self.process.stderr:  # bounded: the server prints this line first, or dies
+            lines.append(line)
+            if match := _LISTENING.search(line):
+                self.url = match.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])
+                # Keep draining its log so a full pipe never blocks the server.
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                return self.url
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        """SIGTERM, and the exit status once the server has shut down."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        """Kill the server if it is still running."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,156 @@
+"""The two commands' options: defaults, environment variables, and usage errors (exit status 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from server import cli as server_cli
+from server.app import default_db_path
+from server.limits import Limits
+from tui import cli as tui_cli
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TALLY_URL", "TALLY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], parse: Callable[[list[str]], object], argv: list[str]) -> str:
+    """Parse ``argv``, expect argparse's usage error (exit status 2), and return what it printed."""
+    with pytest.raises(SystemExit) as exited:
+        parse(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+# -- tally-server -------------------------------------------------------------------
+
+
+def test_server_defaults() -> None:
+    """Loopback on 8765, the user's data directory, info logs, no token, and every Limits default."""
+    args = server_cli.parse_args([])
+    assert (args.host, args.port, args.db, args.log_level) == ("127.0.0.1", 8765, str(default_db_path()), "info")
+    assert (args.token, args.tls_cert, args.tls_key, args.allow_origin) == (None, None, None, [])
+    assert (args.compression, args.exit_when_idle) == (False, None)
+    limits = Limits()
+    assert (args.max_message_bytes, args.max_amount, args.rate, args.burst) == (
+        limits.max_message_bytes, limits.max_amount, limits.rate, limits.burst
+    )  # fmt: skip
+    assert (args.max_connections, args.max_write_buffer) == (limits.max_connections, limits.max_write_buffer)
+
+
+def test_server_options() -> None:
+    """Every option is read into its field; --allow-origin may repeat."""
+    args = server_cli.parse_args(
+        ["--host", "0.0.0.0", "--port", "0", "--db", ":memory:", "--log-level", "debug", "--token", "t",
+         "--tls-cert", "c.pem", "--tls-key", "k.pem", "--allow-origin", "https://a.example",
+         "--allow-origin", "https://b.example", "--max-message-bytes", "100", "--max-amount", "7",
+         "--rate", "2.5", "--burst", "3", "--max-connections", "4", "--max-write-buffer", "5",
+         "--compression", "--exit-when-idle", "60"]
+    )  # fmt: skip
+    assert (args.host, args.port, args.db, args.log_level, args.token) == ("0.0.0.0", 0, ":memory:", "debug", "t")
+    assert (args.tls_cert, args.tls_key) == ("c.pem", "k.pem")
+    assert args.allow_origin == ["https://a.example", "https://b.example"]
+    assert (args.max_message_bytes, args.max_amount, args.rate, args.burst) == (100, 7, 2.5, 3)
+    assert (args.max_connections, args.max_write_buffer, args.compression, args.exit_when_idle) == (4, 5, True, 60.0)
+
+
+def test_server_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TALLY_TOKEN is the default token; --token overrides it."""
+    monkeypatch.setenv("TALLY_TOKEN", "from-env")
+    assert server_cli.parse_args([]).token == "from-env"
+    assert server_cli.parse_args(["--token", "given"]).token == "given"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-key", "k.pem"], "--tls-cert and --tls-key go together"),
+        (["--port", "http"], "invalid int value"),
+        (["--log-level", "verbose"], "invalid choice"),
+        (["--rate", "fast"], "invalid float value"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_server_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:
+    """A bad command line is refused before anything starts, saying what is wrong."""
+    assert said in usage_error(capsys, server_cli.parse_args, argv)
+
+
+# -- tally --------------------------------------------------------------------------
+
+
+def test_dashboard_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local default URL, the login name, spawning allowed, no token, the system's CAs."""
+    monkeypatch.setattr("tui.cli.getpass.getuser", lambda: "carol")
+    args = tui_cli.parse_args([])
+    assert (args.url, args.name, args.no_spawn, args.token, args.cafile) == (
+        tui_cli.DEFAULT_URL, "carol", False, None, None
+    )  # fmt: skip
+    assert tui_cli.DEFAULT_URL == "ws://127.0.0.1:8765"
+
+
+def test_dashboard_options() -> None:
+    """Every option is read; the name is normalised as the server would."""
+    args = tui_cli.parse_args(
+        ["--url", "wss://tally.example", "--name", "  Bob  ", "--no-spawn", "--token", "t", "--cafile", "ca.pem"]
+    )
+    assert (args.url, args.name, args.no_spawn, args.token, args.cafile) == (
+        "wss://tally.example", "Bob", True, "t", "ca.pem"
+    )  # fmt: skip
+
+
+def test_dashboard_url_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TALLY_URL and TALLY_TOKEN are the defaults; options override them."""
+    monkeypatch.setenv("TALLY_URL", "ws://tally.example:9000")
+    monkeypatch.setenv("TALLY_TOKEN", "from-env")
+    args = tui_cli.parse_args(["--name", "x"])
+    assert (args.url, args.token) == ("ws://tally.example:9000", "from-env")
+    args = tui_cli.parse_args(["--name", "x", "--url", "ws://other:1", "--token", "given"])
+    assert (args.url, args.token) == ("ws://other:1", "given")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--url", "127.0.0.1:8765"], "--url: '127.0.0.1:8765' has no scheme: write ws://127.0.0.1:8765"),
+        (["--url", "http://tally.example"], "the scheme must be ws:// or wss://"),
+        (["--url", "ws://host:99999"], "the port must be a number"),
+        (["--name", ""], "--name: name must not be empty"),
+        (["--name", "x" * 33], "--name: name must be at most 32 characters"),
+        (["--name", "evil\u202e"], "--name: name must not contain control"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_dashboard_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], said: str) -> None:
+    """A URL the dashboard cannot use, or a name the server would refuse, is a usage error."""
+    assert said in usage_error(capsys, tui_cli.parse_args, ["--name", "x", *argv])
+
+
+def test_a_bad_tally_url_in_the_environment_is_a_usage_error_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TALLY_URL is checked like --url."""
+    monkeypatch.setenv("TALLY_URL", "localhost:8765")
+    assert "has no scheme" in usage_error(capsys, tui_cli.parse_args, ["--name", "x"])
+
+
+@pytest.mark.parametrize("login", ["\x1b[31mroot", "", "x" * 40])
+def test_an_unusable_login_name_falls_back_to_anonymous(monkeypatch: pytest.MonkeyPatch, login: str) -> None:
+    """A login name the server would refuse is not used as the default name."""
+    monkeypatch.setattr("tui.cli.getpass.getuser", lambda: login)
+    assert tui_cli.parse_args([]).name == "anonymous"
+
+
+def test_no_login_name_at_all_falls_back_to_anonymous(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a login name (no user entry, no LOGNAME), the default name is still valid."""
+
+    def no_user() -> str:
+        raise OSError("no login name")
+
+    monkeypatch.setattr("tui.cli.getpass.getuser", no_user)
+    assert tui_cli.parse_args([]).name == "anonymous"

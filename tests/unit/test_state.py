@@ -1,0 +1,100 @@
+"""The add rule on its own: server.state.apply_batch, with no store around it."""
+
+from __future__ import annotations
+
+from server.protocol import INT64_MAX, INT64_MIN, ErrorCode
+from server.state import AddRequest, Applied, Duplicate, Head, OpKey, Record, Refused, apply_batch, next_total
+
+
+def add(amount: int, op: str | None = None, session: str | None = "s1") -> AddRequest:
+    return AddRequest(amount=amount, name="alice", client="c1", session=session if op else None, op=op)
+
+
+def never_seen(key: OpKey) -> int | None:
+    return None
+
+
+def test_an_empty_batch_changes_nothing() -> None:
+    """No requests: no outcomes, no records, the same head."""
+    result = apply_batch(Head(7, 3), [], at=1.0, applied_before=never_seen)
+    assert (result.outcomes, result.records, result.head) == ([], [], Head(7, 3))
+
+
+def test_adds_apply_in_order_on_top_of_the_head() -> None:
+    """Each add gets the next seq and the running total, and its record says who added what and when."""
+    result = apply_batch(Head(100, 41), [add(5, "1"), add(-2, "2"), add(10)], at=9.5, applied_before=never_seen)
+    assert result.records == [
+        Record(seq=42, at=9.5, amount=5, total=105, name="alice", client="c1", session="s1", op="1"),
+        Record(seq=43, at=9.5, amount=-2, total=103, name="alice", client="c1", session="s1", op="2"),
+        Record(seq=44, at=9.5, amount=10, total=113, name="alice", client="c1", session=None, op=None),
+    ]
+    assert result.outcomes == [Applied(record) for record in result.records]
+    assert result.head == Head(113, 44)
+
+
+def test_a_repeat_within_one_batch_is_a_duplicate_of_the_first() -> None:
+    """The second request with the same (session, op) answers with the first one's seq and takes no seq."""
+    result = apply_batch(Head(), [add(5, "1"), add(5, "1"), add(1, "2")], at=1.0, applied_before=never_seen)
+    assert result.outcomes[1] == Duplicate(1)
+    assert [(r.seq, r.op, r.total) for r in result.records] == [(1, "1", 5), (2, "2", 6)]
+    assert result.head == Head(6, 2)
+
+
+def test_an_op_applied_in_an_earlier_batch_is_a_duplicate() -> None:
+    """applied_before is asked with the (session, op) key; the seq it gives is the answer."""
+    asked: list[OpKey] = []
+
+    def applied_before(key: OpKey) -> int | None:
+        asked.append(key)
+        return 17 if key == ("s1", "old") else None
+
+    result = apply_batch(Head(50, 20), [add(5, "old"), add(1, "new")], at=1.0, applied_before=applied_before)
+    assert result.outcomes[0] == Duplicate(17)
+    assert [(r.seq, r.total) for r in result.records] == [(21, 51)]
+    assert asked == [("s1", "old"), ("s1", "new")]
+
+
+def test_op_ids_are_per_session() -> None:
+    """The same op id from two sessions is two adds."""
+    result = apply_batch(Head(), [add(1, "1", "s1"), add(2, "1", "s2")], at=1.0, applied_before=never_seen)
+    assert [type(o) for o in result.outcomes] == [Applied, Applied]
+
+
+def test_adds_without_an_op_id_are_never_deduplicated_or_looked_up() -> None:
+    """Bare-number adds carry no op id: each one applies, and the store is not asked about them."""
+
+    def applied_before(key: OpKey) -> int | None:
+        raise AssertionError(f"asked about {key}")
+
+    result = apply_batch(Head(), [add(1), add(1)], at=1.0, applied_before=applied_before)
+    assert [r.total for r in result.records] == [1, 2]
+
+
+def test_an_overflow_is_refused_and_does_not_consume_a_seq() -> None:
+    """An add past the 64-bit range is refused; the next add gets the seq the refused one would have."""
+    result = apply_batch(Head(INT64_MAX - 1, 9), [add(2, "1"), add(1, "2")], at=1.0, applied_before=never_seen)
+    refused = result.outcomes[0]
+    assert isinstance(refused, Refused) and refused.code == ErrorCode.OVERFLOW
+    assert [(r.seq, r.total, r.op) for r in result.records] == [(10, INT64_MAX, "2")]
+    assert result.head == Head(INT64_MAX, 10)
+
+
+def test_an_overflow_below_the_range_is_refused_too() -> None:
+    """The total may not go below the smallest signed 64-bit integer either."""
+    result = apply_batch(Head(INT64_MIN, 1), [add(-1, "1")], at=1.0, applied_before=never_seen)
+    assert isinstance(result.outcomes[0], Refused) and result.records == [] and result.head == Head(INT64_MIN, 1)
+
+
+def test_a_refused_op_id_is_not_remembered() -> None:
+    """A refusal changes nothing, so the same op id may apply later in the batch."""
+    result = apply_batch(Head(INT64_MAX, 1), [add(1, "x"), add(-1, "x")], at=1.0, applied_before=never_seen)
+    assert isinstance(result.outcomes[0], Refused)
+    assert result.outcomes[1] == Applied(result.records[0]) and result.records[0].seq == 2
+
+
+def test_next_total_allows_the_edges_of_the_range() -> None:
+    """Exactly INT64_MAX and INT64_MIN are totals; one past either is a refusal."""
+    assert next_total(INT64_MAX - 1, 1) == INT64_MAX
+    assert next_total(INT64_MIN + 1, -1) == INT64_MIN
+    assert isinstance(next_total(INT64_MAX, 1), Refused)
+    assert isinstance(next_total(INT64_MIN, -1), Refused)

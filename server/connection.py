@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame
+from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
 from server.limits import Limits, TokenBucket
@@ -132,7 +132,9 @@ class TallyConnection(ServerConnection):
         super().data_received(data)
 
     def process_event(self, event: object) -> None:
-        if isinstance(event, Frame):
+        # Control frames (pings) are answered here, so they are paid for here; data frames
+        # are paid for by the session as it serves each message (see spend).
+        if isinstance(event, Frame) and event.opcode not in DATA_OPCODES:
             self.charge(1.0)
         super().process_event(event)  # type: ignore[arg-type]
 
@@ -153,6 +155,21 @@ class TallyConnection(ServerConnection):
         if wait > 0 and "budget" not in self._paused_for:
             self._pause("budget")
             self.loop.call_later(wait, self._resume, "budget")
+
+    async def spend(self, cost: float = 1.0) -> None:
+        """Pay ``cost`` for the next message, waiting while this connection (or its address) is in debt.
+
+        The session calls this before serving each message. Stopping reading
+        alone would not pace: one read from the socket can hold hundreds of
+        frames, all parsed at once. Waiting here leaves the rest queued, and past
+        websockets' queue limit it stops reading the socket too.
+        """
+        address = self.gate[self.host].frames
+        wait = max(self.budget.charge(cost), address.charge(cost))
+        # In steps, so that a connection closing meanwhile is not held open by its own debt.
+        while wait > 0 and self.protocol.state is State.OPEN:
+            await asyncio.sleep(min(wait, 0.25))
+            wait = max(self.budget.debt(), address.debt())
 
     def check_backlog(self, extra: int = 0) -> bool:
         """Drop the connection if its unsent data passes the bound (plus ``extra``); True if it did."""

@@ -73,6 +73,11 @@ class TokenBucket:
         self.tokens -= cost
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
+    def debt(self) -> float:
+        """Seconds until the bucket is out of debt (0 if it is not in debt)."""
+        self._refill()
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
     @property
     def full(self) -> bool:
         self._refill()

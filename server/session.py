@@ -127,6 +127,11 @@ class Session(ABC):
         if cost and isinstance(self.connection, TallyConnection):
             self.connection.charge(cost)
 
+    async def spend(self, cost: float = 1.0) -> None:
+        """Pay for the next message, waiting while this connection is ahead of its budget."""
+        if isinstance(self.connection, TallyConnection):
+            await self.connection.spend(cost)
+
     def check_amount(self, amount: int, op: str | None) -> None:
         limit = self.room.limits.max_amount
         if abs(amount) > limit:
@@ -204,6 +209,7 @@ class DashboardSession(Session):
             await self.join(self.name, self.session)
         self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
         async for frame in self.connection:
+            await self.spend()
             try:
                 message = decode_client(frame, self.version)
                 self.charge(EXTRA_COST.get(type(message), 0))
@@ -240,6 +246,7 @@ class DashboardSession(Session):
     async def _await_hello(self) -> Hello | None:
         """The first valid hello; every other message is refused."""
         async for frame in self.connection:
+            await self.spend()
             try:
                 message = decode_client(frame, self.version)
                 if not isinstance(message, Hello):
@@ -324,6 +331,7 @@ class BlogSession(Session):
             return
         await self.connection.send(await self._reply(first))
         async for frame in frames:
+            await self.spend()
             await self.connection.send(await self._reply(frame))
 
     async def _reply(self, frame: str | bytes) -> str:

@@ -16,7 +16,7 @@ __all__ = ["parse_amount", "preview"]
 
 _PLAIN = re.compile(r"[0-9]+")
 _GROUPED = re.compile(r"[0-9]{1,3}(?:([,_ ])[0-9]{3})(?:\1[0-9]{3})*")
-_SEPARATORS = {",": "commas", "_": "underscores", " ": "spaces"}
+_SEPARATORS = {",": "commas", "_": "_", " ": "spaces"}
 
 
 def parse_amount(text: str, *, max_amount: int | None = None) -> int | str:

@@ -65,7 +65,6 @@ def check_connection_options(args: argparse.Namespace, parser: argparse.Argument
             f"--url {args.url} is plain ws:// to another machine: the token would cross the network in clear. "
             "Use wss://, or --insecure-token if this network is trusted"
         )
-    args.tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -101,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tui.journal import journals_for
     from tui.pending import Pending
 
+    try:
+        tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    except (OSError, ssl.SSLError) as exc:
+        print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
+        return 2
     journal, leftovers = journals_for(args.url)
     app = TallyApp(
         args.url,
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         leftovers=leftovers,
         start_server=start_server,
         token=args.token,
-        tls=args.tls,
+        tls=tls,
     )
     try:
         app.run()

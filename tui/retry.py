@@ -20,7 +20,8 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
     Full jitter between half and all of the step spreads dashboards out after a
     server restart instead of having them all knock at once.
     """
-    step = min(cap, base * 2.0 ** (attempt - 1))
+    # The exponent is capped first: 2.0 ** 1024 overflows a float after some three hours away.
+    step = min(cap, base * 2.0 ** min(attempt - 1, 64))
     return step * random.uniform(0.5, 1.0)
 
 

@@ -80,6 +80,7 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._sidecar: int | None = None  # the sidecar's file descriptor, once checked
         self._ledger = ""
+        self._closed = False
 
     @property
     def sidecar_path(self) -> Path:
@@ -276,6 +277,9 @@ class SQLiteStore(Store):
             raise
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self._run(self._close)
         self._executor.shutdown(wait=True)
 

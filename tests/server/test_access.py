@@ -123,7 +123,7 @@ async def test_browser_origins_are_refused_unless_allowed(
     async with serving(allow_origins=allow) as server:
         if accepted:
             async with connect(server.url, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ok:  # type: ignore[list-item]
-                await ok.send('{"type":"hello","name":"web","session":"s"}')
+                await ok.send('{"type":"hello","name":"web","secret":"a-secret-of-16-chars"}')
                 assert '"welcome"' in str(await ok.recv())
         else:
             with pytest.raises(InvalidStatus) as refused:

@@ -42,7 +42,7 @@ async def test_an_adders_update_comes_before_its_ack() -> None:
 async def test_a_joiners_welcome_comes_before_the_answers_to_what_it_sent_next(server: TallyServer) -> None:
     """hello then add at once: welcome first, then the update unless the welcome covers it, then the ack."""
     async with await Peer.join(server.url, "watcher") as watcher, await Peer.connect(server.url) as joiner:
-        await joiner.send_raw(json.dumps({"type": "hello", "name": "joiner", "session": "s"}))
+        await joiner.send_raw(json.dumps({"type": "hello", "name": "joiner", "secret": "the-joiners-secret"}))
         await joiner.send(type="add", op="1", amount=5)
         received: list[ServerMessage] = [await joiner.receive()]
         welcome = received[0]
@@ -74,7 +74,7 @@ async def test_an_add_stored_after_the_welcome_reaches_the_joiner_as_an_update_t
     store = HeldStore()
     async with serving(store=store) as server, await Peer.connect(server.url) as joiner:
         try:
-            await joiner.send_raw(json.dumps({"type": "hello", "name": "joiner", "session": "s"}))
+            await joiner.send_raw(json.dumps({"type": "hello", "name": "joiner", "secret": "the-joiners-secret"}))
             await joiner.send(type="add", op="1", amount=5)
             welcome = await joiner.expect(Welcome)
             assert (welcome.seq, welcome.total) == (0, 0)

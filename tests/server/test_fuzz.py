@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,7 +40,7 @@ EXAMPLES = 1000
 MAX_FRAME_BYTES = Limits().max_message_bytes
 # No keepalive pings during a run: websockets draws their payloads from the global
 # `random`, and Hypothesis rightly distrusts anything that touches it mid-example.
-NO_PINGS = {"ping_interval": None}
+NO_PINGS: dict[str, Any] = {"ping_interval": None}
 
 
 class Target:

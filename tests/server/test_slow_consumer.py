@@ -7,10 +7,10 @@ import socket
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
 from server.app import TallyServer
+from server.connection import TallyConnection
 from server.fanout import MAX_MESSAGES_PER_FRAME
 from server.protocol import SUBPROTOCOL, Update, Welcome
 from tests.support.peers import Peer
@@ -29,12 +29,13 @@ async def run_with_a_stalled_reader(server: TallyServer) -> tuple[int, bool, lis
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     slow = Peer(await connect(server.url, sock=sock, subprotocols=[Subprotocol(SUBPROTOCOL)]))
-    await slow.send(type="hello", name="slow", session="slow")
+    await slow.hello("slow", "the-slow-secret")
     await slow.expect(Welcome)
     local_port = sock.getsockname()[1]
-    for connection in server.fanout.connections:  # and a small send buffer on the server's side of it
-        if connection.remote_address[1] == local_port:
-            connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    (server_side,) = [c for c in server.fanout.connections if c.remote_address[1] == local_port]
+    assert isinstance(server_side, TallyConnection)
+    # And a small send buffer on the server's side of it.
+    server_side.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     slow.connection.transport.pause_reading()
     publisher = await Peer.join(server.url, "publisher")
     peak = 0
@@ -46,16 +47,16 @@ async def run_with_a_stalled_reader(server: TallyServer) -> tuple[int, bool, lis
         peak = max([peak, *(c.transport.get_write_buffer_size() for c in server.fanout.connections)])
         flush()
 
-    drop = server.fanout.drop
+    abort = server_side.abort
 
-    def measured_drop(connection: ServerConnection) -> None:
+    def measured_abort(reason: str) -> None:
         # Within a flush, the backlog peaks when it crosses the bound and the client is dropped.
         nonlocal peak
-        peak = max(peak, connection.transport.get_write_buffer_size())
-        drop(connection)
+        peak = max(peak, server_side.transport.get_write_buffer_size())
+        abort(reason)
 
     server.fanout.flush = measured_flush  # type: ignore[method-assign]
-    server.fanout.drop = measured_drop  # type: ignore[method-assign]
+    server_side.abort = measured_abort  # type: ignore[method-assign]
     for n in range(UPDATES):
         await publisher.send(type="add", op=str(n), amount=1)
     seen: list[list[int]] = []

@@ -54,7 +54,7 @@ async def test_updates_are_published_before_the_adder_hears_back() -> None:
     await ledger.start()
     outcome = await ledger.submit(request(1))
     assert isinstance(outcome, Applied) and published == [outcome.record]
-    assert (ledger.total, ledger.seq, len(ledger.history)) == (1, 1, 1)
+    assert (ledger.total, ledger.seq, len(ledger.recent)) == (1, 1, 1)
     await ledger.stop()
 
 
@@ -77,9 +77,33 @@ async def test_stop_stores_what_was_already_submitted(tmp_path: Path) -> None:
     await ledger.stop()
     assert all(isinstance(f.result(), Applied) for f in futures)
     reopened = SQLiteStore(tmp_path / "tally.db")
-    assert (await reopened.open()).total == 50
+    assert (await reopened.open(recent=1)).head.total == 50
     await reopened.close()
     late = Ledger(MemoryStore(), lambda records: None)
     await late.start()
     await late.stop()
     assert isinstance(late.submit(request(99)).result(), Refused)
+
+
+async def test_the_ledger_answers_what_a_reconnecting_dashboard_missed() -> None:
+    """missed(seq) gives every record after seq while they are all still in memory, None once they are not."""
+    ledger = Ledger(MemoryStore(), lambda records: None)
+    await ledger.start()
+    for n in range(5):
+        await ledger.submit(request(n))
+    assert [r.seq for r in ledger.missed(2) or ()] == [3, 4, 5]
+    assert ledger.missed(5) == () and ledger.missed(6) is None
+    ledger.recent.popleft()  # as if seq 1 had fallen out of memory
+    assert ledger.missed(0) is None and ledger.missed(1) is not None
+    await ledger.stop()
+
+
+async def test_contributions_are_kept_per_session() -> None:
+    """What each session added in all is known without asking the store."""
+    ledger = Ledger(MemoryStore(), lambda records: None)
+    await ledger.start()
+    await ledger.submit(AddRequest(amount=5, name="alice", client="c1", session="s1", op="1"))
+    await ledger.submit(AddRequest(amount=-2, name="alice", client="c2", session="s1", op="2"))
+    await ledger.submit(AddRequest(amount=7, name="bob", client="c3", session="s2", op="1"))
+    assert (ledger.contribution("s1"), ledger.contribution("s2"), ledger.contribution(None)) == (3, 7, 0)
+    await ledger.stop()

@@ -1,4 +1,4 @@
-"""One contract, run against every store: what any backend must do."""
+"""One contract, run against every store (memory, SQLite, a real Redis): what any backend must do."""
 
 from __future__ import annotations
 
@@ -7,40 +7,74 @@ from pathlib import Path
 
 import pytest
 
-from server.protocol import HISTORY_POINTS, INT64_MAX, ErrorCode
-from server.state import AddRequest, Applied, Duplicate, Refused
+from server.protocol import INT64_MAX, INT64_MIN, ErrorCode
+from server.state import AddRequest, Applied, Duplicate, Head, Refused, Snapshot
 from server.store import Store, open_store
 from server.store.memory import MemoryStore
+from server.store.redis import RedisStore
 from server.store.sqlite import SQLiteStore
+from tests.support.redis_server import RedisServer
+
+RECENT = 120
 
 
-def add(amount: int, op: str | None = None, session: str | None = "s1") -> AddRequest:
-    return AddRequest(amount=amount, name="alice", client="c1", session=session if op else None, op=op)
+def add(amount: int, op: str | None = None, session: str | None = "s1", undo: str | None = None) -> AddRequest:
+    return AddRequest(amount=amount, name="alice", client="c1", session=session if op else None, op=op, undo=undo)
 
 
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """Builds stores of one kind; for SQLite, each one reopens the same file."""
-    if request.param == "memory":
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def new_store(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
+) -> StoreFactory:
+    """Builds stores of one kind; for SQLite and Redis, each one reopens the same ledger."""
+    return factory(request.param, tmp_path, redis_server, redis_prefix)
+
+
+def factory(kind: str, tmp_path: Path, redis_server: RedisServer, prefix: str) -> StoreFactory:
+    if kind == "memory":
         return MemoryStore
-    return lambda: SQLiteStore(tmp_path / "tally.db")
+    if kind == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "tally.db")
+    return lambda: RedisStore(redis_server.url, prefix=prefix, sidecar_dir=tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def durable_store(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
+) -> StoreFactory:
+    """The stores that keep their ledger when closed."""
+    return factory(request.param, tmp_path, redis_server, redis_prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def pruned_store(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
+) -> StoreFactory:
+    """The stores that forget op ids when pruned (Redis expires them instead)."""
+    return factory(request.param, tmp_path, redis_server, redis_prefix)
 
 
 @pytest.fixture
 async def store(new_store: StoreFactory) -> AsyncIterator[Store]:
     opened = new_store()
-    await opened.open()
+    await opened.open(recent=RECENT)
     yield opened
     await opened.close()
 
 
+async def reopen(new_store: StoreFactory) -> tuple[Store, Snapshot]:
+    again = new_store()
+    return again, await again.open(recent=RECENT)
+
+
 async def test_a_new_store_is_empty(store: Store) -> None:
-    """Total and seq start at zero with no history."""
-    snapshot = await store.open()
-    assert (snapshot.total, snapshot.seq, snapshot.history) == (0, 0, ())
+    """Total and seq start at zero with no records; the ledger has an id and a first epoch."""
+    snapshot = await store.open(recent=RECENT)
+    assert (snapshot.head, snapshot.recent, snapshot.contributions) == (Head(0, 0), (), {})
+    assert snapshot.ledger and snapshot.epoch == 1
 
 
 async def test_adds_apply_in_order_with_consecutive_seqs(store: Store) -> None:
@@ -52,10 +86,11 @@ async def test_adds_apply_in_order_with_consecutive_seqs(store: Store) -> None:
 
 
 async def test_a_repeated_op_is_answered_with_its_original_seq(store: Store) -> None:
-    """Resending an op id changes nothing and returns the seq that applied it."""
+    """Resending an op id changes nothing and returns the seq that applied it; another amount is a conflict."""
     await store.apply([add(5, "1"), add(7, "2")], at=1.0)
     outcomes = await store.apply([add(5, "1"), add(99, "2"), add(1, "3")], at=2.0)
-    assert outcomes[:2] == [Duplicate(1), Duplicate(2)]
+    assert outcomes[0] == Duplicate(1)
+    assert isinstance(outcomes[1], Refused) and outcomes[1].code == ErrorCode.CONFLICT
     assert isinstance(outcomes[2], Applied) and outcomes[2].record.total == 13
 
 
@@ -72,9 +107,15 @@ async def test_op_ids_are_scoped_to_the_session(store: Store) -> None:
 
 
 async def test_adds_without_op_ids_always_apply(store: Store) -> None:
-    """Legacy adds carry no op id and are never deduplicated."""
+    """Bare-number adds carry no op id and are never deduplicated."""
     outcomes = await store.apply([add(1), add(1)], at=1.0)
     assert [o.record.total for o in outcomes if isinstance(o, Applied)] == [1, 2]
+
+
+async def test_zero_is_refused(store: Store) -> None:
+    """Zero changes nothing, on every path."""
+    outcomes = await store.apply([add(0, "1"), add(0)], at=1.0)
+    assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_AMOUNT for o in outcomes)
 
 
 async def test_overflow_is_refused_and_changes_nothing(store: Store) -> None:
@@ -87,44 +128,106 @@ async def test_overflow_is_refused_and_changes_nothing(store: Store) -> None:
     assert isinstance((await store.apply([add(2, "2")], at=1.0))[0], Applied)
 
 
-async def test_history_keeps_the_most_recent_points(store: Store) -> None:
-    """The snapshot carries the last HISTORY_POINTS totals, oldest first."""
-    await store.apply([add(1) for _ in range(HISTORY_POINTS + 5)], at=3.0)
-    snapshot = await store.open()
-    assert [p.seq for p in snapshot.history] == list(range(6, HISTORY_POINTS + 6))
-    assert snapshot.history[-1].total == HISTORY_POINTS + 5 == snapshot.total
+async def test_the_64_bit_edges_are_exact(store: Store) -> None:
+    """The total reaches both ends of the signed 64-bit range exactly (no rounding through doubles)."""
+    first = await store.apply([add(INT64_MAX, "1"), add(-1, "2")], at=1.0)
+    assert [o.record.total for o in first if isinstance(o, Applied)] == [INT64_MAX, INT64_MAX - 1]
+    down = await store.apply([add(-INT64_MAX, "3"), add(-INT64_MAX, "4"), add(-1, "5"), add(1, "6")], at=1.0)
+    assert [o.record.total if isinstance(o, Applied) else getattr(o, "code", o) for o in down] == [
+        -1, INT64_MIN, ErrorCode.OVERFLOW, INT64_MIN + 1
+    ]  # fmt: skip
 
 
-async def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
-    """Total, seq, history and op ids survive closing and reopening the file."""
-    first = SQLiteStore(tmp_path / "sub" / "tally.db")
-    await first.open()
-    await first.apply([add(5, "1"), add(6, "2")], at=1.0)
-    await first.close()
-    second = SQLiteStore(tmp_path / "sub" / "tally.db")
-    snapshot = await second.open()
-    assert (snapshot.total, snapshot.seq, len(snapshot.history)) == (11, 2, 2)
+async def test_undo_and_contributions(store: Store, new_store: StoreFactory) -> None:
+    """An undo names the update it took back; each session's contribution is kept, across a reopen."""
+    await store.apply([add(5, "1"), add(-5, "2", undo="1"), add(3, "1", "s2")], at=1.0)
+    wrong = await store.apply([add(-3, "3", undo="1"), add(-3, "4", "s1", undo="nope")], at=1.0)
+    assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_UNDO for o in wrong)
+    again, snapshot = (
+        (store, await store.open(recent=RECENT)) if isinstance(store, MemoryStore) else await reopen(new_store)
+    )
+    assert [(r.seq, r.undoes) for r in snapshot.recent] == [(1, None), (2, 1), (3, None)]
+    assert snapshot.contributions == {"s1": 0, "s2": 3}
+    if again is not store:
+        await again.close()
+
+
+async def test_the_snapshot_keeps_the_most_recent_records(store: Store) -> None:
+    """A snapshot carries the head and the last records asked for, oldest first."""
+    await store.apply([add(1) for _ in range(RECENT + 5)], at=3.0)
+    snapshot = await store.open(recent=RECENT)
+    assert [r.seq for r in snapshot.recent] == list(range(6, RECENT + 6))
+    assert snapshot.head == Head(RECENT + 5, RECENT + 5)
+
+
+async def test_history_answers_the_total_at_given_times(store: Store) -> None:
+    """For each time, the last update at or before it; repeats are left out; before the first there is none."""
+    await store.apply([add(5, "1")], at=100.0)
+    await store.apply([add(2, "2")], at=200.0)
+    await store.apply([add(-1, "3")], at=300.0)
+    points = await store.history([50.0, 150.0, 160.0, 250.0, 400.0])
+    assert [(p.seq, p.total) for p in points] == [(1, 5), (2, 7), (3, 6)]
+
+
+async def test_pruning_forgets_old_op_ids_but_keeps_the_total(pruned_store: StoreFactory) -> None:
+    """Past the retention window an op id is forgotten; the head, and a point a minute, stay."""
+    store = pruned_store()
+    await store.open(recent=RECENT)
+    await store.apply([add(1, "1"), add(2, "2")], at=60.5)
+    await store.apply([add(3, "3")], at=61.0)
+    await store.apply([add(4, "4")], at=500.0)
+    await store.prune(before=400.0)
+    again = await store.apply([add(1, "1"), add(4, "4")], at=600.0)
+    assert isinstance(again[0], Applied), "an op past the window applies again (the README says so)"
+    assert again[1] == Duplicate(4)
+    points = await store.history([61.0, 500.0])
+    assert [(p.seq, p.total) for p in points] == [(3, 6), (4, 10)]
+    await store.close()
+
+
+async def test_redis_op_ids_expire_after_the_retention(
+    redis_server: RedisServer, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Redis keeps each op id under a key that expires with the retention window, not forever."""
+    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path, retention=3600)
+    await store.open(recent=RECENT)
+    await store.apply([add(5, "1")], at=1.0)
+    ttl = await store.redis.ttl(store.key("op:s1:1"))
+    assert 3500 < ttl <= 3600
+    await store.close()
+
+
+async def test_everything_survives_a_reopen(durable_store: StoreFactory) -> None:
+    """Total, seq, records and op ids survive closing and opening again."""
+    store = durable_store()
+    await store.open(recent=RECENT)
+    await store.apply([add(5, "1"), add(6, "2")], at=1.0)
+    await store.close()
+    second, snapshot = await reopen(durable_store)
+    assert (snapshot.head, len(snapshot.recent)) == (Head(11, 2), 2)
     assert await second.apply([add(5, "1")], at=2.0) == [Duplicate(1)]
     await second.close()
 
 
-async def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+async def test_a_failed_sqlite_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     """If a transaction fails midway, none of its adds are stored."""
     store = SQLiteStore(tmp_path / "tally.db")
-    await store.open()
+    await store.open(recent=RECENT)
     await store.apply([add(1, "1")], at=1.0)
     poison = AddRequest(amount=2, name=None, client="c1", session="s1", op="2")  # type: ignore[arg-type]
     with pytest.raises(Exception, match="NOT NULL"):
         await store.apply([add(3, "3"), poison], at=2.0)
-    snapshot = await store.open()
-    assert (snapshot.total, snapshot.seq) == (1, 1)
+    snapshot = await store.open(recent=RECENT)
+    assert snapshot.head == Head(1, 1)
     await store.close()
 
 
 @pytest.mark.parametrize(
     ("url", "kind"),
-    [("memory://", MemoryStore), (":memory:", MemoryStore), ("sqlite:///tmp/x.db", SQLiteStore), ("x.db", SQLiteStore)],
-)
+    [("memory://", MemoryStore), (":memory:", MemoryStore), ("sqlite:///tmp/x.db", SQLiteStore), ("x.db", SQLiteStore),
+     ("redis://localhost:6379/0", RedisStore), ("unix:///run/redis.sock", RedisStore),
+     ("rediss://cache.example:6380/1", RedisStore)],
+)  # fmt: skip
 def test_store_is_chosen_by_url(url: str, kind: type[Store]) -> None:
     """The URL scheme (or a plain path) picks the backend."""
     assert isinstance(open_store(url), kind)

@@ -1,4 +1,4 @@
-"""A real WebSocket peer for tests: a thin tally.v1 client that decodes what it receives."""
+"""A real WebSocket peer for tests: a thin tally.v2 (or v1) client that decodes what it receives."""
 
 from __future__ import annotations
 
@@ -11,32 +11,45 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from server.protocol import SUBPROTOCOL, ServerMessage, Welcome, decode_server_frame
+from server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2, Online, ServerMessage, Welcome, decode_server_frame
 
 M = TypeVar("M", bound=ServerMessage)
 
 
 class Peer:
-    """A tally.v1 client that decodes what it receives; for asserting on the wire."""
+    """A tally client that decodes what it receives; for asserting on the wire."""
 
-    def __init__(self, connection: ClientConnection) -> None:
+    def __init__(self, connection: ClientConnection, version: int = 2) -> None:
         self.connection = connection
+        self.version = version
         self.welcome: Welcome | None = None
         self.inbox: deque[ServerMessage] = deque()  # a frame may carry several messages
+        # The count online is kept aside (v2 sends it with every change in a small room),
+        # so that tests about presence and updates read them in order.
+        self.online: Online | None = None
 
     @classmethod
-    async def connect(cls, url: str, **options: Any) -> Peer:
-        """Connect with tally.v1; ``options`` go to websockets' ``connect``."""
+    async def connect(cls, url: str, *, version: int = 2, **options: Any) -> Peer:
+        """Connect with tally.v2 (or ``version=1``); ``options`` go to websockets' ``connect``."""
+        subprotocol = Subprotocol(SUBPROTOCOL_V2 if version == 2 else SUBPROTOCOL_V1)
         # max_queue=None: a test peer may leave messages unread; it must still close promptly.
-        return cls(await connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)], max_queue=None, **options))
+        return cls(await connect(url, subprotocols=[subprotocol], max_queue=None, **options), version)
 
     @classmethod
-    async def join(cls, url: str, name: str = "alice", session: str | None = None, **options: Any) -> Peer:
-        """Connect, say hello, and keep the welcome."""
-        peer = await cls.connect(url, **options)
-        await peer.send(type="hello", name=name, session=session or f"session-{name}-{id(peer)}")
+    async def join(
+        cls, url: str, name: str = "alice", session: str | None = None, *, version: int = 2, **options: Any
+    ) -> Peer:
+        """Connect, say hello, and keep the welcome. ``session`` is the v2 secret (or the v1 session)."""
+        peer = await cls.connect(url, version=version, **options)
+        await peer.hello(name, session or f"secret-of-{name}-{id(peer)}")
         peer.welcome = await peer.expect(Welcome)
         return peer
+
+    async def hello(self, name: str, session: str, **fields: Any) -> None:
+        if self.version == 1:
+            await self.send(type="hello", name=name, session=session, **fields)
+        else:
+            await self.send(type="hello", name=name, secret=session.ljust(16, "."), **fields)
 
     @property
     def id(self) -> str:
@@ -52,7 +65,11 @@ class Peer:
     async def receive(self, timeout: float = 5.0) -> ServerMessage:
         while not self.inbox:
             frame = await asyncio.wait_for(self.connection.recv(), timeout)
-            self.inbox.extend(decode_server_frame(frame))
+            for message in decode_server_frame(frame):
+                if isinstance(message, Online):
+                    self.online = message
+                else:
+                    self.inbox.append(message)
         return self.inbox.popleft()
 
     async def expect(self, kind: type[M], timeout: float = 5.0) -> M:

@@ -28,10 +28,17 @@ __all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "servin
 # The checkout under test: child processes start here so that its packages come first.
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# For tests that stream adds as fast as they can on purpose.
-UNLIMITED_RATE = Limits(rate=1e9, burst=1_000_000)
+# For tests that stream adds as fast as they can on purpose (every client comes from 127.0.0.1).
+UNLIMITED_RATE = Limits(
+    rate=1e9, burst=1_000_000, address_rate=1e9, address_burst=1_000_000, connect_rate=1e9, connect_burst=1_000_000,
+    max_connections_per_address=100_000, max_in_flight=100_000,
+)  # fmt: skip
 # The same, as command-line options for a server process.
-UNLIMITED = ("--rate", "1e9", "--burst", "1000000")
+UNLIMITED = (
+    "--rate", "1e9", "--burst", "1000000", "--address-rate", "1e9", "--address-burst", "1000000",
+    "--connect-rate", "1e9", "--connect-burst", "1000000", "--max-connections-per-address", "100000",
+    "--max-in-flight", "100000",
+)  # fmt: skip
 
 
 @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +14,12 @@ from tui import cli as tui_cli
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("TALLY_URL", "TALLY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
 
 
 def usage_error(capsys: pytest.CaptureFixture[str], parse: Callable[[list[str]], object], argv: list[str]) -> str:
@@ -84,14 +88,21 @@ def test_server_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: li
 # -- tally --------------------------------------------------------------------------
 
 
-def test_dashboard_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local default URL, the login name, spawning allowed, no token, the system's CAs."""
+def test_dashboard_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This user's own local server (a socket in a private directory), the login name, no token, the system's CAs."""
     monkeypatch.setattr("tui.cli.getpass.getuser", lambda: "carol")
     args = tui_cli.parse_args([])
-    assert (args.url, args.name, args.no_spawn, args.token, args.cafile) == (
-        tui_cli.DEFAULT_URL, "carol", False, None, None
+    assert (args.url, args.name, args.spawn, args.token, args.cafile) == (
+        f"unix://{tmp_path}/run/tally/tally.sock", "carol", True, None, None
     )  # fmt: skip
-    assert tui_cli.DEFAULT_URL == "ws://127.0.0.1:8765"
+    assert (tmp_path / "run" / "tally").stat().st_mode & 0o777 == 0o700
+
+
+def test_only_the_users_own_local_server_is_ever_started() -> None:
+    """With any --url, even this machine's default port, the dashboard never starts a server."""
+    for url in ("ws://127.0.0.1:8765", "ws://127.0.0.1:19101", "ws://localhost"):
+        assert tui_cli.parse_args(["--url", url, "--name", "x"]).spawn is False
+    assert tui_cli.parse_args(["--no-spawn", "--name", "x"]).spawn is False
 
 
 def test_dashboard_options() -> None:
@@ -99,29 +110,50 @@ def test_dashboard_options() -> None:
     args = tui_cli.parse_args(
         ["--url", "wss://tally.example", "--name", "  Bob  ", "--no-spawn", "--token", "t", "--cafile", "ca.pem"]
     )
-    assert (args.url, args.name, args.no_spawn, args.token, args.cafile) == (
-        "wss://tally.example", "Bob", True, "t", "ca.pem"
+    assert (args.url, args.name, args.spawn, args.token, args.cafile) == (
+        "wss://tally.example", "Bob", False, "t", "ca.pem"
     )  # fmt: skip
 
 
 def test_dashboard_url_and_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """TALLY_URL and TALLY_TOKEN are the defaults; options override them."""
-    monkeypatch.setenv("TALLY_URL", "ws://tally.example:9000")
+    monkeypatch.setenv("TALLY_URL", "wss://tally.example:9000")
     monkeypatch.setenv("TALLY_TOKEN", "from-env")
     args = tui_cli.parse_args(["--name", "x"])
-    assert (args.url, args.token) == ("ws://tally.example:9000", "from-env")
-    args = tui_cli.parse_args(["--name", "x", "--url", "ws://other:1", "--token", "given"])
-    assert (args.url, args.token) == ("ws://other:1", "given")
+    assert (args.url, args.token) == ("wss://tally.example:9000", "from-env")
+    args = tui_cli.parse_args(["--name", "x", "--url", "ws://127.0.0.1:1", "--token", "given"])
+    assert (args.url, args.token) == ("ws://127.0.0.1:1", "given")
+
+
+def test_a_token_file_is_read_and_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--token-file keeps the token out of `ps`; its first line is the token."""
+    monkeypatch.setenv("TALLY_TOKEN", "from-env")
+    secret = tmp_path / "token"
+    secret.write_text("from-file\n")
+    assert tui_cli.parse_args(["--name", "x", "--token-file", str(secret)]).token == "from-file"
+
+
+def test_a_token_over_plain_ws_to_another_machine_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """The token would cross the network in clear: a usage error unless --insecure-token says it is fine."""
+    said = usage_error(capsys, tui_cli.parse_args, ["--name", "x", "--url", "ws://tally.example", "--token", "t"])
+    assert "in clear" in said and "--insecure-token" in said
+    args = tui_cli.parse_args(["--name", "x", "--url", "ws://tally.example", "--token", "t", "--insecure-token"])
+    assert args.token == "t"
+    assert tui_cli.parse_args(["--name", "x", "--url", "wss://tally.example", "--token", "t"]).token == "t"
 
 
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
         (["--url", "127.0.0.1:8765"], "--url: '127.0.0.1:8765' has no scheme: write ws://127.0.0.1:8765"),
-        (["--url", "http://tally.example"], "the scheme must be ws:// or wss://"),
+        (["--url", "http://tally.example"], "the scheme must be ws://, wss:// or unix://"),
+        (["--url", "unix://relative.sock"], "write unix:///absolute/path/to/socket"),
+        (["--token-file", "/nonexistent/token"], "--token-file: No such file or directory"),
         (["--url", "ws://host:99999"], "the port must be a number"),
         (["--name", ""], "--name: name must not be empty"),
         (["--name", "x" * 33], "--name: name must be at most 32 characters"),
+        (["--name", "\u0430lice"], "--name: name must not mix Latin, Cyrillic and Greek"),
+        (["--name", "\u3164"], "--name: name must contain something visible"),
         (["--name", "evil\u202e"], "--name: name must not contain control"),
         (["--bogus"], "unrecognized arguments"),
     ],

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -16,13 +18,22 @@ from server.protocol import (
     Ack,
     Add,
     ClientInfo,
+    ClientMessage,
+    ClientsPage,
+    ClientsRequest,
     Error,
     ErrorCode,
     Hello,
+    HistoryPage,
     HistoryPoint,
+    HistoryRequest,
+    LimitsInfo,
+    Online,
     Presence,
     ProtocolError,
     Rename,
+    Resume,
+    ServerInfo,
     ServerMessage,
     Update,
     Welcome,
@@ -33,10 +44,11 @@ from server.protocol import (
     encode,
     encode_batch,
     encode_welcomes,
+    session_id,
 )
 from tui.text import plain_text
 
-ALICE = ClientInfo(id="c1", name="alice", address="127.0.0.1:5000", since=1700000000.5, added=3)
+ALICE = ClientInfo(id="c1", name="alice", address="127.0.0.1:5000", since=1700000000.5, added=3, tag="ab12")
 
 SERVER_MESSAGES: list[ServerMessage] = [
     Welcome(you="c1", total=-7, seq=4, clients=(ALICE,), history=(HistoryPoint(4, 1700000001.0, -7),)),
@@ -49,6 +61,28 @@ SERVER_MESSAGES: list[ServerMessage] = [
     Ack(op="op-1", seq=5),
     Error(code=ErrorCode.OVERFLOW, message="too big", op="op-2"),
     Error(code=ErrorCode.BAD_MESSAGE, message="nope"),
+    Error(code=ErrorCode.UNAVAILABLE, message="later", id="q7"),
+    Update(seq=7, total=0, amount=-5, name="alice", client="c1", op="2", at=3.0, tag="ab12", undoes=5),
+    Online(count=12_000, live=False),
+    ClientsPage("q1", offset=50, total=9_000, clients=(ALICE,)),
+    HistoryPage("q2", points=(HistoryPoint(1, 1.0, 5), HistoryPoint(9, 2.0, -3))),
+    Welcome(
+        you="c1",
+        total=5,
+        seq=9,
+        clients=(),
+        history=(),
+        session="s",
+        added=-4,
+        ledger="L",
+        epoch=3,
+        server=ServerInfo("1.0", "srv"),
+        limits=LimitsInfo(1000, 50.0, 100, 86400.0),
+        online=5000,
+        live=False,
+        missed=(Update(9, 5, 5, "bob", "c2", "3", 4.0, "cd34"),),
+        recent=(Update(8, 0, 1, "bob", "c2", "2", 3.5, "cd34"),),
+    ),
 ]
 
 
@@ -61,16 +95,35 @@ def test_server_messages_round_trip(message: ServerMessage) -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        Hello(name="alice", session="s-1"),
+        Hello(name="alice", secret="s" * 16),
+        Hello(name="bot", secret="s" * 128, role="watcher", resume=Resume("L1", 3, 99)),
         Add(op="1", amount=INT64_MIN),
+        Add(op="2", amount=-5, undo="1"),
+        ClientsRequest("q1", offset=50, limit=25, sort="added", descending=True, filter="al"),
+        HistoryRequest("q2", since=1.5, points=300),
         Add(op="x" * 64, amount=INT64_MAX),
         Rename("b"),
     ],
     ids=repr,
 )
-def test_client_messages_round_trip(message: Hello | Add | Rename) -> None:
+def test_client_messages_round_trip(message: ClientMessage) -> None:
     """Every client message decodes to exactly what was encoded."""
     assert decode_client(encode(message)) == message
+
+
+def test_a_v1_hello_carries_its_session_in_the_clear() -> None:
+    """tally.v1 clients keep working: their hello has a session, not a secret."""
+    hello = Hello(name="alice", session="laptop-1")
+    assert decode_client(encode(hello, 1), 1) == hello
+    with pytest.raises(ProtocolError):
+        decode_client(encode(hello, 1), 2)
+
+
+def test_sessions_are_proved_by_a_secret_and_kept_apart_by_version() -> None:
+    """A v2 session is a hash of its secret; the same string in v1 names another session."""
+    assert session_id("s" * 16) == session_id("s" * 16) != session_id("t" * 16)
+    assert session_id("laptop-1", 1) != session_id("laptop-1", 2)
+    assert len(session_id("x" * 16)) == 32
 
 
 def test_encoding_is_compact_json_with_a_type() -> None:
@@ -225,14 +278,31 @@ def test_a_malformed_message_inside_a_batch_is_refused(frame: str) -> None:
         decode_server_frame(frame)
 
 
-def test_welcomes_from_one_snapshot_differ_only_in_you() -> None:
-    """encode_welcomes encodes the snapshot once and gives each joiner its own id."""
-    snapshot = Welcome(you="", total=5, seq=3, clients=(ALICE,), history=(HistoryPoint(3, 1.0, 5),))
-    heads, body = encode_welcomes(snapshot, ["c1", "c2"])
-    assert [decode_server(head + body) for head in heads] == [
-        Welcome(you="c1", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
-        Welcome(you="c2", total=5, seq=3, clients=(ALICE,), history=snapshot.history),
+@pytest.mark.parametrize("version", [1, 2])
+def test_welcomes_from_one_snapshot_differ_only_in_their_heads(version: int) -> None:
+    """encode_welcomes encodes the shared part once and gives each joiner its own id (and, in v2, its session)."""
+    shared = Welcome(you="", total=5, seq=3, clients=(ALICE,), history=(HistoryPoint(3, 1.0, 5),), ledger="L1",
+                     epoch=2, online=1)  # fmt: skip
+    joiners = [
+        Welcome(you="c1", total=0, seq=0, clients=(), history=(), session="s1", added=7, missed=()),
+        Welcome(you="c2", total=0, seq=0, clients=(), history=(), session="s2"),
     ]
+    heads, body = encode_welcomes(shared, joiners, version)
+    messages = [decode_server(head + body) for head in heads]
+    assert all(isinstance(w, Welcome) for w in messages)
+    decoded = cast("list[Welcome]", messages)
+    alice = ALICE if version == 2 else dataclasses.replace(ALICE, tag="")  # v1 knows no tags
+    assert [(w.you, w.total, w.seq, w.clients, w.history) for w in decoded] == [
+        ("c1", 5, 3, (alice,), shared.history),
+        ("c2", 5, 3, (alice,), shared.history),
+    ]
+    if version == 2:
+        assert [(w.session, w.added, w.missed, w.ledger, w.epoch) for w in decoded] == [
+            ("s1", 7, (), "L1", 2),
+            ("s2", 0, None, "L1", 2),
+        ]
+    else:
+        assert all((w.session, w.ledger) == ("", "") for w in decoded)
 
 
 def test_the_protocol_package_imports_only_the_standard_library() -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from server.protocol import ErrorCode, ProtocolError
-from tui.retry import backoff, describe_close, describe_failure, describe_refusal
+from tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
 
 
 @pytest.fixture
@@ -51,12 +51,6 @@ def test_backoff_base_and_cap_are_options(draws: list[tuple[float, float]]) -> N
     assert [backoff(n, base=1.0, cap=3.0) for n in (1, 2, 3, 10)] == [1.0, 2.0, 3.0, 3.0]
 
 
-@pytest.mark.xfail(
-    raises=OverflowError,
-    strict=True,
-    reason="tui/retry.py computes 2.0 ** (attempt - 1) before capping: a dashboard still retrying "
-    "after about 1,024 attempts (some 3 hours) gets OverflowError; fix in tui/retry.py, then drop this mark",
-)
 def test_backoff_stays_capped_however_long_the_server_is_away(draws: list[tuple[float, float]]) -> None:
     """Attempt 2,000 waits the cap, like attempt 7."""
     assert backoff(2000) == 15.0
@@ -67,7 +61,8 @@ def test_backoff_stays_capped_however_long_the_server_is_away(draws: list[tuple[
     [
         (True, 1011, "boom", "reconnecting as asked"),
         (True, None, "", "reconnecting as asked"),
-        (False, 1001, "", "the server is restarting"),
+        (False, 1001, "", "the server went away"),
+        (False, 1001, "server stopped", "the server stopped"),
         (False, 1011, "boom", "the server closed the connection (1011: boom)"),
         (False, 1008, "", "the server closed the connection (1008)"),
         (False, None, "", "the connection was lost"),
@@ -76,28 +71,34 @@ def test_backoff_stays_capped_however_long_the_server_is_away(draws: list[tuple[
 def test_describe_close_says_why_a_connection_ended(
     we_closed_first: bool, code: int | None, reason: str, said: str
 ) -> None:
-    """Our own close, a server restart, another close code (with its reason), or no close frame at all."""
+    """Our own close, a server that stopped or went away, another close code (with its reason), or no close at all."""
     assert describe_close(we_closed_first=we_closed_first, code=code, reason=reason) == said
 
 
 @pytest.mark.parametrize(
-    ("status", "said"),
+    ("status", "retry_after", "verdict"),
     [
-        (401, "the server wants a valid token (--token or TALLY_TOKEN)"),
-        (403, "the server refused this client (HTTP 403)"),
-        (404, "the server refused the connection (HTTP 404)"),
-        (429, "the server refused the connection (HTTP 429)"),
+        (401, None, Verdict("the server wants a valid token (--token, --token-file or TALLY_TOKEN)", retry=False)),
+        (403, None, Verdict("the server refused this client (HTTP 403)", retry=False)),
+        (429, "7", Verdict("the server is busy with this address (HTTP 429)", after=7.0)),
+        (429, None, Verdict("the server is busy with this address (HTTP 429)", after=5.0)),
+        (503, None, Verdict("the server is full or stopping (HTTP 503)")),
+        (500, None, Verdict("the server failed (HTTP 500)")),
+        (404, None, Verdict("this is not a Tally server: it answered HTTP 404 instead of a WebSocket", retry=False)),
+        (200, None, Verdict("this is not a Tally server: it answered HTTP 200 instead of a WebSocket", retry=False)),
     ],
 )
-def test_describe_refusal_names_the_fix_or_the_status(status: int, said: str) -> None:
-    """A 401 says how to pass a token; other refusals give their HTTP status."""
-    assert describe_refusal(status) == said
+def test_describe_status_says_whether_retrying_helps(status: int, retry_after: str | None, verdict: Verdict) -> None:
+    """A token or a refusal waits for the user; busy or failing servers are retried (after Retry-After); others are
+    not Tally servers at all."""
+    assert describe_status(status, retry_after=retry_after) == verdict
 
 
 @pytest.mark.parametrize(
     ("exc", "said"),
     [
         (ConnectionRefusedError(111, "Connection refused"), "no server is listening"),
+        (FileNotFoundError(2, "No such file"), "no server is listening"),
         (TimeoutError(), "the server did not answer in time"),
         (
             ProtocolError(ErrorCode.BAD_MESSAGE, "not JSON"),
@@ -106,7 +107,7 @@ def test_describe_refusal_names_the_fix_or_the_status(status: int, said: str) ->
         (OSError("Network is unreachable"), "Network is unreachable"),
         (OSError(), "OSError"),
     ],
-    ids=["refused", "timeout", "protocol", "os-error", "no-message"],
+    ids=["refused", "no-socket", "timeout", "protocol", "os-error", "no-message"],
 )
 def test_describe_failure_explains_retryable_errors(exc: BaseException, said: str) -> None:
     """Refused, timed out and garbled get a sentence; anything else its own message, or its type."""

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from server.protocol import INT64_MAX, INT64_MIN, ErrorCode
-from server.state import AddRequest, Applied, Duplicate, Head, OpKey, Record, Refused, apply_batch, next_total
+from server.state import (
+    AddRequest,
+    Applied,
+    Duplicate,
+    Head,
+    OpKey,
+    OpRecord,
+    Record,
+    Refused,
+    apply_batch,
+    next_total,
+    saturating_add,
+)
 
 
-def add(amount: int, op: str | None = None, session: str | None = "s1") -> AddRequest:
-    return AddRequest(amount=amount, name="alice", client="c1", session=session if op else None, op=op)
+def add(amount: int, op: str | None = None, session: str | None = "s1", undo: str | None = None) -> AddRequest:
+    return AddRequest(amount=amount, name="alice", client="c1", session=session if op else None, op=op, undo=undo)
 
 
-def never_seen(key: OpKey) -> int | None:
+def never_seen(key: OpKey) -> OpRecord | None:
     return None
 
 
@@ -44,9 +56,9 @@ def test_an_op_applied_in_an_earlier_batch_is_a_duplicate() -> None:
     """applied_before is asked with the (session, op) key; the seq it gives is the answer."""
     asked: list[OpKey] = []
 
-    def applied_before(key: OpKey) -> int | None:
+    def applied_before(key: OpKey) -> OpRecord | None:
         asked.append(key)
-        return 17 if key == ("s1", "old") else None
+        return OpRecord(17, 5) if key == ("s1", "old") else None
 
     result = apply_batch(Head(50, 20), [add(5, "old"), add(1, "new")], at=1.0, applied_before=applied_before)
     assert result.outcomes[0] == Duplicate(17)
@@ -63,7 +75,7 @@ def test_op_ids_are_per_session() -> None:
 def test_adds_without_an_op_id_are_never_deduplicated_or_looked_up() -> None:
     """Bare-number adds carry no op id: each one applies, and the store is not asked about them."""
 
-    def applied_before(key: OpKey) -> int | None:
+    def applied_before(key: OpKey) -> OpRecord | None:
         raise AssertionError(f"asked about {key}")
 
     result = apply_batch(Head(), [add(1), add(1)], at=1.0, applied_before=applied_before)
@@ -98,3 +110,53 @@ def test_next_total_allows_the_edges_of_the_range() -> None:
     assert next_total(INT64_MIN + 1, -1) == INT64_MIN
     assert isinstance(next_total(INT64_MAX, 1), Refused)
     assert isinstance(next_total(INT64_MIN, -1), Refused)
+
+
+def test_an_op_resent_with_another_amount_is_a_conflict_never_an_ack() -> None:
+    """The same (session, op) with a different amount is refused as conflict; nothing changes."""
+    seen: dict[OpKey, OpRecord] = {("s1", "7"): OpRecord(3, 5)}
+    result = apply_batch(Head(5, 3), [add(7, "7"), add(5, "7")], at=1.0, applied_before=seen.get)
+    conflict = result.outcomes[0]
+    assert isinstance(conflict, Refused) and conflict.code == ErrorCode.CONFLICT and "+5" in conflict.message
+    assert result.outcomes[1] == Duplicate(3)
+    assert (result.records, result.head) == ([], Head(5, 3))
+
+
+def test_a_repeat_within_a_batch_with_another_amount_is_a_conflict() -> None:
+    """Two dashboards sharing a session that pick the same op: the second is refused, not folded into the first."""
+    result = apply_batch(Head(), [add(5, "1"), add(7, "1")], at=1.0, applied_before=never_seen)
+    assert isinstance(result.outcomes[1], Refused) and result.outcomes[1].code == ErrorCode.CONFLICT
+    assert result.head == Head(5, 1)
+
+
+def test_zero_is_refused_on_every_path() -> None:
+    """An add of zero (with an op id or from the bare-number path) changes nothing and takes no seq."""
+    result = apply_batch(Head(9, 2), [add(0, "1"), add(0)], at=1.0, applied_before=never_seen)
+    assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_AMOUNT for o in result.outcomes)
+    assert (result.records, result.head) == ([], Head(9, 2))
+
+
+def test_an_undo_takes_back_an_add_of_the_same_session() -> None:
+    """An undo names an earlier op of its session with the opposite amount; its record says which update."""
+    seen: dict[OpKey, OpRecord] = {("s1", "1"): OpRecord(4, 5)}
+    result = apply_batch(Head(5, 4), [add(-5, "2", undo="1")], at=1.0, applied_before=seen.get)
+    assert [(r.seq, r.total, r.undoes) for r in result.records] == [(5, 0, 4)]
+    # The undo can itself be undone (a redo), within the same batch too.
+    again = apply_batch(Head(5, 4), [add(-5, "2", undo="1"), add(5, "3", undo="2")], at=1.0, applied_before=seen.get)
+    assert [(r.seq, r.undoes) for r in again.records] == [(5, 4), (6, 5)]
+
+
+def test_an_undo_of_an_unknown_op_or_the_wrong_amount_is_refused() -> None:
+    """Another session's op, an op that was forgotten, or a different amount: invalid_undo, nothing changes."""
+    seen: dict[OpKey, OpRecord] = {("s1", "1"): OpRecord(4, 5), ("s2", "9"): OpRecord(3, 2)}
+    batch = [add(-4, "2", undo="1"), add(-2, "3", undo="9"), add(-1, "4", undo="nope")]
+    result = apply_batch(Head(5, 4), batch, at=1.0, applied_before=seen.get)
+    assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_UNDO for o in result.outcomes)
+    assert result.head == Head(5, 4)
+
+
+def test_contributions_saturate_instead_of_overflowing() -> None:
+    """A session's contribution is shown, never refused: it stays at the edge of the 64-bit range."""
+    assert saturating_add(INT64_MAX - 1, 5) == INT64_MAX
+    assert saturating_add(INT64_MIN + 1, -5) == INT64_MIN
+    assert saturating_add(10, -3) == 7

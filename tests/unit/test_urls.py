@@ -12,9 +12,9 @@ from tui.urls import check_url, public_url
 @pytest.mark.parametrize(
     "url",
     ["ws://127.0.0.1:8765", "wss://tally.example", "ws://localhost:8765/tally.v1", "ws://[::1]:8765",
-     "wss://user:secret@tally.example:443/"],
+     "wss://user:secret@tally.example:443/", "unix:///run/user/1000/tally/tally.sock"],
 )  # fmt: skip
-def test_ws_and_wss_urls_with_a_host_are_accepted(url: str) -> None:
+def test_ws_and_wss_urls_with_a_host_and_unix_sockets_are_accepted(url: str) -> None:
     """check_url returns a usable URL unchanged."""
     assert check_url(url) == url
 
@@ -25,7 +25,8 @@ def test_ws_and_wss_urls_with_a_host_are_accepted(url: str) -> None:
         ("127.0.0.1:8765", "has no scheme: write ws://127.0.0.1:8765"),
         ("localhost:8765", "has no scheme"),
         ("tally.example", "has no scheme"),
-        ("http://tally.example", "must be ws:// or wss://, not http://"),
+        ("http://tally.example", "must be ws://, wss:// or unix://, not http://"),
+        ("unix://tally.sock", "write unix:///absolute/path/to/socket"),
         ("ws://", "names no host"),
         ("ws://:8765", "names no host"),
         ("ws://host:99999", "the port must be a number"),

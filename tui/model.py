@@ -56,7 +56,7 @@ class Model:
         self.ledger, self.epoch = welcome.ledger, welcome.epoch
         self.limits, self.server_version = welcome.limits, welcome.server.version
         self.clients = {client.id: client for client in welcome.clients}
-        self.online, self.live = welcome.online, welcome.live
+        self.online, self.live = max(welcome.online, len(welcome.clients)), welcome.live
         self.total, self.seq = welcome.total, welcome.seq
         self.history.clear()
         self.history.extend(welcome.history)

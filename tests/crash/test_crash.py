@@ -13,12 +13,12 @@ import pytest
 from textual.message import Message
 from websockets.exceptions import ConnectionClosed
 
-from server.protocol import Ack, Error, Presence, Update, Welcome
+from server.protocol import Ack, ServerMessage, Update
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, ServerProcess
 from tests.support.waiting import until
 from tui.connection import Link
-from tui.messages import Connected
+from tui.messages import Connected, ServerRefused
 from tui.model import Model
 
 
@@ -105,17 +105,20 @@ class LossyLink(Link):
         self.acks_dropped = 0
         self.connections = 0  # welcomes received: each one resends everything pending
         self.lost: set[str] = set()  # ops whose ack was dropped since the last welcome
+        self.refused: list[str] = []  # refusals for good: none may happen to a well-behaved dashboard
 
     def _posted(self, message: Message) -> None:
         if isinstance(message, Connected):
             self.connections += 1
             self.lost.clear()
+        elif isinstance(message, ServerRefused) and message.error.code not in ("unavailable", "rate_limited"):
+            self.refused.append(message.error.code)
 
     def answered_since(self, connections: int) -> bool:
         """True once a welcome came after ``connections`` and every add it resent has been answered."""
         return self.connections > connections and {add.op for add in self.pending} <= self.lost
 
-    def _receive(self, message: Welcome | Update | Presence | Ack | Error) -> None:
+    def _receive(self, message: ServerMessage) -> None:
         if isinstance(message, Ack) and self.drop_every:
             self.acks_seen += 1
             if self.acks_seen % self.drop_every == 0:
@@ -133,12 +136,22 @@ class CrashRun:
     seq: int
     kills: int
     acks_dropped: int
+    refused: int
+
+
+# The server's real pacing, smaller than its defaults so that the queues built up while it is
+# down exceed its burst many times over (each link sends at 80% of the rate it is told).
+PACED = ("--rate", "200", "--burst", "50", "--address-rate", "2000", "--address-burst", "200")
 
 
 async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> CrashRun:
-    """Four dashboards add while the server is killed with SIGKILL at random moments and restarted."""
+    """Four dashboards add while the server is killed with SIGKILL at random moments and restarted.
+
+    Each link is the real dashboard's: it queues adds while the server is away and
+    resends them, paced, with their original op ids; the server paces them too.
+    """
     rng = random.Random(seed)
-    with ServerProcess(db_path, *UNLIMITED, module=module) as server:
+    with ServerProcess(db_path, *PACED, module=module) as server:
         url = server.start()
         links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
         runners = [asyncio.create_task(link.run()) for link in links]
@@ -148,11 +161,11 @@ async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> 
         # The sleeps in these two are the workload, not waits: adds typed at a random
         # pace, kills at random moments, and random downtime while adds queue up.
         async def type_adds(link: LossyLink) -> None:
-            for _ in range(250):
+            for _ in range(300):
                 amount = rng.randint(1, 1000)
                 amounts.append(amount)
                 link.add(amount)
-                await asyncio.sleep(rng.uniform(0, 0.004))
+                await asyncio.sleep(rng.uniform(0, 0.003))
 
         async def kill_at_random() -> None:
             nonlocal kills
@@ -189,7 +202,8 @@ async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> 
             for runner in runners:
                 runner.cancel()
             await asyncio.gather(*runners, return_exceptions=True)
-    return CrashRun(len(amounts), sum(amounts), total, seq, kills, sum(link.acks_dropped for link in links))
+    dropped, refused = sum(link.acks_dropped for link in links), sum(len(link.refused) for link in links)
+    return CrashRun(len(amounts), sum(amounts), total, seq, kills, dropped, refused)
 
 
 @pytest.mark.slow
@@ -198,6 +212,7 @@ async def test_random_kills_and_lost_acks_apply_every_add_exactly_once(db_path: 
     run = await crash_run(db_path)
     print(f"\n{run.kills} kills survived, {run.ops} adds checked, {run.acks_dropped} acks dropped")
     assert run.kills == 6 and run.acks_dropped > 50
+    assert run.refused == 0, "a paced resend was refused"
     assert (run.total, run.seq) == (run.expected_total, run.ops)
 
 

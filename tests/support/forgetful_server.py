@@ -10,6 +10,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from server import app, cli
 from server.state import AddRequest, Outcome
@@ -22,7 +23,7 @@ class ForgetfulStore(SQLiteStore):
         return await super().apply([dataclasses.replace(r, session=None, op=None) for r in batch], at=at)
 
 
-def forgetful(url: str) -> Store:
+def forgetful(url: str, **options: Any) -> Store:
     return ForgetfulStore(Path(url))
 
 

@@ -34,9 +34,9 @@ MONOTONIC = 1000.0
 SIZES = [(80, 24), (120, 36)]
 
 CLIENTS = (
-    ClientInfo(id="a1", name="alice", address="127.0.0.1:50001", since=NOON - 3600, added=1234),
-    ClientInfo(id="b2", name="bob", address="10.0.0.7:50002", since=NOON - 600, added=-34),
-    ClientInfo(id="c3", name="[b]carol[/b]", address="192.168.1.20:50003", since=NOON - 60, added=0),
+    ClientInfo(id="a1", name="alice", since=NOON - 3600, added=1234, tag="a1b2"),
+    ClientInfo(id="b2", name="bob", since=NOON - 600, added=-34, tag="b2c3"),
+    ClientInfo(id="c3", name="[b]carol[/b]", since=NOON - 60, added=0, tag="c3d4"),
 )
 HISTORY = tuple(HistoryPoint(seq=n, at=NOON - 100 + n, total=(n * 37) % 500 + 700) for n in range(1, 100))
 
@@ -64,7 +64,7 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def connected(app: TallyApp) -> None:
     app.post_message(Connected(Welcome(you="a1", total=1200, seq=99, clients=CLIENTS, history=HISTORY)))
     app.post_message(LatencyMeasured(0.003))
-    app.post_message(PresenceChanged(Presence(event="joined", client=CLIENTS[2])))
+    app.post_message(PresenceChanged([Presence(event="joined", client=CLIENTS[2])]))
     app.post_message(
         UpdatesArrived(
             [

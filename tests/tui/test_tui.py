@@ -21,6 +21,7 @@ from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, ServerProcess, serving
 from tui.app import TallyApp
 from tui.messages import UpdatesArrived
+from tui.screens.choice import ChoiceScreen
 from tui.screens.rename import RenameScreen
 
 
@@ -60,7 +61,7 @@ async def test_invalid_input_sends_nothing(server: TallyServer) -> None:
             app.entry.query_one(Input).value = text
             await pilot.press("enter")
             await pilot.pause()
-            error = app.entry.query_one("#amount-error", Label)
+            error = app.entry.query_one("#amount-hint", Label)
             assert app.entry.has_class("-invalid") and str(error.render()).strip(), text
             assert app.entry.query_one(Input).value == text  # kept so it can be corrected
         assert not app.link.pending and server.ledger.seq == 0
@@ -83,7 +84,7 @@ async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Pa
             await first_run.aclose()  # the server stops under the dashboard
             await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
             assert "reconnecting in" in str(app.status.render())
-            assert "disconnected: the server is restarting" in log_text(app)
+            assert "disconnected: the server stopped" in log_text(app)
             for key in ("2", "3", "4"):
                 await pilot.press(key, "enter")
             await until(pilot, lambda: app.status.pending == 3)
@@ -174,7 +175,7 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
         await connection.send(json.dumps({"type": "error", "code": evil, "message": evil, "op": None}))
         await connection.wait_closed()
 
-    async with serve(hostile_server, "127.0.0.1", 0, subprotocols=["tally.v1"]) as hostile:  # type: ignore[list-item]
+    async with serve(hostile_server, "127.0.0.1", 0, subprotocols=["tally.v2"]) as hostile:  # type: ignore[list-item]
         port = hostile.sockets[0].getsockname()[1]
         app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
         async with app.run_test() as pilot:
@@ -240,8 +241,8 @@ async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total(
             await connection.send(json.dumps({**update, "at": 0}))
         await connection.wait_closed()
 
-    async with serve(gappy_server, "127.0.0.1", 0) as gappy:
-        app = TallyApp(f"ws://127.0.0.1:{gappy.sockets[0].getsockname()[1]}/tally.v1", "alice")
+    async with serve(gappy_server, "127.0.0.1", 0, subprotocols=["tally.v2"]) as gappy:  # type: ignore[list-item]
+        app = TallyApp(f"ws://127.0.0.1:{gappy.sockets[0].getsockname()[1]}", "alice")
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.total.total == 777, what="the fresh snapshot")
             assert connections == 2 and app.total.seq == 1
@@ -292,13 +293,37 @@ async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
         await until(pilot, lambda: not isinstance(app.screen, RenameScreen))
 
 
-async def test_quitting_with_pending_adds_asks_first(server: TallyServer) -> None:
-    """ctrl+q with unacknowledged adds warns once; a second ctrl+q quits."""
+async def test_quitting_with_pending_adds_asks_what_to_do_with_them(server: TallyServer) -> None:
+    """ctrl+q with unacknowledged adds asks: wait (Escape), quit and keep them for next time, or discard them."""
     app = TallyApp(server.url, "alice", autoconnect=False)
     async with app.run_test() as pilot:
         app.link.add(5)  # never sent: the app is not connected
         await pilot.press("ctrl+q")
-        await pilot.pause()
-        assert app.is_running
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
+        assert "1 add has not reached the server yet" in str(app.screen.query_one("#choice-text", Label).render())
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))
+        assert app.is_running and len(app.model.pending) == 1
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.click("#keep")
+        await until(pilot, lambda: not app.is_running)
+    assert len(app.model.pending) == 1, "kept, to be sent by the next dashboard"
+
+    app = TallyApp(server.url, "alice", autoconnect=False)
+    async with app.run_test() as pilot:
+        app.link.add(5)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.click("#discard")
+        await until(pilot, lambda: not app.is_running)
+    assert len(app.model.pending) == 0
+
+
+async def test_quitting_with_nothing_pending_quits_at_once(server: TallyServer) -> None:
+    """No question when nothing is waiting."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)

@@ -1,0 +1,256 @@
+"""What you type is exactly what counts: the dashboard's promises, driven by the pilot against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from textual import events
+from textual.widgets import Label
+
+from server.app import TallyServer
+from server.limits import Limits
+from server.protocol import INT64_MAX, Update
+from tests.support.dashboard import cell, log_text, until
+from tests.support.faultproxy import FaultProxy
+from tests.support.peers import Peer
+from tests.support.servers import serving
+from tui.app import TallyApp
+from tui.journal import journals_for
+from tui.pending import Pending
+from tui.screens.choice import ChoiceScreen
+
+
+async def test_each_enter_adds_exactly_the_line_at_any_speed(server: TallyServer) -> None:
+    """Keys pressed back to back (a macro) still add one line per Enter: 1 Enter 1 Enter adds 2, never 11."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        await pilot.press(*(["1", "enter"] * 20), "1", "2", "enter", "-", "3", "enter")
+        await until(pilot, lambda: server.ledger.seq == 22 and not app.model.pending, what="every add")
+        assert [r.amount for r in server.ledger.recent] == [1] * 20 + [12, -3]
+
+
+async def test_each_pasted_line_is_one_add(server: TallyServer) -> None:
+    """A paste of several lines enters each complete line; what follows the last newline stays in the box."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        app.entry.input.post_message(events.Paste("5\n7\r\n1,000\n4"))
+        await until(pilot, lambda: server.ledger.seq == 3, what="three adds")
+        assert [r.amount for r in server.ledger.recent] == [5, 7, 1000]
+        assert app.entry.input.value == "4"
+
+
+async def test_a_paste_stops_at_a_line_that_is_not_an_amount(server: TallyServer) -> None:
+    """Lines after an invalid one are not added behind the user's back; the invalid line stays to be fixed."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        app.entry.input.post_message(events.Paste("5\n1,5\n7\n"))
+        await until(pilot, lambda: app.entry.has_class("-invalid"))
+        assert app.entry.input.value == "1,5"
+        await until(pilot, lambda: server.ledger.seq == 1)
+        assert server.ledger.total == 5
+
+
+async def test_the_servers_bound_is_checked_before_sending() -> None:
+    """The welcome carries the bound on one add; the dashboard refuses past it without sending."""
+    async with serving(limits=Limits(max_amount=100)) as server:
+        app = TallyApp(server.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("1", "0", "1", "enter")
+            await until(pilot, lambda: app.entry.has_class("-invalid"))
+            assert "at most ±100" in str(app.entry.query_one("#amount-hint", Label).render())
+            assert app.entry.input.value == "101" and not app.model.pending and server.ledger.seq == 0
+
+
+async def test_an_add_the_server_refuses_gives_its_text_back() -> None:
+    """Refused for good (here: the total would overflow), the text returns to the input and the log says which."""
+    async with serving(limits=Limits(max_amount=INT64_MAX)) as roomy:
+        async with await Peer.join(roomy.url, "big") as big:
+            await big.send(type="add", op="1", amount=INT64_MAX - 1)
+            await big.next_of(Update)
+        app = TallyApp(roomy.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("+", "5", "enter")
+            await until(pilot, lambda: "your +5 was refused overflow" in log_text(app), what="the refusal")
+            assert app.entry.input.value == "+5" and not app.model.pending
+
+
+async def test_undo_takes_back_your_last_add_and_can_itself_be_undone(server: TallyServer) -> None:
+    """ctrl+z adds the opposite of your last add, shown as an undo to everyone; ctrl+z again redoes it."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot, await Peer.join(server.url, "bob") as bob:
+        await until(pilot, lambda: app.status.state == "connected")
+        await bob.send(type="add", op="b1", amount=100)
+        await pilot.press("7", "enter")
+        await until(pilot, lambda: app.total.total == 107 and not app.model.pending)
+        await pilot.press("ctrl+z")
+        await until(pilot, lambda: app.total.total == 100 and not app.model.pending, what="undone")
+        undo = server.ledger.recent[-1]
+        assert (undo.amount, undo.undoes) == (-7, server.ledger.recent[-2].seq)
+        assert "undid update" in log_text(app)
+        await pilot.press("ctrl+z")  # the undo is undone: +7 again
+        await until(pilot, lambda: app.total.total == 107 and not app.model.pending, what="redone")
+        assert "undid update" in log_text(bob_view := app) and bob_view.model.undoable() is not None
+
+
+async def test_undo_never_takes_back_someone_elses_add(server: TallyServer) -> None:
+    """With only others' adds on the ledger, ctrl+z has nothing to take back and sends nothing."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot, await Peer.join(server.url, "bob") as bob:
+        await until(pilot, lambda: app.status.state == "connected")
+        await bob.send(type="add", op="b1", amount=100)
+        await until(pilot, lambda: app.total.total == 100)
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert not app.model.pending and server.ledger.seq == 1
+
+
+async def test_a_fresh_dashboard_shows_the_last_adds_and_a_returning_one_what_it_missed(server: TallyServer) -> None:
+    """Opened, the log has the recent adds with their names; back after a break, what others added meanwhile."""
+    async with await Peer.join(server.url, "bob") as bob:
+        for n in range(3):
+            await bob.send(type="add", op=str(n), amount=5)
+            await bob.next_of(Update)
+        proxy = FaultProxy(server.port)
+        app = TallyApp(f"ws://127.0.0.1:{await proxy.start()}", "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            assert log_text(app).count("bob added +5") == 3
+            proxy.stall()  # alice is away: her reconnects hang until the path is back
+            proxy.reset()
+            await until(pilot, lambda: app.status.state != "connected")
+            for n in range(3, 13):  # ten adds while alice is away
+                await bob.send(type="add", op=str(n), amount=2)
+                await bob.next_of(Update)
+            proxy.resume()
+            app.link.reconnect_now()
+            await until(pilot, lambda: app.status.state == "connected" and app.total.total == 35, what="back")
+            assert "bob +20 in 10 adds while you were away" in log_text(app)
+        await proxy.close()
+
+
+async def test_what_a_session_added_survives_reconnects_and_restarts(db_path: Path) -> None:
+    """The Added column is the session's contribution: a reconnect or a server restart does not reset it."""
+    pending = Pending()
+    async with serving(db_path) as server:
+        app = TallyApp(server.url, "alice", pending=pending)
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("4", "0", "enter")
+            await until(pilot, lambda: app.model.you is not None and cell(app, app.model.you, "added") == "+40")
+            port = server.port
+    async with serving(db_path, port=port) as server:
+        app = TallyApp(server.url, "alice", pending=pending)  # the same session (the CLI keeps it on disk)
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            assert app.model.you is not None and cell(app, app.model.you, "added") == "+40"
+
+
+async def test_offline_the_last_known_total_looks_stale_and_pending_adds_project_it() -> None:
+    """While reconnecting, the total says "last known", is dimmed, and shows what the pending adds would make it."""
+    async with contextlib.AsyncExitStack() as running:
+        server = await running.enter_async_context(serving())
+        app = TallyApp(server.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            await pilot.press("1", "0", "enter")
+            await until(pilot, lambda: app.total.total == 10 and not app.model.pending)
+            assert not app.total.has_class("-stale")
+            await running.aclose()
+            await until(pilot, lambda: app.status.state == "reconnecting")
+            assert app.total.has_class("-stale") and "last known" in str(app.total.border_title)
+            await pilot.press("5", "enter")
+            await until(pilot, lambda: len(app.model.pending) == 1)
+            assert "1 pending → 15" in str(app.total.caption.render())
+
+
+async def test_pending_adds_are_never_sent_to_a_different_ledger(tmp_path: Path) -> None:
+    """The server at the same address now holds another ledger: pending adds are held, and the user decides."""
+    first_db, second_db = tmp_path / "first.db", tmp_path / "second.db"
+    async with serving(first_db) as first:
+        port = first.port
+        app = TallyApp(first.url, "alice")
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            first_ledger = app.model.ledger
+            await first.stop()
+            await until(pilot, lambda: app.status.state == "reconnecting")
+            await pilot.press("5", "enter", "6", "enter")
+            await until(pilot, lambda: len(app.model.pending) == 2)
+            async with serving(second_db, port=port) as second:
+                app.link.reconnect_now()
+                await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
+                text = str(app.screen.query_one("#choice-text", Label).render())
+                assert first_ledger in text and second.ledger.id in text
+                assert "different ledger" in log_text(app)
+                assert second.ledger.seq == 0, "nothing was sent to the other ledger"
+                await pilot.click("#keep")
+                await until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))
+                await pilot.press("1", "enter")  # typed now, for this ledger
+                await until(pilot, lambda: second.ledger.seq == 1 and not app.model.pending)
+                assert second.ledger.total == 1
+
+
+async def test_adds_left_by_a_dashboard_that_died_are_sent_once_by_the_next(
+    server: TallyServer, tmp_path: Path
+) -> None:
+    """Journals without a running dashboard are adopted (one) or sent (the others): every add counts once."""
+    root = tmp_path / "pending"
+    dead = []
+    for amounts in ([1, 2], [30]):  # two dashboards, running at once
+        journal, _ = journals_for(server.url, root=root)
+        pending = Pending(journal)
+        for amount in amounts:
+            pending.add(amount)
+        pending.save()
+        dead.append(journal)
+    for journal in dead:
+        journal.release()  # as if both dashboards had been killed
+    adopted, leftovers = journals_for(server.url, root=root)
+    app = TallyApp(server.url, "alice", pending=Pending(adopted), leftovers=leftovers)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: server.ledger.total == 33 and not app.model.pending, what="all sent")
+        await until(pilot, lambda: "left by an earlier dashboard" in log_text(app))
+    assert server.ledger.seq == 3
+    assert [p.name for p in root.glob("*/*.json")] == [adopted.path.name]
+
+
+async def test_a_long_queue_typed_offline_is_paced_never_refused(db_path: Path) -> None:
+    """150 adds queued while the server was away are all applied once it is back, within its rate, none refused."""
+    limits = Limits(rate=100, burst=100, address_rate=1000, address_burst=1000)
+    async with serving(db_path, limits=limits) as server:
+        port = server.port
+    app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "reconnecting")
+        for _ in range(150):
+            app.link.add(1)
+        async with serving(db_path, port=port, limits=limits) as server:
+            app.link.reconnect_now()
+            await until(pilot, lambda: not app.model.pending, timeout=20, what="every add acknowledged")
+            assert (server.ledger.total, server.ledger.seq) == (150, 150)
+        assert "refused" not in log_text(app)
+
+
+async def test_a_service_that_is_not_tally_is_named_as_such() -> None:
+    """Something else answering HTTP on the port is "not a Tally server", and is not retried in a loop."""
+
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    service = await asyncio.start_server(http, "127.0.0.1", 0)
+    port = service.sockets[0].getsockname()[1]
+    app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "offline")
+        assert "not a Tally server" in str(app.status.render())
+    service.close()

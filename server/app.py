@@ -272,11 +272,12 @@ class TallyServer:
 
     async def run(self) -> None:
         """Serve until SIGINT, SIGTERM or (if configured) idleness; then stop cleanly."""
-        await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # Before starting: a signal that arrives as soon as "serving on" is logged must stop cleanly too.
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        await self.start()
         try:
             if self.config.exit_when_idle is None:
                 await stop.wait()

@@ -95,6 +95,7 @@ class Fanout:
         self._flush: asyncio.Handle | None = None
         self._flush_soon = False
         self._sent_count: tuple[int, bool] = (0, True)
+        self._count_timer: asyncio.TimerHandle | None = None
         self._count_sent_at = float("-inf")
         # A welcome can outgrow max_buffer on its own; the backlog allowed is max_buffer on top of the latest one.
         self._welcome_size = 0
@@ -159,13 +160,18 @@ class Fanout:
             return None
         live_changed = count[1] != self._sent_count[1]
         if not (self.roster.live or live_changed or others or loop_time - self._count_sent_at >= COUNT_INTERVAL):
-            # Not yet: look again when the interval is up.
-            if self._flush is None:
+            # Not yet: look again when the interval is up (a timer of its own, so that it never
+            # holds back a flush that welcomes or answers someone).
+            if self._count_timer is None:
                 delay = COUNT_INTERVAL - (loop_time - self._count_sent_at)
-                self._flush = asyncio.get_running_loop().call_later(delay, self.flush)
+                self._count_timer = asyncio.get_running_loop().call_later(delay, self._count_due)
             return None
         self._sent_count, self._count_sent_at = count, loop_time
         return Online(count=count[0], live=count[1])
+
+    def _count_due(self) -> None:
+        self._count_timer = None
+        self.flush()
 
     def flush(self) -> None:
         """Send everything published, welcome whoever is joining, then answer individuals."""

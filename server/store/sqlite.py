@@ -167,7 +167,10 @@ class SQLiteStore(Store):
             ledger, seq = recorded
             problem = None
             if ledger != self._ledger:
-                problem = f"holds ledger {self._ledger}, but ledger {ledger} was being served (see {path})"
+                problem = (
+                    f"holds ledger {self._ledger} at update {head.seq}, but ledger {ledger} was being served, "
+                    f"up to update {seq} (see {path})"
+                )
             elif head.seq < seq:
                 problem = f"ends at update {head.seq}, but update {seq} was acknowledged before (see {path})"
             if problem is not None:

@@ -11,13 +11,14 @@ import contextlib
 import dataclasses
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from server.app import ServerConfig, TallyServer
 from server.limits import Limits
@@ -73,19 +74,30 @@ class ServerProcess:
     The first start takes a free port; restarts reuse it, as a real restart would.
     """
 
-    def __init__(self, db: Path, *extra: str, module: str = "server") -> None:
+    def __init__(self, db: Path, *extra: str, module: str = "server", open_files: int | None = None) -> None:
+        """``open_files`` sets the process's limit on open files (soft and hard), as a default system would."""
         self.db = db
         self.extra = extra
         self.module = module
+        self.open_files = open_files
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.port = 0
+        self.log_lines = 0
+        self.log_bytes = 0
+        self.log: list[str] = []  # the first lines, and the last ones (bounded)
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and return its URL once it listens."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the previous server process is still running")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        limit = self.open_files
+
+        def limit_open_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, "--port", str(self.port), "--db", str(self.db), *self.extra],
             cwd=REPOSITORY,
@@ -93,18 +105,29 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             text=True,
             env=env,
+            preexec_fn=limit_open_files,
         )
         assert self.process.stderr is not None
-        lines = []
         for line in self.process.stderr:  # bounded: the server prints this line first, or dies
-            lines.append(line)
+            self._logged(line)
             if match := _LISTENING.search(line):
                 self.url = match.group(1)
                 self.port = int(self.url.rsplit(":", 1)[1])
                 # Keep draining its log so a full pipe never blocks the server.
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                threading.Thread(target=self._drain, args=(self.process.stderr,), daemon=True).start()
                 return self.url
-        raise RuntimeError("server did not start:\n" + "".join(lines))
+        raise RuntimeError("server did not start:\n" + "".join(self.log))
+
+    def _logged(self, line: str) -> None:
+        self.log_lines += 1
+        self.log_bytes += len(line)
+        self.log.append(line)
+        if len(self.log) > 400:
+            del self.log[200:300]  # keep the first 200 and the latest ones
+
+    def _drain(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._logged(line)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind."""

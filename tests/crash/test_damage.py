@@ -1,0 +1,118 @@
+"""A damaged, replaced or rewound database is refused at start with one clear line, never served as if nothing
+happened; the operator can carry on from what is left with --accept-ledger-loss (a new epoch begins)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.peers import Peer
+from tests.support.servers import REPOSITORY, UNLIMITED, ServerProcess
+
+
+def start_fails(db: Path, *extra: str, preexec: Callable[[], object] | None = None) -> tuple[int, str]:
+    """Run the server on ``db``; it must exit by itself. Returns its exit status and everything it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--db", str(db), *extra],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        preexec_fn=preexec,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+async def fill(db: Path, count: int) -> str:
+    """Run a server on ``db``, add ``count`` times, kill -9 it (the WAL is not checkpointed); its ledger id."""
+    with ServerProcess(db, *UNLIMITED) as server:
+        async with await Peer.join(server.start(), "filler") as peer:
+            assert peer.welcome is not None
+            ledger = peer.welcome.ledger
+            for n in range(count):
+                await peer.send(type="add", op=str(n), amount=1)
+            while True:
+                message = await peer.receive()
+                if getattr(message, "op", None) == str(count - 1) and message.TYPE == "ack":
+                    break
+        server.kill()
+    return ledger
+
+
+async def test_a_database_truncated_to_nothing_is_refused(tmp_path: Path) -> None:
+    """A file cut to zero bytes would start at total 0 and apply old resends again: refused, in one line."""
+    db = tmp_path / "tally.db"
+    await fill(db, 20)
+    for path in (db, db.with_name("tally.db-wal"), db.with_name("tally.db-shm")):
+        if path.exists():
+            path.write_bytes(b"")
+    status, printed = start_fails(db)
+    assert status == 1, printed
+    assert "at update 0, but ledger" in printed and "up to update 20" in printed and "--accept-ledger-loss" in printed
+    assert "Traceback" not in printed and len(printed.strip().splitlines()) == 1
+
+
+async def test_a_damaged_wal_after_a_crash_is_refused(tmp_path: Path) -> None:
+    """Flipped bytes in the WAL lose the commits after them: the database ends before what was acknowledged."""
+    db = tmp_path / "tally.db"
+    await fill(db, 1000)
+    wal = db.with_name("tally.db-wal")
+    data = bytearray(wal.read_bytes())
+    assert len(data) > 65_536, "the adds are in the WAL, not yet in the database"
+    for offset in range(8192, 8192 + 64):
+        data[offset] ^= 0xFF
+    wal.write_bytes(bytes(data))
+    status, printed = start_fails(db)
+    assert status == 1 and "up to update 1000" in printed, printed
+    assert "Traceback" not in printed
+
+
+async def test_a_damaged_database_file_is_refused(tmp_path: Path) -> None:
+    """Garbage in the middle of the main file is found by the check at start."""
+    db = tmp_path / "tally.db"
+    await fill(db, 300)
+    with ServerProcess(db, *UNLIMITED) as server:  # a clean stop checkpoints the WAL into the file
+        server.start()
+        assert server.terminate() == 0
+    data = bytearray(db.read_bytes())
+    assert len(data) > 4 * 4096
+    for page in range(1, len(data) // 4096, 2):  # every other page after the header's
+        data[page * 4096 + 8 : page * 4096 + 4000] = b"\x5a" * 3992
+    db.write_bytes(bytes(data))
+    status, printed = start_fails(db)
+    assert status == 1 and "damaged" in printed, printed
+    assert "Traceback" not in printed
+
+
+async def test_an_operator_may_carry_on_from_what_is_left_in_a_new_epoch(tmp_path: Path) -> None:
+    """With --accept-ledger-loss the server starts from what the file holds; dashboards see a new epoch."""
+    db = tmp_path / "tally.db"
+    ledger = await fill(db, 20)
+    db.write_bytes(b"")
+    for path in (db.with_name("tally.db-wal"), db.with_name("tally.db-shm")):
+        path.unlink(missing_ok=True)
+    with ServerProcess(db, "--accept-ledger-loss") as server:
+        async with await Peer.join(server.start(), "alice") as alice:
+            assert alice.welcome is not None
+            assert (alice.welcome.total, alice.welcome.epoch) == (0, 2)
+            assert alice.welcome.ledger != ledger, "an emptied file is a new ledger, and says so"
+    assert any("carrying on as asked" in line for line in server.log)
+
+
+def test_a_full_disk_at_first_start_is_one_line() -> None:
+    """No space for the database at all: one line saying so, no traceback."""
+
+    def tiny_files() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
+
+    directory = Path(os.environ["XDG_DATA_HOME"]) / "full"
+    status, printed = start_fails(directory / "tally.db", preexec=tiny_files)
+    assert status == 1, printed
+    assert "Traceback" not in printed and "cannot be used" in printed

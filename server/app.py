@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import platformdirs
 from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
@@ -26,11 +26,15 @@ from server.fanout import Fanout
 from server.handler import Handler
 from server.ledger import Ledger
 from server.limits import Limits
-from server.presence import LocalPresence, Roster
+from server.presence import Announcer, LocalPresence, Roster
 from server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
 from server.session import RECENT_IN_WELCOME, Room, update_of
 from server.state import Record
 from server.store import Store, open_store
+
+if TYPE_CHECKING:
+    from server.cluster import Cluster
+    from server.store.redis import RedisStore
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path", "file_limit"]
 
@@ -115,6 +119,12 @@ class ServerConfig:
     db: str = field(default_factory=lambda: str(default_db_path()))
     # Start even if the stored ledger went backwards (a new epoch begins).
     accept_ledger_loss: bool = False
+    # With a Redis store: the prefix of its keys (several tallies may share one Redis), and
+    # whether to serve from a Redis that keeps no append-only file.
+    redis_prefix: str = "tally:"
+    redis_no_persistence: bool = False
+    # In a cluster, how long a server that stopped beating counts as alive (its clients then leave).
+    cluster_ttl: float = 5.0
     # Stop after this many seconds with no connection (for auto-started servers).
     exit_when_idle: float | None = None
     limits: Limits = field(default_factory=Limits)
@@ -146,13 +156,31 @@ class TallyServer:
     def __init__(self, config: ServerConfig, *, store: Store | None = None) -> None:
         """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
         self.config = config
-        self.info = ServerInfo(version=version(), id=secrets.token_hex(3))
+        # The id prefixes every client id, which must be unique across a cluster's servers.
+        self.info = ServerInfo(version=version(), id=secrets.token_hex(4))
         limits = config.limits
         self.roster = Roster(live_presence=limits.live_presence)
         self.fanout = Fanout(self._current_welcome, self.roster)
-        store = store or open_store(config.db, accept_loss=config.accept_ledger_loss)
+        store = store or open_store(
+            config.db,
+            accept_loss=config.accept_ledger_loss,
+            retention=limits.retention,
+            redis_prefix=config.redis_prefix,
+            redis_no_persistence=config.redis_no_persistence,
+        )
         self.ledger = Ledger(store, self._publish, retention=limits.retention)
-        self.presence = LocalPresence(self.roster, self.fanout)
+        self.cluster: Cluster | None = None
+        self.presence: Announcer
+        if getattr(store, "shared", False):
+            # Imported only for a shared store: Redis's client is an optional extra.
+            from server.cluster import Cluster
+
+            self.cluster = Cluster(
+                cast("RedisStore", store), self.ledger, self.roster, self.fanout, self.info.id, ttl=config.cluster_ttl
+            )
+            self.presence = self.cluster
+        else:
+            self.presence = LocalPresence(self.roster, self.fanout)
         self.handler = Handler(
             Room(self.ledger, self.roster, self.presence, self.fanout, limits, self.info, config.show_addresses)
         )
@@ -221,6 +249,12 @@ class TallyServer:
                 )
         self._plan_connections()
         await self.ledger.start()
+        if self.cluster is not None:
+            try:
+                await self.cluster.start()
+            except BaseException:
+                await self.ledger.stop()
+                raise
         admission = Admission(
             token=config.token,
             gate=self.gate,
@@ -267,6 +301,8 @@ class TallyServer:
         if self._server is not None:
             self._server.close(reason="server stopped")
             await self._server.wait_closed()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.ledger.stop()
         log.info("stopped (total=%d, seq=%d)", self.ledger.total, self.ledger.seq)
 

@@ -50,7 +50,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--db",
         default=str(default_db_path()),
-        help="SQLite file, ':memory:' to keep nothing, or a store URL (default: %(default)s)",
+        help="SQLite file, ':memory:' to keep nothing, or a store URL: sqlite:///path, "
+        "redis://host:port/db, rediss://…, unix:///path/redis.sock (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        default="tally:",
+        metavar="PREFIX",
+        help="with a redis:// store, the prefix of its keys, so several tallies can share one Redis "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-no-persistence",
+        action="store_true",
+        help="serve from a Redis that keeps no append-only file (acknowledged adds may be lost if it restarts)",
+    )
+    parser.add_argument(
+        "--cluster-ttl",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with a redis:// store, how long a server that stopped beating counts as alive; its clients then "
+        "leave everyone's lists (default: %(default)s)",
     )
     parser.add_argument(
         "--accept-ledger-loss",
@@ -124,6 +145,9 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         unix=args.unix,
         db=args.db,
         accept_ledger_loss=args.accept_ledger_loss,
+        redis_prefix=args.redis_prefix,
+        redis_no_persistence=args.redis_no_persistence,
+        cluster_ttl=args.cluster_ttl,
         exit_when_idle=args.exit_when_idle,
         limits=limits,
         token=args.token,
@@ -148,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.Error as exc:
         log.error("the database %s cannot be used: %s", args.db, exc)
         return 1
+    except ValueError as exc:  # a store URL that names nothing we can open
+        log.error("%s", exc)
+        return 2
     except OSError as exc:
         where = args.unix or f"{args.host}:{args.port}"
         if exc.errno == errno.EADDRINUSE:

@@ -57,8 +57,19 @@ def _info(text: str) -> ClientInfo:
 class Cluster(Announcer):
     """This server's part in a cluster sharing one Redis."""
 
-    def __init__(self, store: RedisStore, ledger: Ledger, roster: Roster, fanout: Fanout, server_id: str) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        ledger: Ledger,
+        roster: Roster,
+        fanout: Fanout,
+        server_id: str,
+        *,
+        ttl: float = SERVER_TTL,
+    ) -> None:
+        """``ttl``: how long this server counts as alive after each beat (others reap it after)."""
         super().__init__(roster, fanout)
+        self.ttl = ttl
         self.store = store
         self.ledger = ledger
         self.server_id = server_id
@@ -186,7 +197,7 @@ class Cluster(Announcer):
 
     async def _beat_forever(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(min(HEARTBEAT, self.ttl / 3))
             try:
                 await self._beat()
             except RedisError as exc:
@@ -194,7 +205,7 @@ class Cluster(Announcer):
 
     async def _beat(self) -> None:
         keys = [self.store.key("servers"), self.store.key("meta"), self.store.key("log")]
-        args: list[str | int] = [self.server_id, int(SERVER_TTL * 1000), self.store.prefix, STREAM_LENGTH]
+        args: list[str | int] = [self.server_id, int(self.ttl * 1000), self.store.prefix, STREAM_LENGTH]
         alive, *reaped = await self._heartbeat(keys=keys, args=args)
         for server in reaped:
             log.info("server %s stopped beating: its clients left", server)

@@ -55,7 +55,7 @@ class TallyApp(App[None]):
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         name: str,
         *,
         pending: Pending | None = None,
@@ -140,6 +140,7 @@ class TallyApp(App[None]):
     # -- what the connection tells us ----------------------------------------------
 
     def on_connecting(self, message: Connecting) -> None:
+        self.status.url = public_url(message.url)  # with several servers, the one being tried
         if self.status.state != "offline" and message.attempt <= 1:
             self.status.state = "connecting"
 

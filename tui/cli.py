@@ -12,7 +12,7 @@ from pathlib import Path
 
 from server.protocol import ProtocolError, check_name
 from tui.local_server import LocalServerError, default_url, ensure_local_server
-from tui.urls import check_url, is_loopback
+from tui.urls import check_url, is_loopback, split_urls
 
 __all__ = ["main", "parse_args"]
 
@@ -28,8 +28,9 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """--url, --token, --token-file, --cafile, --insecure-token: the same for every command that connects."""
     parser.add_argument(
         "--url",
-        default=os.environ.get("TALLY_URL"),
-        help="server to connect to: ws://HOST:PORT, wss://… or unix:///path "
+        action="append",
+        help="server to connect to: ws://HOST:PORT, wss://… or unix:///path; repeat it (or give a comma list) "
+        "for the servers of one cluster, to fail over between them "
         "(default: $TALLY_URL, or your own local server, started if needed)",
     )
     parser.add_argument(
@@ -48,23 +49,27 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 def check_connection_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Resolve the URL and the token once, at start: a mistake is a usage error, not a retry loop."""
-    args.spawn = args.url is None and not getattr(args, "no_spawn", False)
-    args.url = args.url or default_url()
-    try:
-        check_url(args.url)
-    except ValueError as exc:
-        parser.error(f"--url: {exc}")
+    given = args.url or ([os.environ["TALLY_URL"]] if os.environ.get("TALLY_URL") else [])
+    args.spawn = not given and not getattr(args, "no_spawn", False)
+    args.urls = split_urls(given) or [default_url()]
+    for url in args.urls:
+        try:
+            check_url(url)
+        except ValueError as exc:
+            parser.error(f"--url: {exc}")
+    args.url = ",".join(args.urls)
     if args.token_file is not None:
         try:
             args.token = Path(args.token_file).expanduser().read_text().strip()
         except OSError as exc:
             parser.error(f"--token-file: {exc.strerror}: {args.token_file}")
     args.token = args.token or None
-    if args.token and args.url.startswith("ws:") and not is_loopback(args.url) and not args.insecure_token:
-        parser.error(
-            f"--url {args.url} is plain ws:// to another machine: the token would cross the network in clear. "
-            "Use wss://, or --insecure-token if this network is trusted"
-        )
+    for url in args.urls:
+        if args.token and url.startswith("ws:") and not is_loopback(url) and not args.insecure_token:
+            parser.error(
+                f"--url {url} is plain ws:// to another machine: the token would cross the network in clear. "
+                "Use wss://, or --insecure-token if this network is trusted"
+            )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from textual.message import Message
@@ -69,7 +69,7 @@ from tui.messages import (
 from tui.model import Model
 from tui.pending import Pending
 from tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
-from tui.urls import unix_path
+from tui.urls import split_urls, unix_path
 
 __all__ = ["Link"]
 
@@ -80,6 +80,9 @@ LATENCY_INTERVAL = 2.0
 RETRY_LATER = {ErrorCode.UNAVAILABLE: 2.0, ErrorCode.RATE_LIMITED: 1.0}
 # Of the server's rate, what this dashboard uses when it sends a queue of adds.
 PACE_SHARE = 0.8
+
+
+RESYNC = "missed an update; resynchronising"
 
 
 class Resync(Exception):
@@ -117,7 +120,7 @@ Outgoing = str | Rename | ClientsRequest | HistoryRequest  # an op id to send, o
 class Link:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         model: Model,
         post: Callable[[Message], object],
         *,
@@ -128,14 +131,17 @@ class Link:
         role: Role = "person",
         once: bool = False,
     ) -> None:
-        """``start_server``, if given, is called (in a thread) when nothing answers at ``url``.
+        """``url`` is one server, or several of one cluster to fail over between (also as a comma list).
+
+        ``start_server``, if given, is called (in a thread) when nothing answers at ``url``.
 
         ``token`` is sent as a bearer token and never shown; ``tls`` verifies a wss://
         server (default: the system's trusted CAs); a ping unanswered for
         ``stall_timeout`` seconds means the connection is dead. ``once``: stop as
         soon as no add is pending (sending what an earlier dashboard left).
         """
-        self.url = url
+        self.urls = split_urls(url)
+        self._index = 0
         self.model = model
         self.post = post
         self.start_server = start_server
@@ -155,6 +161,11 @@ class Link:
         self._requests = 0
         # Pending adds wait here while they are meant for another ledger than the server's.
         self.held = False
+
+    @property
+    def url(self) -> str:
+        """The server tried last (or connected to)."""
+        return self.urls[self._index]
 
     @property
     def connected(self) -> bool:
@@ -222,64 +233,56 @@ class Link:
     # -- the worker -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Stay connected forever: connect, sync, serve, and back off between attempts."""
-        attempt = 0
+        """Stay connected forever: connect, sync, serve; on failure try the next URL, and back off between rounds."""
+        failures = 0  # attempts since the last welcome
         while True:
-            attempt += 1
-            self.post(Connecting(self.url, attempt))
-            verdict = None
-            try:
-                async with self._connect() as connection:
-                    await self._sync(connection)
-                    attempt = 0
-                    if not (self.once and (self.held or not self.pending)):
-                        await self._serve(connection)
-                verdict = Verdict("reconnecting as asked")
-            except Resync:
-                verdict, attempt = Verdict("missed an update; resynchronising"), 0
-            except GiveUp as exc:
-                verdict = Verdict(str(exc), retry=False)
-            except Stalled as exc:
-                verdict = Verdict(str(exc))
-            except InvalidStatus as exc:
-                verdict = describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
-            except ssl.SSLCertVerificationError as exc:
-                reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
-                verdict = Verdict(reason, retry=False)
-            except InvalidMessage:
-                verdict = Verdict("this is not a WebSocket server (it did not answer in HTTP)", retry=False)
-            except InvalidURI as exc:
-                verdict = Verdict(f"bad URL: {exc}", retry=False)
-            except ConnectionClosed as exc:
-                verdict = Verdict(
-                    describe_close(
-                        we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
-                        code=None if exc.rcvd is None else exc.rcvd.code,
-                        reason="" if exc.rcvd is None else exc.rcvd.reason,
-                    )
-                )
-            except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
-                verdict = Verdict(describe_failure(exc))
-                if isinstance(exc, ConnectionRefusedError | FileNotFoundError) and self.start_server is not None:
-                    # Our own local server went away (killed, or idle-exited): start another.
-                    with contextlib.suppress(OSError):
-                        await asyncio.to_thread(self.start_server)
-                    attempt = 0
-            finally:
-                self._connection = None
-                self._flush_updates()
+            self.post(Connecting(self.url, failures + 1))
+            verdict, afresh = await self._session()
+            failures = 0 if afresh else failures + 1
             if self.once and (self.held or not self.pending or not verdict.retry):
                 return
             if not verdict.retry:
                 self.post(GaveUp(verdict.reason))
                 await self._wait_for_user()
-                attempt = 0
+                failures = 0
                 continue
-            delay = max(verdict.after, 0.0 if attempt == 0 else backoff(attempt))
-            self.post(ConnectionLost(verdict.reason, time.monotonic() + delay, attempt))
+            if len(self.urls) > 1 and verdict.reason not in ("reconnecting as asked", RESYNC):
+                self._index = (self._index + 1) % len(self.urls)  # fail over to the next server
+            # At once after a session that worked, or while other servers are left to try in this round.
+            rounds, rest = divmod(failures, len(self.urls))
+            delay = max(verdict.after, backoff(rounds) if failures and not rest else 0.0)
+            self.post(ConnectionLost(verdict.reason, time.monotonic() + delay, failures))
             await self._sleep(delay)
 
+    async def _session(self) -> tuple[Verdict, bool]:
+        """One connection, from connect to close: why it ended, and whether to start the backoff afresh
+        (the server welcomed us, or we just started our own)."""
+        welcomed = False
+        try:
+            async with self._connect() as connection:
+                await self._sync(connection)
+                welcomed = True
+                if not (self.once and (self.held or not self.pending)):
+                    await self._serve(connection)
+            return Verdict("reconnecting as asked"), welcomed
+        except (Resync, GiveUp, Stalled, InvalidStatus, InvalidMessage, InvalidURI, ConnectionClosed) as exc:
+            return _verdict(exc), welcomed
+        except ssl.SSLCertVerificationError as exc:
+            reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
+            return Verdict(reason, retry=False), welcomed
+        except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
+            if isinstance(exc, ConnectionRefusedError | FileNotFoundError) and self.start_server is not None:
+                # Our own local server went away (killed, or idle-exited): start another.
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(self.start_server)
+                return Verdict(describe_failure(exc)), True  # retry at once
+            return Verdict(describe_failure(exc)), welcomed
+        finally:
+            self._connection = None
+            self._flush_updates()
+
     def _connect(self) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
+        """A connection to the current URL (a Unix socket, or ws:// and wss://)."""
         options: dict[str, Any] = {
             "subprotocols": [Subprotocol(SUBPROTOCOL)],
             "additional_headers": self._headers,
@@ -450,3 +453,28 @@ class Link:
     async def _wait_for_user(self) -> None:
         self._wake.clear()
         await self._wake.wait()
+
+
+def _verdict(exc: Exception) -> Verdict:
+    """What a failure of one of ours, or of websockets, means for the user and for retrying."""
+    if isinstance(exc, Resync):
+        return Verdict(RESYNC)
+    if isinstance(exc, GiveUp):
+        return Verdict(str(exc), retry=False)
+    if isinstance(exc, Stalled):
+        return Verdict(str(exc))
+    if isinstance(exc, InvalidStatus):
+        return describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
+    if isinstance(exc, InvalidMessage):
+        return Verdict("this is not a WebSocket server (it did not answer in HTTP)", retry=False)
+    if isinstance(exc, InvalidURI):
+        return Verdict(f"bad URL: {exc}", retry=False)
+    if isinstance(exc, ConnectionClosed):
+        return Verdict(
+            describe_close(
+                we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
+                code=None if exc.rcvd is None else exc.rcvd.code,
+                reason="" if exc.rcvd is None else exc.rcvd.reason,
+            )
+        )
+    return Verdict(describe_failure(exc))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["check_url", "is_loopback", "public_url", "unix_path"]
+__all__ = ["check_url", "is_loopback", "public_url", "split_urls", "unix_path"]
 
 SCHEMES = ("ws", "wss", "unix")
 
@@ -32,6 +33,12 @@ def check_url(url: str) -> str:
     except ValueError:
         raise ValueError(f"{url!r}: the port must be a number from 0 to 65535") from None
     return url
+
+
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """One URL, a comma list, or several (each may itself be a comma list), as a list."""
+    given = [urls] if isinstance(urls, str) else list(urls)
+    return [url.strip() for item in given for url in item.split(",") if url.strip()]
 
 
 def unix_path(url: str) -> str | None:

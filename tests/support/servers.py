@@ -74,7 +74,7 @@ class ServerProcess:
     The first start takes a free port; restarts reuse it, as a real restart would.
     """
 
-    def __init__(self, db: Path, *extra: str, module: str = "server", open_files: int | None = None) -> None:
+    def __init__(self, db: Path | str, *extra: str, module: str = "server", open_files: int | None = None) -> None:
         """``open_files`` sets the process's limit on open files (soft and hard), as a default system would."""
         self.db = db
         self.extra = extra

@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
@@ -44,6 +46,8 @@ log = logging.getLogger("tally.server")
 
 # Stream entries kept: enough for every server to follow, and for dashboards to resume.
 STREAM_LENGTH = 100_000
+# The last seq seen is written to the sidecar at most this often.
+SIDECAR_INTERVAL = 0.2
 
 
 def lua_script(name: str) -> str:
@@ -96,6 +100,7 @@ class RedisStore(Store):
         self.redis: redis.Redis = redis.from_url(url, decode_responses=True, health_check_interval=5)
         self.ledger = ""
         self.seen = 0  # the last seq this server published: Redis must never hold less
+        self._saved_at = float("-inf")
         self._apply = self.redis.register_script(lua_script("apply.lua"))
         self._load = self.redis.register_script(lua_script("load.lua"))
         self._checked = False
@@ -111,6 +116,9 @@ class RedisStore(Store):
 
     async def load(self, *, recent: int) -> tuple[Snapshot, str, list[str]]:
         """The snapshot, the stream id to follow from, and the clients of live servers (as JSON)."""
+        # Read before Redis: other servers on this machine keep writing the file, and what
+        # they wrote before this load can only be at or below what Redis holds now.
+        saw = _read_sidecar(self.sidecar)
         if not self._checked:
             await self._check_persistence()
             await self._create_if_missing()
@@ -123,7 +131,7 @@ class RedisStore(Store):
             raise StoreChanged(f"the ledger is gone from {self.url} (prefix {self.prefix!r})")
         head = Head(int(meta["total"]), int(meta["seq"]))
         if not self._checked:
-            if self._check_sidecar(meta["ledger"], head.seq):
+            if self._check_sidecar(saw, meta["ledger"], head.seq):
                 meta["epoch"] = str(await self.bump_epoch())
             self._checked = True
         elif meta["ledger"] != self.ledger:
@@ -168,13 +176,12 @@ class RedisStore(Store):
             await self.redis.hset(self.key("meta"), mapping={"epoch": 1, "seq": 0, "total": 0})
             log.info("created a new ledger in %s (prefix %r)", self.url, self.prefix)
 
-    def _check_sidecar(self, ledger: str, seq: int) -> bool:
-        """Compare Redis with what this server last saw; True if a new epoch must begin."""
-        try:
-            seen_ledger, seen_seq = self.sidecar.read_text().split()
-        except (FileNotFoundError, ValueError):
+    def _check_sidecar(self, saw: tuple[str, int] | None, ledger: str, seq: int) -> bool:
+        """Compare Redis with what servers on this machine saw of it; True if a new epoch must begin."""
+        if saw is None:
             return False
-        if seen_ledger == ledger and seq >= int(seen_seq):
+        seen_ledger, seen_seq = saw
+        if seen_ledger == ledger and seq >= seen_seq:
             return False
         found = f"ledger {ledger} at update {seq}"
         problem = f"{self.url} holds {found}, but this server last saw ledger {seen_ledger} at update {seen_seq}"
@@ -187,10 +194,17 @@ class RedisStore(Store):
         return True
 
     def saw(self, seq: int) -> None:
-        """Remember the last seq this server published (and, on disk, for its next start)."""
+        """Remember the last seq this server published (and, on disk, for the next start of any server here)."""
         self.seen = seq
+        now = time.monotonic()
+        if now - self._saved_at < SIDECAR_INTERVAL:
+            return  # behind by a moment at most: the check at start is only ever weaker for it
+        self._saved_at = now
         self.sidecar.parent.mkdir(parents=True, exist_ok=True)
-        self.sidecar.write_text(f"{self.ledger} {seq}\n")
+        # Whole, or not at all: servers on one machine share the file and read it at start.
+        temporary = self.sidecar.with_name(f"{self.sidecar.name}.{os.getpid()}")
+        temporary.write_text(f"{self.ledger} {seq}\n")
+        temporary.replace(self.sidecar)
 
     async def bump_epoch(self) -> int:
         """A new epoch: what this ledger held before is no longer all there (used with --accept-ledger-loss)."""
@@ -273,6 +287,14 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _read_sidecar(path: Path) -> tuple[str, int] | None:
+    try:
+        ledger, seq = path.read_text().split()
+        return ledger, int(seq)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _fields(flat: Sequence[str]) -> dict[str, str]:

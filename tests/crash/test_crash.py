@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from textual.message import Message
 from websockets.exceptions import ConnectionClosed
 
-from server.protocol import Ack, ServerMessage, Update
+from server.protocol import Ack, Update
+from tests.support.lossy import LossyLink
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, ServerProcess
 from tests.support.waiting import until
-from tui.connection import Link
-from tui.messages import Connected, ServerRefused
-from tui.model import Model
 
 
 async def stream_until_killed(peer: Peer, ops: dict[str, int], acked: set[str], server: ServerProcess) -> None:
@@ -93,39 +90,6 @@ async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> Non
         peer = await Peer.join(server.start(), "alice", session="s")
         assert peer.welcome is not None and peer.welcome.total == 100
         await peer.close()
-
-
-class LossyLink(Link):
-    """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
-
-    def __init__(self, url: str, name: str, *, drop_every: int) -> None:
-        super().__init__(url, Model(name), self._posted)
-        self.drop_every = drop_every
-        self.acks_seen = 0
-        self.acks_dropped = 0
-        self.connections = 0  # welcomes received: each one resends everything pending
-        self.lost: set[str] = set()  # ops whose ack was dropped since the last welcome
-        self.refused: list[str] = []  # refusals for good: none may happen to a well-behaved dashboard
-
-    def _posted(self, message: Message) -> None:
-        if isinstance(message, Connected):
-            self.connections += 1
-            self.lost.clear()
-        elif isinstance(message, ServerRefused) and message.error.code not in ("unavailable", "rate_limited"):
-            self.refused.append(message.error.code)
-
-    def answered_since(self, connections: int) -> bool:
-        """True once a welcome came after ``connections`` and every add it resent has been answered."""
-        return self.connections > connections and {add.op for add in self.pending} <= self.lost
-
-    def _receive(self, message: ServerMessage) -> None:
-        if isinstance(message, Ack) and self.drop_every:
-            self.acks_seen += 1
-            if self.acks_seen % self.drop_every == 0:
-                self.acks_dropped += 1
-                self.lost.add(message.op)
-                return  # lost: the add stays pending and is resent after the next reconnect
-        super()._receive(message)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from server import app, cli
 from server.state import AddRequest, Outcome
-from server.store import Store
+from server.store import REDIS_SCHEMES, Store
 from server.store.sqlite import SQLiteStore
 
 
@@ -24,6 +24,14 @@ class ForgetfulStore(SQLiteStore):
 
 
 def forgetful(url: str, **options: Any) -> Store:
+    if url.startswith(REDIS_SCHEMES):
+        from server.store.redis import RedisStore
+
+        class ForgetfulRedisStore(RedisStore):
+            async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
+                return await super().apply([dataclasses.replace(r, session=None, op=None) for r in batch], at=at)
+
+        return ForgetfulRedisStore(url, prefix=options.get("redis_prefix", "tally:"), retention=86_400.0)
     return ForgetfulStore(Path(url))
 
 

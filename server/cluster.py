@@ -30,6 +30,7 @@ from server.presence import Announcer, Roster
 from server.protocol import ClientInfo
 from server.state import Record
 from server.store.redis import STREAM_LENGTH, RedisStore, StoreChanged, lua_script, record_from
+from server.tasks import stop_if_cancelled
 
 __all__ = ["HEARTBEAT", "SERVER_TTL", "Cluster"]
 
@@ -80,6 +81,7 @@ class Cluster(Announcer):
         self.position = "0-0"  # the last stream entry taken
         self._tasks: list[asyncio.Task[None]] = []
         self.lost = ""  # why the shared ledger cannot be served, while it cannot
+        self._stopping = False
 
     async def start(self) -> None:
         await self._load()
@@ -87,10 +89,14 @@ class Cluster(Announcer):
         self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._beat_forever())]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RedisError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # redis-py may swallow a cancellation in the middle of a blocking read; the loops also look
+        # at _stopping after each read, which returns within READ_BLOCK_MS.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=READ_BLOCK_MS / 1000 + 1)
+        with contextlib.suppress(RedisError):
             # Leave at once rather than after SERVER_TTL: our clients are gone with us.
             for client_id in list(self.mine):
                 await self.leave(client_id)
@@ -138,7 +144,7 @@ class Cluster(Announcer):
 
     async def _follow(self) -> None:
         log_key = self.store.key("log")
-        while True:
+        while not self._stopping:
             try:
                 if self.lost:
                     await self._load()
@@ -146,6 +152,7 @@ class Cluster(Announcer):
                     self.lost = ""
                 replies = await self.redis.xread({log_key: self.position}, count=1000, block=READ_BLOCK_MS)
             except (RedisError, StoreChanged, OSError) as exc:
+                stop_if_cancelled(exc)
                 self._lose(str(exc))
                 await asyncio.sleep(RETRY)
                 continue
@@ -196,11 +203,12 @@ class Cluster(Announcer):
     # -- staying alive ---------------------------------------------------------------
 
     async def _beat_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(min(HEARTBEAT, self.ttl / 3))
             try:
                 await self._beat()
             except RedisError as exc:
+                stop_if_cancelled(exc)
                 self._lose(str(exc))
 
     async def _beat(self) -> None:

@@ -24,6 +24,7 @@ from server.protocol import ErrorCode, HistoryPoint
 from server.state import AddRequest, Applied, Head, Outcome, Record, Refused, Snapshot, saturating_add
 from server.store import Store
 from server.store.base import sample_times
+from server.tasks import stop_if_cancelled
 
 __all__ = ["MAX_ADDS_PER_COMMIT", "RECENT_KEPT", "Ledger"]
 
@@ -236,5 +237,6 @@ class Ledger:
             try:
                 await self.store.prune(time.time() - self.retention)
             except Exception as exc:
+                stop_if_cancelled(exc)
                 log.error("could not forget old op ids (%s); will try again", exc)
             await asyncio.sleep(PRUNE_INTERVAL)

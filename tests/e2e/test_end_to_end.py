@@ -85,6 +85,17 @@ async def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
         assert await asyncio.to_thread(server.process.wait, 10) == 0
 
 
+async def test_a_server_stopped_by_sigterm_is_said_to_have_stopped(tmp_path: Path, start_tally: StartTally) -> None:
+    """SIGTERM closes the connection with 1001 "server stopped", and the dashboard says the server stopped."""
+    with ServerProcess(tmp_path / "tally.db") as server:
+        url = server.start()
+        terminal = start_tally("--url", url, "--no-spawn", "--name", "ann")
+        await until_shown(terminal, "● connected")
+        assert await asyncio.to_thread(server.terminate) == 0
+        await until_shown(terminal, "disconnected: the server stopped")
+        await until_shown(terminal, "the server stopped", "reconnecting")
+
+
 HOSTILE = [
     "\x1b]0;PWNED-TITLE\x07",  # set the window title
     "\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\",  # a hyperlink

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from server.protocol import Presence
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
 from tests.support.local import free_port, journal_adds, journals
@@ -49,13 +50,20 @@ async def connected(start_tally: StartTally, url: str, name: str) -> Terminal:
     return terminal
 
 
-async def sent_once_by_a_new_dashboard(start_tally: StartTally, url: str, env: dict[str, str], total: int) -> Terminal:
-    """A new dashboard for ``url`` sends what was left: the total becomes ``total`` and stays; nothing is left."""
+async def sent_once_by_a_new_dashboard(
+    start_tally: StartTally, url: str, env: dict[str, str], total: int, *, shown: tuple[str, ...] = ()
+) -> Terminal:
+    """A new dashboard for ``url`` sends what was left: the total becomes ``total`` and stays; nothing is left.
+
+    ``shown``: what the dashboard must have said before it is asked to quit.
+    """
     before = await ledger_state(url)
     added = total - before[0]
     terminal = await connected(start_tally, url, "next")
     await until_total(url, total)
     await waiting.until(lambda: "pending" not in terminal.text(), what=f"no pending add; {terminal.describe()}")
+    if shown:
+        await until_shown(terminal, *shown)
     terminal.type("\x11")  # nothing pending: it quits at once
     assert await asyncio.to_thread(terminal.wait, 10) == 0, terminal.describe()
     assert journal_adds(env) == [], journals(env)
@@ -115,9 +123,10 @@ async def test_dashboards_killed_before_their_adds_are_answered_leave_them_to_th
             server.kill()  # SIGKILL ends a stopped process too; what it had not read is gone
         server.start()
         assert await ledger_state(url) == (0, 0)
-        terminal = await sent_once_by_a_new_dashboard(start_tally, url, user, total=112)
+        # What one journal held is sent as its own session, the other's in the background, said in the log.
+        shown = ("add(s) left by an earlier dashboard",)
+        await sent_once_by_a_new_dashboard(start_tally, url, user, total=112, shown=shown)
         assert await ledger_state(url) == (112, 4)
-        assert "left by an earlier dashboard" in terminal.output.decode(errors="replace")
 
 
 async def test_quit_and_send_them_next_time(tmp_path: Path, user: dict[str, str], start_tally: StartTally) -> None:
@@ -255,13 +264,14 @@ async def test_adds_are_held_from_a_different_ledger_on_the_same_port(
             other.port = first.port
             other.start()
             assert await ledger_state(url) == (0, 0)
-            terminal.type("\x12")  # ctrl+r: reconnect now, not after the backoff
-            await until_shown(terminal, "This is a different ledger", "Keep them for that ledger", "Discard them")
+            # The dashboard reconnects by itself, after a backoff of a few seconds at most.
+            dialog = ("This is a different ledger", "Keep them for that ledger", "Discard them")
+            await until_shown(terminal, *dialog, timeout=20)
             assert await ledger_state(url) == (0, 0), "adds typed for the first ledger reached the other"
 
             terminal.type("\x1b")  # Escape: keep them for their own ledger
             await waiting.until(lambda: not terminal.shows("This is a different ledger"), what="the dialog to close")
-            await until_shown(terminal, "● connected", "kept 2 add(s) for ledger")
+            await until_shown(terminal, "● connected", "kept 2 add(s) for")
             assert await ledger_state(url) == (0, 0)
             terminal.type("7\r")  # the dashboard now serves this ledger
             await until_total(url, 7)
@@ -272,5 +282,34 @@ async def test_adds_are_held_from_a_different_ledger_on_the_same_port(
 
         # The first ledger is back: a new dashboard sends the kept adds to it, once.
         first.start()
-        await sent_once_by_a_new_dashboard(start_tally, url, user, total=6)
+        shown = ("sent 2 add(s) left by an earlier dashboard",)
+        await sent_once_by_a_new_dashboard(start_tally, url, user, total=6, shown=shown)
         assert await ledger_state(url) == (6, 3)
+
+
+async def presence(peer: Peer, event: str, name: str) -> None:
+    """Wait for ``name`` to have ``event`` (joined, left), skipping everyone else's."""
+    while True:
+        message = await peer.next_of(Presence, timeout=10)
+        if (message.event, message.client.name) == (event, name):
+            return
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: ctrl+r while the different-ledger dialog is open reconnects, finds the adds still held and opens "
+    "a second dialog on top; its answer no longer applies to those adds (Discard there discards nothing)",
+)
+async def test_reconnecting_under_the_ledger_dialog_does_not_ask_twice(tmp_path: Path, start_tally: StartTally) -> None:
+    """Ctrl+R while the different-ledger dialog is open does not stack a second one: one Escape answers it."""
+    with ServerProcess(tmp_path / "tally.db") as server:
+        url = server.start()
+        async with await Peer.join(url, "watcher") as watcher:
+            terminal, _ = await ledger_dialog(url, start_tally)
+            terminal.type("\x12")  # ctrl+r: reconnect now
+            await presence(watcher, "left", "ann")
+            await presence(watcher, "joined", "ann")  # reconnected: it is told the ledger again
+            terminal.type("\x1b")  # Escape: keep them for their own ledger
+            await until_shown(terminal, "● connected", "kept 1 add(s) for", timeout=4)
+            assert not terminal.shows("This is a different ledger")
+            assert await ledger_state(url) == (0, 0)

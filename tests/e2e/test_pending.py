@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from server.protocol import Presence
-from tests.e2e.conftest import StartTally
+from tests.e2e.conftest import StartTally, until_shown_despite_gave_up
 from tests.support import waiting
 from tests.support.local import free_port, journal_adds, journals
 from tests.support.peers import Peer
@@ -76,7 +76,7 @@ async def sent_once_by_a_new_dashboard(
 
 async def kill_server_and_type(server: ServerProcess, terminal: Terminal, lines: list[str]) -> None:
     server.kill()
-    await until_shown(terminal, "no server is listening")
+    await until_shown_despite_gave_up(terminal, "no server is listening")
     terminal.type("".join(f"{line}\r" for line in lines))
     await until_shown(terminal, f"{len(lines)} pending")
 

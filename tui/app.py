@@ -75,6 +75,7 @@ class TallyApp(App[None]):
         self.link = Link(url, self.model, self.post_message, **link_options)
         self.link_options = link_options
         self.leftovers = list(leftovers)
+        self._asking_about_ledger = False
         # Held rather than queried each time: the widgets are built once, here, so
         # handlers reach them directly without a DOM lookup on every update.
         self.status = StatusBar(id="status")
@@ -169,7 +170,12 @@ class TallyApp(App[None]):
         self._show_pending()
 
     def on_ledger_changed(self, message: LedgerChanged) -> None:
+        if self._asking_about_ledger:
+            return  # a reconnect while the question is open: it is still the same question
+        self._asking_about_ledger = True
+
         def chosen(choice: str | None) -> None:
+            self._asking_about_ledger = False
             if choice == "discard":
                 self.link.discard_held()
                 self.activity.note(f"discarded {message.pending} add(s) typed for ledger {message.expected}")

@@ -156,6 +156,7 @@ class Link:
         self._pace = Pace()
         self._updates: list[Update] = []
         self._presence: list[Presence] = []
+        self._save: asyncio.Handle | None = None
         self._flush: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._requests = 0
@@ -180,6 +181,7 @@ class Link:
     def add(self, amount: int, *, text: str = "", undo: str | None = None) -> str:
         """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
         pending = self.pending.add(amount, text=text, undo=undo)
+        self._save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
         self.post(PendingChanged())
         if self.connected and not self.held:
             self._outbox.put_nowait(pending.op)
@@ -408,6 +410,7 @@ class Link:
         if isinstance(message, Ack):
             add = self.pending.settle(message.op)
             if add is not None:
+                self._save_soon()  # off the disk too, or a restart long after would resend it
                 self.post(AddAcknowledged(add, message.seq))
                 self.post(PendingChanged())
                 if self.once and not self.pending:
@@ -434,8 +437,18 @@ class Link:
                 self.post(ServerRefused(error, add))
                 return
             self.pending.settle(add.op)
+            self._save_soon()
             self.post(PendingChanged())
         self.post(ServerRefused(error, add))
+
+    def _save_soon(self) -> None:
+        """Save the pending adds once the current burst (a paste, a frame of acks) has been taken."""
+        if self._save is None:
+            self._save = asyncio.get_running_loop().call_soon(self._save_now)
+
+    def _save_now(self) -> None:
+        self._save = None
+        self.pending.save()
 
     def _flush_updates(self) -> None:
         if self._flush is not None:
@@ -466,7 +479,9 @@ def _verdict(exc: Exception) -> Verdict:
     if isinstance(exc, InvalidStatus):
         return describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
     if isinstance(exc, InvalidMessage):
-        return Verdict("this is not a WebSocket server (it did not answer in HTTP)", retry=False)
+        # A server dying under us accepts and drops connections for a moment, and so does a service that
+        # is not HTTP at all: both are worth another try (the status line says which it may be).
+        return Verdict("the server closed the connection before its handshake (is it a Tally server?)")
     if isinstance(exc, InvalidURI):
         return Verdict(f"bad URL: {exc}", retry=False)
     if isinstance(exc, ConnectionClosed):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import waiting
 from tests.support.local import kill_pids, server_pids, tally_command, user_env
 from tests.support.terminal import Terminal
 
@@ -55,17 +53,3 @@ def other_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
 # server being killed does: it then stops retrying (a product bug, see
 # test_a_server_dying_during_the_handshake_is_retried). Tests about something else press ctrl+r,
 # the user's remedy, so that they do not fail by that bug.
-GAVE_UP = "this is not a WebSocket server"
-
-
-async def until_shown_despite_gave_up(terminal: Terminal, *needles: str, timeout: float = 10.0) -> None:
-    """Wait until ``needles`` are on the screen, pressing ctrl+r whenever the dashboard gave up on a dying server."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not terminal.shows(*needles):
-        if loop.time() > deadline:
-            raise AssertionError(f"{needles!r} not on the screen within {timeout:g} s; {terminal.describe()}")
-        if terminal.shows(GAVE_UP, "ctrl+r to retry"):
-            terminal.type("\x12")
-            await waiting.until(lambda: not terminal.shows(GAVE_UP, "ctrl+r to retry"), what="the retry")
-        await asyncio.sleep(0.02)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from server.protocol import Presence
-from tests.e2e.conftest import StartTally, until_shown_despite_gave_up
+from tests.e2e.conftest import StartTally
 from tests.support import waiting
 from tests.support.local import free_port, journal_adds, journals
 from tests.support.peers import Peer
@@ -76,16 +76,11 @@ async def sent_once_by_a_new_dashboard(
 
 async def kill_server_and_type(server: ServerProcess, terminal: Terminal, lines: list[str]) -> None:
     server.kill()
-    await until_shown_despite_gave_up(terminal, "no server is listening")
+    await until_shown(terminal, "no server is listening")
     terminal.type("".join(f"{line}\r" for line in lines))
     await until_shown(terminal, f"{len(lines)} pending")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: adds typed while the server is away are written to the journal only at the next connect or a "
-    "clean quit (Link.add never saves), so kill -9 of an offline dashboard loses them",
-)
 async def test_adds_typed_while_the_server_is_down_survive_kill_9(
     tmp_path: Path, user: dict[str, str], start_tally: StartTally
 ) -> None:
@@ -161,12 +156,6 @@ def pruned_since(db: Path) -> float:
     return float(row[0]) if row is not None else float("-inf")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an acknowledged add stays in the journal on disk until the next send or a clean quit "
-    "(Pending.settle marks it, nothing saves it); after kill -9 the next dashboard sends it again, and once the "
-    "server's op-id retention has passed it is counted twice",
-)
 async def test_an_acknowledged_add_is_never_sent_again(
     tmp_path: Path, user: dict[str, str], start_tally: StartTally
 ) -> None:
@@ -177,7 +166,8 @@ async def test_an_acknowledged_add_is_never_sent_again(
         first = await connected(start_tally, url, "ann")
         first.type("5\r")
         await until_total(url, 5)
-        await waiting.until(lambda: "pending" not in first.text(), what=f"the ack; {first.describe()}")
+        # The ack reaches the dashboard, and the journal is rewritten without the add.
+        await waiting.until(lambda: not journal_adds(user), what=f"the journal emptied; {first.describe()}")
         acked_at = time.time()
         on_disk = journal_adds(user)  # the evidence, shown in the failure below
         first.kill()
@@ -231,11 +221,6 @@ async def ledger_dialog(url: str, start_tally: StartTally) -> tuple[Terminal, st
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the choice dialogs have no style (no width, no wrapping): at 80 columns their explanation is cut "
-    "at the screen's edge",
-)
 @pytest.mark.parametrize("dialog", [quit_dialog, ledger_dialog], ids=["quit", "ledger"])
 async def test_the_dialogs_can_be_read_at_80x24(
     tmp_path: Path,
@@ -295,11 +280,6 @@ async def presence(peer: Peer, event: str, name: str) -> None:
             return
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ctrl+r while the different-ledger dialog is open reconnects, finds the adds still held and opens "
-    "a second dialog on top; its answer no longer applies to those adds (Discard there discards nothing)",
-)
 async def test_reconnecting_under_the_ledger_dialog_does_not_ask_twice(tmp_path: Path, start_tally: StartTally) -> None:
     """Ctrl+R while the different-ledger dialog is open does not stack a second one: one Escape answers it."""
     with ServerProcess(tmp_path / "tally.db") as server:

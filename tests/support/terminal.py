@@ -182,7 +182,11 @@ class Terminal:
 
     def type(self, text: str) -> None:
         """Write ``text`` as typed keys, all at once (a macro, a paste)."""
-        os.write(self.fd, text.encode())
+        try:
+            os.write(self.fd, text.encode())
+        except OSError as exc:
+            tail = self.output[-3000:].decode(errors="replace")
+            raise AssertionError(f"the program is gone (exit status {self._reap(os.WNOHANG)}): {tail}") from exc
 
     def type_slowly(self, keys: list[str], gap: float) -> None:
         """Write each of ``keys`` with ``gap`` seconds between them: the delay between keystrokes is the test."""
@@ -217,8 +221,10 @@ class Terminal:
             self._reap(0)
         self._stop.set()
         self._reader.join(timeout=5)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:  # once: a second close could hit another file that got the same number since
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
     def describe(self) -> str:
         """The screen, for failure messages."""

@@ -1,20 +1,47 @@
-"""``tally``: open the dashboard, starting this user's local server first if needed."""
+"""``tally``: the dashboard, and the commands for scripts and browsers.
+
+``tally`` opens the dashboard (starting this user's local server if needed);
+``tally add``, ``tally watch`` and ``tally status`` do the same for scripts;
+``tally web`` serves the dashboard to browsers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import importlib.metadata
 import os
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from server.protocol import ProtocolError, check_name
+from tui.amount import parse_amount
 from tui.local_server import LocalServerError, default_url, ensure_local_server
 from tui.urls import check_url, is_loopback, split_urls
 
 __all__ = ["main", "parse_args"]
+
+EPILOG = """\
+commands for scripts (each takes the connection options above):
+  tally add N [--json]       add N; print the new total once the server has it
+  tally watch [--json]       print each update as it happens, one line (or JSON object) each
+  tally status [--json]      print the total, the count of updates, who is online, the server's version
+  tally web                  serve this dashboard to browsers (see `tally web --help`)
+
+exit status: 0 done · 2 usage · 3 refused (invalid amount, overflow…) · 4 no server, or no answer in time
+(an add's outcome is then unknown) · 5 access denied (token, certificate)
+"""
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("tally")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def default_name() -> str:
@@ -24,33 +51,40 @@ def default_name() -> str:
         return "anonymous"
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """--url, --token, --token-file, --cafile, --insecure-token: the same for every command that connects."""
-    parser.add_argument(
+def connection_options() -> argparse.ArgumentParser:
+    """--url, --token, --token-file, --cafile, --insecure-token, --no-spawn: the same for every command."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("connection")
+    group.add_argument(
         "--url",
         action="append",
         help="server to connect to: ws://HOST:PORT, wss://… or unix:///path; repeat it (or give a comma list) "
         "for the servers of one cluster, to fail over between them "
         "(default: $TALLY_URL, or your own local server, started if needed)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--token",
         default=os.environ.get("TALLY_TOKEN"),
         help="shared secret the server requires (default: $TALLY_TOKEN)",
     )
-    parser.add_argument("--token-file", metavar="PATH", help="read the shared secret from this file (not shown in ps)")
-    parser.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (for a private CA)")
-    parser.add_argument(
+    group.add_argument("--token-file", metavar="PATH", help="read the shared secret from this file (not shown in ps)")
+    group.add_argument("--cafile", metavar="PEM", help="trust this CA for wss:// (for a private CA)")
+    group.add_argument(
         "--insecure-token",
         action="store_true",
         help="send the token over plain ws:// to another machine anyway (anyone on the path can read it)",
     )
+    group.add_argument(
+        "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
+    )
+    group.add_argument("--name", default=None, help="your display name (default: your login name)")
+    return parser
 
 
 def check_connection_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Resolve the URL and the token once, at start: a mistake is a usage error, not a retry loop."""
+    """Resolve the URL, the token and the name once, at start: a mistake is a usage error, not a retry loop."""
     given = args.url or ([os.environ["TALLY_URL"]] if os.environ.get("TALLY_URL") else [])
-    args.spawn = not given and not getattr(args, "no_spawn", False)
+    args.spawn = not given and not args.no_spawn
     args.urls = split_urls(given) or [default_url()]
     for url in args.urls:
         try:
@@ -70,56 +104,90 @@ def check_connection_options(args: argparse.Namespace, parser: argparse.Argument
                 f"--url {url} is plain ws:// to another machine: the token would cross the network in clear. "
                 "Use wss://, or --insecure-token if this network is trusted"
             )
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tally", description="Watch one shared total change live.")
-    add_connection_options(parser)
-    parser.add_argument("--name", default=None, help="your display name (default: your login name)")
-    parser.add_argument(
-        "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
-    )
-    args = parser.parse_args(argv)
-    check_connection_options(args, parser)
     try:
         args.name = check_name(args.name) if args.name is not None else default_name()
     except ProtocolError as exc:
         parser.error(f"--name: {exc.message}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    shared = connection_options()
+    parser = argparse.ArgumentParser(
+        prog="tally",
+        description="Watch one shared total change live.",
+        parents=[shared],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tally {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add = commands.add_parser("add", parents=[shared], help="add a number, for scripts")
+    add.add_argument("amount", help="a whole number, such as 5, -3 or 1,000")
+    add.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default: 30)")
+    watch = commands.add_parser("watch", parents=[shared], help="print each update as it happens")
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    status = commands.add_parser("status", parents=[shared], help="print the total and who is online")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default: 10)")
+    web = commands.add_parser("web", parents=[shared], help="serve the dashboard to browsers")
+    web.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    web.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
+    args = parser.parse_args(argv)
+    check_connection_options(args, parser)
+    if args.command == "add":
+        amount = parse_amount(args.amount)
+        if isinstance(amount, str):
+            parser.error(f"add: {args.amount!r}: {amount}")
+        args.amount = amount
     return args
+
+
+def tls_context(cafile: str | None) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    start_server = None
+    start_server: Callable[[], object] | None = None
     if args.spawn:
         # Only ever this user's own local server, at its own address.
         start_server = ensure_local_server
         try:
-            if start_server():
+            if start_server() and args.command is None:
                 print(f"started your local tally-server ({args.url})", file=sys.stderr)
         except LocalServerError as exc:
             print(f"tally: {exc}", file=sys.stderr)
             return 1
-    # Imported here so `tally --help` does not pay for loading Textual.
+    try:
+        tls = tls_context(args.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
+        return 2
+    link_options: dict[str, Any] = {"token": args.token, "tls": tls, "start_server": start_server}
+    if args.command in ("add", "watch", "status"):
+        from tui import scripting
+
+        if args.command == "add":
+            return asyncio.run(scripting.add(args.amount, args.name, within=args.timeout, urls=args.urls,
+                                             **link_options))  # fmt: skip
+        if args.command == "watch":
+            return asyncio.run(scripting.watch(as_json=args.json, urls=args.urls, **link_options))
+        return asyncio.run(scripting.status(as_json=args.json, within=args.timeout, urls=args.urls, **link_options))
+    if args.command == "web":
+        from tui.web import serve_web
+
+        return serve_web(args)
+    return run_dashboard(args, **link_options)
+
+
+def run_dashboard(args: argparse.Namespace, **link_options: Any) -> int:
+    # Imported here so `tally --help` and the script commands do not pay for loading the app.
     from tui.app import TallyApp
     from tui.journal import journals_for
     from tui.pending import Pending
 
-    try:
-        tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
-    except (OSError, ssl.SSLError) as exc:
-        print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
-        return 2
     journal, leftovers = journals_for(args.url)
-    app = TallyApp(
-        args.url,
-        args.name,
-        pending=Pending(journal),
-        leftovers=leftovers,
-        start_server=start_server,
-        token=args.token,
-        tls=tls,
-    )
+    app = TallyApp(args.urls, args.name, pending=Pending(journal), leftovers=leftovers, **link_options)
     try:
         app.run()
     finally:

@@ -1,4 +1,5 @@
-"""Who may open a connection: the caps, the pace of new connections, and the shared token.
+"""Who may open a connection: the caps, the pace of new connections, and the shared token (and the health
+endpoints, answered in the same handshake).
 
 Runs during the HTTP handshake, before any WebSocket frame, so a refused
 client costs one HTTP response and nothing else. Counting starts earlier, at
@@ -18,6 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from server.connection import Gate, TallyConnection
+from server.monitoring import HEALTH_PATHS, Metrics, health_response
 
 __all__ = ["Admission", "bearer"]
 
@@ -37,38 +39,66 @@ class Admission:
     """``process_request`` for websockets: 429 for an address over its share, 503 when full, 401 without the token."""
 
     def __init__(
-        self, *, token: str | None, gate: Gate, max_connections: int, open_connections: Callable[[], int]
+        self,
+        *,
+        token: str | None,
+        gate: Gate,
+        max_connections: int,
+        open_connections: Callable[[], int],
+        metrics: Metrics,
+        ready: Callable[[], str | None],
     ) -> None:
+        """``ready`` says why the server cannot serve adds now (for /readyz), or None."""
         # Compare digests: constant time whatever the lengths of what is sent.
         self._expected = None if token is None else _digest(bearer(token))
         self.gate = gate
         self.max_connections = max_connections
         self.open_connections = open_connections
+        self.metrics = metrics
+        self.ready = ready
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path in HEALTH_PATHS:
+            return health_response(request.path, ready=self.ready, metrics=self.metrics,
+                                   authorised=self._authorised(request))  # fmt: skip
+        refusal = self._refusal(connection, request)
+        if refusal is not None:
+            self.metrics.handshakes_refused.labels(refusal[0]).inc()
+            return refusal[1]
+        return None
+
+    def _authorised(self, request: Request) -> bool:
+        if self._expected is None:
+            return True
+        return hmac.compare_digest(_digest(request.headers.get("Authorization", "")), self._expected)
+
+    def _refusal(self, connection: ServerConnection, request: Request) -> tuple[str, Response] | None:
+        """Why this handshake is refused (a label for the metrics) and the answer; None to go on."""
         limits = self.gate.limits
         entry = self.gate[connection.host] if isinstance(connection, TallyConnection) else None
         if entry is not None:
             if entry.connections > limits.max_connections_per_address:
-                return _too_many(connection, "Too many connections from your address.\n", retry=10)
+                return "address_full", _too_many(connection, "Too many connections from your address.\n", retry=10)
             if not entry.connects.take():
-                return _too_many(connection, "Too many new connections from your address; slow down.\n", retry=1)
+                text = "Too many new connections from your address; slow down.\n"
+                return "address_rate", _too_many(connection, text, retry=1)
         if self.open_connections() >= self.max_connections:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections; try again later.\n")
+            text = "Too many connections; try again later.\n"
+            return "full", connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, text)
         if self._expected is None:
             return None
         if entry is not None and entry.auth.tokens < 1:
             # This address keeps sending wrong tokens: stop comparing them for a while.
-            return _too_many(connection, "Too many failed attempts; try again later.\n", retry=10)
-        given = request.headers.get("Authorization", "")
-        if hmac.compare_digest(_digest(given), self._expected):
+            return "auth_throttled", _too_many(connection, "Too many failed attempts; try again later.\n", retry=10)
+        if self._authorised(request):
             return None
         if entry is not None:
             entry.auth.take()
-        log.warning("refuse %s: wrong or missing token", connection.remote_address)
+        log.warning("refuse %s: wrong or missing token", connection.remote_address,
+                    extra={"event": "refuse", "address": str(connection.remote_address), "code": "token"})  # fmt: skip
         response = connection.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
         response.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
-        return response
+        return "token", response
 
 
 def _too_many(connection: ServerConnection, text: str, *, retry: int) -> Response:

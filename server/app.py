@@ -26,6 +26,7 @@ from server.fanout import Fanout
 from server.handler import Handler
 from server.ledger import Ledger
 from server.limits import Limits
+from server.monitoring import Metrics
 from server.presence import Announcer, LocalPresence, Roster
 from server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
 from server.session import RECENT_IN_WELCOME, Room, update_of
@@ -159,8 +160,9 @@ class TallyServer:
         # The id prefixes every client id, which must be unique across a cluster's servers.
         self.info = ServerInfo(version=version(), id=secrets.token_hex(4))
         limits = config.limits
+        self.metrics = Metrics()
         self.roster = Roster(live_presence=limits.live_presence)
-        self.fanout = Fanout(self._current_welcome, self.roster)
+        self.fanout = Fanout(self._current_welcome, self.roster, self.metrics)
         store = store or open_store(
             config.db,
             accept_loss=config.accept_ledger_loss,
@@ -168,7 +170,10 @@ class TallyServer:
             redis_prefix=config.redis_prefix,
             redis_no_persistence=config.redis_no_persistence,
         )
-        self.ledger = Ledger(store, self._publish, retention=limits.retention)
+        self.ledger = Ledger(store, self._publish, retention=limits.retention, metrics=self.metrics)
+        self.metrics.total.set_function(lambda: self.ledger.total)
+        self.metrics.seq.set_function(lambda: self.ledger.seq)
+        self.metrics.online.set_function(lambda: len(self.roster))
         self.cluster: Cluster | None = None
         self.presence: Announcer
         if getattr(store, "shared", False):
@@ -181,9 +186,10 @@ class TallyServer:
             self.presence = self.cluster
         else:
             self.presence = LocalPresence(self.roster, self.fanout)
-        self.handler = Handler(
-            Room(self.ledger, self.roster, self.presence, self.fanout, limits, self.info, config.show_addresses)
+        room = Room(
+            self.ledger, self.roster, self.presence, self.fanout, limits, self.info, self.metrics, config.show_addresses
         )
+        self.handler = Handler(room)
         self.liveness = Liveness(interval=config.ping_interval, timeout=config.ping_timeout)
         self.gate = Gate(limits, capacity=0)
         self.max_connections = limits.max_connections
@@ -209,6 +215,16 @@ class TallyServer:
         scheme = "wss" if self.config.tls_cert else "ws"
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"{scheme}://{host}:{self.port}"
+
+    def not_ready(self) -> str | None:
+        """Why this server cannot serve adds now (for /readyz), or None."""
+        if self._server is None:
+            return "starting"
+        if self.cluster is not None and self.cluster.lost:
+            return f"the shared ledger is lost ({self.cluster.lost})"
+        if not self.ledger.available:
+            return "the store is unavailable"
+        return None
 
     async def __aenter__(self) -> TallyServer:
         await self.start()
@@ -260,6 +276,8 @@ class TallyServer:
             gate=self.gate,
             max_connections=self.max_connections,
             open_connections=lambda: self.handler.open_connections,
+            metrics=self.metrics,
+            ready=self.not_ready,
         )
         options: dict[str, Any] = {
             "select_subprotocol": select_subprotocol,

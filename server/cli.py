@@ -18,7 +18,7 @@ from rich.logging import RichHandler
 
 from server.app import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, TallyServer, default_db_path
 from server.limits import Limits
-from server.logs import Bounded
+from server.logs import Bounded, JsonLines
 from server.store.base import LedgerLost
 
 __all__ = ["main", "parse_args", "read_token"]
@@ -81,6 +81,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
     )
+    parser.add_argument(
+        "--log-format",
+        default="human",
+        choices=["human", "json"],
+        help="human lines, or one JSON object per line for log collectors (default: human)",
+    )
     access = parser.add_argument_group("access")
     access.add_argument(
         "--token",
@@ -123,11 +129,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _log_handler() -> logging.Handler:
-    if sys.stderr.isatty():
-        handler: logging.Handler = RichHandler(
-            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=True
-        )
+def _log_handler(log_format: str) -> logging.Handler:
+    if log_format == "json":
+        handler: logging.Handler = logging.StreamHandler()
+        handler.setFormatter(JsonLines())
+    elif sys.stderr.isatty():
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=True)
     else:
         # In a log file (an auto-started server's), rich would pad every line to
         # its console width; plain lines with a full timestamp read better there.
@@ -161,7 +168,9 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler()])
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler(args.log_format)]
+    )
     # websockets logs every failed handshake at INFO; keep our one line per event readable.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:

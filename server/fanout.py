@@ -7,6 +7,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
@@ -14,6 +15,9 @@ from websockets.protocol import State
 from server.connection import TallyConnection
 from server.presence import Roster
 from server.protocol import Online, Presence, ServerMessage, Welcome, encode, encode_batch, encode_welcomes
+
+if TYPE_CHECKING:
+    from server.monitoring import Metrics
 
 __all__ = ["MAX_MESSAGES_PER_FRAME", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
 
@@ -85,9 +89,12 @@ class Fanout:
     is not reading, and is dropped.
     """
 
-    def __init__(self, current_welcome: Callable[[int], Welcome], roster: Roster) -> None:
+    def __init__(
+        self, current_welcome: Callable[[int], Welcome], roster: Roster, metrics: Metrics | None = None
+    ) -> None:
         self.current_welcome = current_welcome
         self.roster = roster
+        self.metrics = metrics
         self.subscribers: dict[int, set[ServerConnection]] = {version: set() for version in VERSIONS}
         self._queue: list[ServerMessage] = []
         self._direct: dict[ServerConnection, list[Direct]] = {}
@@ -228,6 +235,7 @@ class Fanout:
     def _write(self, frames: Iterable[tuple[ServerConnection, tuple[bytes, ...]]]) -> None:
         """Write each frame, given as its parts, unless its connection is stalled."""
         stalled = []
+        written = sent = 0
         for connection, parts in frames:
             # Whole frames only, and only while open: nothing else of ours is ever
             # fragmented, so these bytes cannot land inside another frame.
@@ -238,6 +246,13 @@ class Fanout:
                 continue
             for part in parts:
                 connection.transport.write(part)
+                sent += len(part)
+            written += 1
+        if self.metrics is not None:
+            self.metrics.fanout_frames.inc(written)
+            self.metrics.fanout_bytes.inc(sent)
+            if stalled:
+                self.metrics.dropped.labels("slow").inc(len(stalled))
         for connection in stalled:
-            log.warning("drop   %s: %s", connection.remote_address, connection.closing_reason)
+            log.warning("drop   %s: %s", connection.remote_address, connection.closing_reason, extra={"event": "drop"})
             self.unsubscribe(connection)

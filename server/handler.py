@@ -23,6 +23,7 @@ __all__ = ["Handler", "protocol_version"]
 log = logging.getLogger("tally.server")
 
 VERSIONS = {SUBPROTOCOL_V2: 2, SUBPROTOCOL_V1: 1}
+PROTOCOL_LABELS = {2: "tally.v2", 1: "tally.v1", 0: "bare"}
 
 
 def protocol_version(connection: ServerConnection) -> int:
@@ -57,16 +58,20 @@ class Handler:
             else BlogSession(self.room, connection, client_id)
         )
         self.open_connections += 1
+        gauge = self.room.metrics.connections.labels(PROTOCOL_LABELS[version])
+        gauge.inc()
         try:
             await session.serve()
         except ConnectionClosed:
             pass
         finally:
             self.open_connections -= 1
+            gauge.dec()
             self.room.fanout.unsubscribe(connection)
             # Its adds first, then its leave: nobody sees an add after its author left.
             await session.settle()
             await session.leave()
             reason = getattr(connection, "closing_reason", "")
             if reason:
-                log.warning("drop   %s from %s: %s", client_id, session.address, reason)
+                log.warning("drop   %s from %s: %s", client_id, session.address, reason,
+                            extra={"event": "drop", "client": client_id, "address": session.address})  # fmt: skip

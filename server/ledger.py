@@ -19,10 +19,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from server.protocol import ErrorCode, HistoryPoint
-from server.state import AddRequest, Applied, Head, Outcome, Record, Refused, Snapshot, saturating_add
+from server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot, saturating_add
 from server.store import Store
+
+if TYPE_CHECKING:
+    from server.monitoring import Metrics
 from server.store.base import sample_times
 from server.tasks import stop_if_cancelled
 
@@ -43,9 +47,15 @@ PUBLISH_TIMEOUT = 5.0
 
 class Ledger:
     def __init__(
-        self, store: Store, publish: Callable[[Sequence[Record]], None], *, retention: float = 86_400.0
+        self,
+        store: Store,
+        publish: Callable[[Sequence[Record]], None],
+        *,
+        retention: float = 86_400.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.publish = publish
         self.retention = retention
         self.id = ""
@@ -53,7 +63,8 @@ class Ledger:
         self.head = Head()
         self.recent: deque[Record] = deque(maxlen=RECENT_KEPT)
         self.contributions: dict[str, int] = {}
-        self._queue: list[tuple[AddRequest, asyncio.Future[Outcome]]] = []
+        # Each add with its future and when it was submitted (for the update latency).
+        self._queue: list[tuple[AddRequest, asyncio.Future[Outcome], float]] = []
         self._wakeup = asyncio.Event()
         self._closing = False
         self._stale = False  # after a store failure, reload the snapshot before trusting the cache
@@ -128,7 +139,7 @@ class Ledger:
         if self._closing:
             future.set_result(Refused(ErrorCode.UNAVAILABLE, "the server is shutting down"))
             return future
-        self._queue.append((request, future))
+        self._queue.append((request, future, time.monotonic()))
         self._wakeup.set()
         return future
 
@@ -178,47 +189,72 @@ class Ledger:
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
+    async def _commit(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome], float]]) -> None:
         if self.shared:
             await self._commit_shared(batch)
             return
+        started = time.monotonic()
         try:
             if self._stale:
                 self._load(await self.store.open(recent=RECENT_KEPT))
                 log.warning("store available again (total=%d, seq=%d)", self.total, self.seq)
                 self._stale = False
-            outcomes = await self.store.apply([request for request, _ in batch], at=time.time())
+            outcomes = await self.store.apply([request for request, _, _ in batch], at=time.time())
         except Exception as exc:
             # A failed commit may still have reached the disk; the snapshot decides.
             self._stale = True
-            log.error("store failed (%s); refusing %d add(s)", exc, len(batch))
+            log.error("store failed (%s); refusing %d add(s)", exc, len(batch), extra={"event": "store"})
             refusal = Refused(ErrorCode.UNAVAILABLE, "the store is unavailable; nothing was added, try again")
             outcomes = [refusal] * len(batch)
+        self._measure_commit(started, batch, outcomes)
         records = [outcome.record for outcome in outcomes if isinstance(outcome, Applied)]
         if records:
             self._take(records)
             self.publish(records)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        self._measure_published(batch, outcomes)
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 
-    async def _commit_shared(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome]]]) -> None:
+    def _measure_commit(self, started: float, batch: Sequence[object], outcomes: Sequence[Outcome]) -> None:
+        if self.metrics is not None:
+            self.metrics.commit_seconds.observe(time.monotonic() - started)
+            self.metrics.batch_size.observe(len(batch))
+            self.metrics.duplicates.inc(sum(isinstance(outcome, Duplicate) for outcome in outcomes))
+
+    def _measure_published(
+        self, batch: Sequence[tuple[AddRequest, asyncio.Future[Outcome], float]], outcomes: Sequence[Outcome]
+    ) -> None:
+        if self.metrics is None:
+            return
+        now = time.monotonic()
+        applied = 0
+        for (_, _, submitted), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Applied):
+                applied += 1
+                self.metrics.update_seconds.observe(now - submitted)
+        self.metrics.adds_applied.inc(applied)
+
+    async def _commit_shared(self, batch: list[tuple[AddRequest, asyncio.Future[Outcome], float]]) -> None:
         unavailable = Refused(ErrorCode.UNAVAILABLE, "the shared store is unavailable; nothing was added, try again")
         outcomes: list[Outcome]
         if self._lost:
             outcomes = [unavailable] * len(batch)
         else:
+            started = time.monotonic()
             try:
-                outcomes = await self.store.apply([request for request, _ in batch], at=time.time())
+                outcomes = await self.store.apply([request for request, _, _ in batch], at=time.time())
             except Exception as exc:
-                log.error("store failed (%s); refusing %d add(s)", exc, len(batch))
+                log.error("store failed (%s); refusing %d add(s)", exc, len(batch), extra={"event": "store"})
                 outcomes = [unavailable] * len(batch)
+            self._measure_commit(started, batch, outcomes)
         applied = [outcome.record.seq for outcome in outcomes if isinstance(outcome, Applied)]
         if applied and not await self._read_back(max(applied)):
             # Stored, but not seen back: the adder resends, and the dedupe answers with the ack.
             late = Refused(ErrorCode.UNAVAILABLE, "stored, but not yet confirmed; resend the same op")
             outcomes = [late if isinstance(outcome, Applied) else outcome for outcome in outcomes]
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        self._measure_published(batch, outcomes)
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 

@@ -1,4 +1,5 @@
-"""The server's log: one line per event, bounded whatever arrives.
+"""The server's log: one line per event, for people or (``--log-format json``) for machines, bounded whatever
+arrives.
 
 Every line goes through :class:`Bounded`, which lets through at most a few
 lines a second of each kind (each message template) and counts the rest, so a
@@ -7,11 +8,13 @@ flood of refusals, failed handshakes or accept errors cannot fill a disk.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["Bounded"]
+__all__ = ["Bounded", "JsonLines"]
 
 
 class Bounded(logging.Filter):
@@ -39,3 +42,28 @@ class Bounded(logging.Filter):
         if len(self._kinds) > 10_000:
             self._kinds.clear()  # templates are few; this only guards against a bug making them many
         return True
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, event, client, address, code and the message for people.
+
+    ``event`` is what the line is about (join, leave, refuse, drop, serving…): given with the
+    record's ``extra``, or else the first word of its message.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        event = getattr(record, "event", None) or (message.split(" ", 1)[0] if message else "")
+        line = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": event,
+            "client": getattr(record, "client", None),
+            "address": getattr(record, "address", None),
+            "code": getattr(record, "code", None),
+            "message": " ".join(message.split()),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)

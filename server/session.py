@@ -28,6 +28,7 @@ from server.connection import TallyConnection
 from server.fanout import Fanout
 from server.ledger import Ledger
 from server.limits import Limits
+from server.monitoring import Metrics
 from server.presence import Announcer, Roster
 from server.protocol import (
     Ack,
@@ -97,6 +98,7 @@ class Room:
     fanout: Fanout
     limits: Limits
     server: ServerInfo
+    metrics: Metrics
     show_addresses: bool = False
 
 
@@ -122,6 +124,11 @@ class Session(ABC):
     @abstractmethod
     async def serve(self) -> None:
         """Serve the connection until it closes (raises ConnectionClosed)."""
+
+    def note(self, event: str, message: str, *args: object, code: str | None = None) -> None:
+        """One line of the log about this connection; JSON logs get its event, client, address and code."""
+        extra = {"event": event, "client": self.client_id, "address": self.address, "code": code}
+        log.info(message, *args, extra=extra)
 
     def charge(self, cost: float) -> None:
         if cost and isinstance(self.connection, TallyConnection):
@@ -165,14 +172,14 @@ class Session(ABC):
         )
         self.joined = True
         await room.presence.join(info)
-        log.info("join   %s %r from %s", self.client_id, name, self.address)
+        self.note("join", "join   %s %r from %s", self.client_id, name, self.address)
 
     async def leave(self) -> None:
         if not self.joined:
             return
         left = await self.room.presence.leave(self.client_id)
         if left is not None:
-            log.info("leave  %s %r from %s", self.client_id, left.name, self.address)
+            self.note("leave", "leave  %s %r from %s", self.client_id, left.name, self.address)
 
     async def close_for(self, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -194,7 +201,7 @@ class DashboardSession(Session):
             async with asyncio.timeout(self.room.limits.hello_timeout):
                 hello = await self._await_hello()
         except TimeoutError:
-            log.info("close  %s from %s: no hello", self.client_id, self.address)
+            self.note("close", "close  %s from %s: no hello", self.client_id, self.address, code="no_hello")
             await self.close_for(f"no hello within {self.room.limits.hello_timeout:g} s")
             return
         if hello is None:
@@ -208,8 +215,10 @@ class DashboardSession(Session):
             # Presence may wait a moment for company; the welcome follows at that flush.
             await self.join(self.name, self.session)
         self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
+        received = self.room.metrics.messages_received.labels(f"tally.v{self.version}")
         async for frame in self.connection:
             await self.spend()
+            received.inc()
             try:
                 message = decode_client(frame, self.version)
                 self.charge(EXTRA_COST.get(type(message), 0))
@@ -247,6 +256,7 @@ class DashboardSession(Session):
         """The first valid hello; every other message is refused."""
         async for frame in self.connection:
             await self.spend()
+            self.room.metrics.messages_received.labels(f"tally.v{self.version}").inc()
             try:
                 message = decode_client(frame, self.version)
                 if not isinstance(message, Hello):
@@ -311,7 +321,8 @@ class DashboardSession(Session):
     def _refuse(self, error: ProtocolError) -> None:
         # Through the fan-out's queue for this connection, so answers stay in the order
         # of the messages they answer, acks included.
-        log.info("refuse %s %s: %s", self.client_id, error.code, error.message)
+        self.note("refuse", "refuse %s %s: %s", self.client_id, error.code, error.message, code=error.code)
+        self.room.metrics.messages_refused.labels(error.code).inc()
         self.room.fanout.send(self.connection, error.to_error())
 
 
@@ -330,8 +341,11 @@ class BlogSession(Session):
         except (TimeoutError, StopAsyncIteration):
             return
         await self.connection.send(await self._reply(first))
+        received = self.room.metrics.messages_received.labels("bare")
+        received.inc()
         async for frame in frames:
             await self.spend()
+            received.inc()
             await self.connection.send(await self._reply(frame))
 
     async def _reply(self, frame: str | bytes) -> str:
@@ -354,5 +368,6 @@ class BlogSession(Session):
                 return f"Server records total={self.room.ledger.total}"
 
     def _refusal(self, code: str, message: str) -> str:
-        log.info("refuse %s %s: %s", self.client_id, code, message)
+        self.note("refuse", "refuse %s %s: %s", self.client_id, code, message, code=code)
+        self.room.metrics.messages_refused.labels(code).inc()
         return f"error: {code}: {message}"

@@ -139,3 +139,27 @@ async def test_browser_origins_are_refused_unless_allowed(
 def test_listening_beyond_loopback_is_recognised(host: str, warn: bool) -> None:
     """The loud warning fires for any address other machines could reach."""
     assert exposed(host) is warn
+
+
+@pytest.mark.parametrize(
+    ("token", "tls", "said"),
+    [
+        (None, False, "WITHOUT A TOKEN"),
+        ("secret", False, "WITH A TOKEN BUT WITHOUT TLS"),
+        ("secret", True, None),
+    ],
+)
+async def test_serving_beyond_loopback_warns_of_what_is_exposed(
+    token: str | None, tls: bool, said: str | None, tls_files: tuple[str, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can add without a token; a token without TLS crosses the network in clear: both are said loudly."""
+    cert, key, _ = tls_files
+    options = {"tls_cert": cert, "tls_key": key} if tls else {}
+    caplog.set_level("WARNING", logger="tally.server")
+    async with serving(host="0.0.0.0", token=token, **options):  # type: ignore[arg-type]
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "LISTENING ON" in r.getMessage()]
+    if said is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and said in warnings[0]

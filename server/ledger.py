@@ -40,6 +40,8 @@ MAX_ADDS_PER_COMMIT = 1000
 RECENT_KEPT = 1000
 # How often op ids past the retention window are forgotten.
 PRUNE_INTERVAL = 600.0
+# How long one answer to a history request is reused.
+HISTORY_CACHE_SECONDS = 1.0
 # With a shared store, how long an applied add may wait to be read back from the stream
 # before its adder is told to resend (which the dedupe answers with the original ack).
 PUBLISH_TIMEOUT = 5.0
@@ -74,6 +76,7 @@ class Ledger:
         self.shared = bool(getattr(store, "shared", False))
         self._lost = ""
         self._seen = asyncio.Event()
+        self._history: dict[tuple[int, int], tuple[float, list[HistoryPoint]]] = {}
 
     @property
     def total(self) -> int:
@@ -162,8 +165,21 @@ class Ledger:
         return tuple(self.recent[index].point() for index in range(start, len(self.recent)))
 
     async def history(self, since: float, points: int) -> list[HistoryPoint]:
-        """The total from ``since`` until now, in at most ``points`` points."""
-        return await self.store.history(sample_times(since, time.time(), points))
+        """The total from ``since`` until now, in at most ``points`` points.
+
+        Answers are kept for a second: every dashboard watching the same window asks
+        the same question, and the store is asked once.
+        """
+        now = time.time()
+        key = (round(since), points)
+        cached = self._history.get(key)
+        if cached is not None and now - cached[0] < HISTORY_CACHE_SECONDS:
+            return cached[1]
+        answer = await self.store.history(sample_times(since, now, points))
+        if len(self._history) > 64:
+            self._history.clear()
+        self._history[key] = (now, answer)
+        return answer
 
     async def stop(self) -> None:
         """Store everything already submitted, then close the store."""

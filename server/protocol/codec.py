@@ -47,6 +47,8 @@ from server.protocol.messages import (
 )
 
 T = TypeVar("T")
+# A filter is matched against every name online: keep it short.
+FILTER_MAX_CHARS = 64
 
 __all__ = ["decode_client", "decode_server", "decode_server_frame", "encode", "encode_batch", "encode_welcomes"]
 
@@ -352,6 +354,13 @@ def _secret(fields: _Fields) -> str:
     return value
 
 
+def _filter(fields: _Fields) -> str:
+    value = fields.text("filter") if "filter" in fields.obj else ""
+    if len(value) > FILTER_MAX_CHARS:
+        fields.fail(f"'filter' must be at most {FILTER_MAX_CHARS} characters")
+    return value
+
+
 def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
     kind, fields = _load(data)
@@ -381,7 +390,7 @@ def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
             limit=fields.count("limit", default=50, low=1, high=PAGE_MAX),
             sort=fields.choice("sort", SORT_KEYS, "name"),
             descending=fields.flag("descending", False),
-            filter=fields.text("filter") if "filter" in fields.obj else "",
+            filter=_filter(fields),
         )
     if version >= 2 and kind == HistoryRequest.TYPE:
         return HistoryRequest(

@@ -317,3 +317,10 @@ def test_the_protocol_package_imports_only_the_standard_library() -> None:
                 imported.add(node.module)
     outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
     assert {name for name in outside if not name.startswith("server.protocol")} == set()
+
+
+def test_a_clients_filter_is_short() -> None:
+    """A filter is matched against every name online: past 64 characters it is refused."""
+    assert decode_client('{"type":"clients","id":"q","filter":"' + "a" * 64 + '"}') == ClientsRequest("q", filter="a" * 64)
+    with pytest.raises(ProtocolError, match="at most 64"):
+        decode_client('{"type":"clients","id":"q","filter":"' + "a" * 65 + '"}')

@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -194,10 +194,22 @@ class SQLiteStore(Store):
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         return await self._run(lambda: self._apply(batch, at))
 
-    def _apply(self, batch: Sequence[AddRequest], at: float) -> list[Outcome]:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole, or rolled back (and the connection reopened next time)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._reset()
+            raise
+
+    def _apply(self, batch: Sequence[AddRequest], at: float) -> list[Outcome]:
+        with self._transaction() as db:
             row = db.execute("SELECT total, seq FROM updates ORDER BY seq DESC LIMIT 1").fetchone()
             head = Head(*row) if row is not None else Head()
 
@@ -213,12 +225,6 @@ class SQLiteStore(Store):
                 [(r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes) for r in records],
             )
             self._credit_sessions(db, records, at)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self._reset()
-            raise
         if records:
             self._write_sidecar(result.head.seq)
         return result.outcomes
@@ -254,8 +260,7 @@ class SQLiteStore(Store):
         await self._run(lambda: self._prune(before))
 
     def _prune(self, before: float) -> None:
-        db = self.db
-        try:
+        with self._transaction() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
             since = float(row[0]) if row is not None else float("-inf")
             rows = db.execute(
@@ -267,17 +272,10 @@ class SQLiteStore(Store):
             keep = set(last_of_minute.values())
             # Never the head: the total lives in the last row.
             head = db.execute("SELECT max(seq) FROM updates").fetchone()[0]
-            db.execute("BEGIN IMMEDIATE")
             db.executemany("DELETE FROM updates WHERE seq = ?", [(s,) for s, _ in rows if s not in keep and s != head])
             db.executemany("UPDATE updates SET session = NULL, op = NULL WHERE seq = ?", [(s,) for s in keep])
             db.execute("DELETE FROM sessions WHERE seen < ?", (before,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (repr(before),))
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self._reset()
-            raise
 
     async def close(self) -> None:
         if self._closed:

@@ -129,8 +129,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     status = commands.add_parser("status", parents=[shared], help="print the total and who is online")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default: 10)")
-    web = commands.add_parser("web", parents=[shared], help="serve the dashboard to browsers")
-    web.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    web = commands.add_parser(
+        "web",
+        parents=[shared],
+        help="serve the dashboard to browsers",
+        description="Serve this dashboard to browsers. It has NO AUTHENTICATION of its own: anyone who can open the "
+        "page gets a dashboard (with your token). Keep --host 127.0.0.1; share it through an SSH tunnel or an "
+        "authenticating reverse proxy.",
+    )
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default: 127.0.0.1, this machine only); anything else lets anyone who can "
+        "reach the port add, with no login",
+    )
     web.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
     args = parser.parse_args(argv)
     check_connection_options(args, parser)

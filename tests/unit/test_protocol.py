@@ -321,6 +321,8 @@ def test_the_protocol_package_imports_only_the_standard_library() -> None:
 
 def test_a_clients_filter_is_short() -> None:
     """A filter is matched against every name online: past 64 characters it is refused."""
-    assert decode_client('{"type":"clients","id":"q","filter":"' + "a" * 64 + '"}') == ClientsRequest("q", filter="a" * 64)
+    longest = "a" * 64
+    request = decode_client('{"type":"clients","id":"q","filter":"' + longest + '"}')
+    assert request == ClientsRequest("q", filter=longest)
     with pytest.raises(ProtocolError, match="at most 64"):
         decode_client('{"type":"clients","id":"q","filter":"' + "a" * 65 + '"}')

@@ -144,6 +144,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "reach the port add, with no login",
     )
     web.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
+    web.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer to besides this machine's loopback names, e.g. the name a reverse proxy "
+        "passes on; repeatable (others are refused, against DNS rebinding)",
+    )
     args = parser.parse_args(argv)
     check_connection_options(args, parser)
     if args.command == "add":

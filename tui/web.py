@@ -76,16 +76,30 @@ def same_origin(request: web.Request) -> bool:
     return origin is None or urlsplit(origin).netloc == request.host
 
 
+def trusted_host(request: web.Request, allowed: frozenset[str] | None) -> bool:
+    """False for a Host name we do not serve under (``allowed`` None: any).
+
+    DNS rebinding: a page of another site that points its own name at 127.0.0.1 sends an
+    Origin that matches its Host, so the same-origin check alone would let it in. Served on
+    this machine only, we answer to loopback names and to those given with --allow-host.
+    """
+    if allowed is None:
+        return True
+    name = urlsplit(f"//{request.host}").hostname or ""
+    return name in allowed or is_loopback_host(name)
+
+
 class TallyWebServer(Server):
     """textual-serve's server, with a same-origin check before it starts a dashboard, and a prompt stop."""
 
-    def __init__(self, command: str, **options: Any) -> None:
+    def __init__(self, command: str, *, allowed_hosts: frozenset[str] | None = None, **options: Any) -> None:
         super().__init__(command, **options)
+        self.allowed_hosts = allowed_hosts
         self.sessions: set[asyncio.Task[Any]] = set()  # one per browser tab, each running a dashboard
         self.stopping: asyncio.Future[None] | None = None
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        if not same_origin(request):
+        if not same_origin(request) or not trusted_host(request, self.allowed_hosts):
             raise web.HTTPForbidden(text="tally web: this page belongs to another site")
         session = asyncio.current_task()
         assert session is not None
@@ -143,8 +157,10 @@ def serve_web(args: argparse.Namespace) -> int:
     else:
         os.environ.pop("TALLY_TOKEN", None)
     command = shlex.join(dashboard_command(args))
+    # On this machine only, a Host it does not expect is a rebinding page; beyond it, the warning above holds.
+    allowed = frozenset(args.allow_host) if is_loopback_host(host) else None
     server = TallyWebServer(command, host=host, port=port, title="Tally", public_url=page_url(host, port),
-                            templates_path=TEMPLATES)  # fmt: skip
+                            templates_path=TEMPLATES, allowed_hosts=allowed)  # fmt: skip
     try:
         server.serve()
     except OSError as exc:  # the port is taken, or the address is not this machine's

@@ -102,6 +102,29 @@ async def test_other_sites_cannot_open_a_dashboard(idle_web: WebProcess) -> None
     assert "WARNING" not in idle_web.said  # on 127.0.0.1 it has nothing to warn about
 
 
+async def test_a_rebinding_page_cannot_open_a_dashboard(idle_web: WebProcess) -> None:
+    """DNS rebinding: a site that points its own name at 127.0.0.1 sends a matching Origin and Host; on this machine
+    `tally web` answers only to loopback names (and those given with --allow-host), so it is refused."""
+    site = f"evil.example:{idle_web.port}"
+    assert await handshake_status(idle_web.port, host=site, origin=f"http://{site}") == 403
+    assert idle_web.dashboards() == []
+
+
+async def handshake_status(port: int, *, host: str, origin: str) -> int:
+    """The status a WebSocket upgrade to /ws gets with this Host (websockets' client always sends its own)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
 def test_serving_beyond_this_machine_warns_loudly(start_web: StartWeb, tmp_path: Path) -> None:
     """--host 0.0.0.0: a warning on stderr that nobody is authenticated, and that the token comes with it."""
     (tmp_path / "token").write_text(TOKEN)

@@ -1,8 +1,8 @@
 """Every message of the Tally wire protocol, as frozen dataclasses.
 
 One class per message type, each saying who sends it; ``TYPE`` is its
-``type`` field on the wire. The codec (:mod:`server.protocol.codec`) turns
-them into JSON and back, validating every field on the way in.
+``type`` field on the wire. :mod:`server.protocol.encoding` turns them into
+JSON and :mod:`server.protocol.decoding` back, validating every field.
 """
 
 from __future__ import annotations

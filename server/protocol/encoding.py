@@ -1,0 +1,186 @@
+"""Messages to JSON text: one frame per message, or several as one array.
+
+The server writes the same bytes to many connections, so what it shares (a
+broadcast, the body of a welcome) is encoded once; see :func:`encode_welcomes`.
+Decoding, with its validation, is in :mod:`server.protocol.decoding`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from server.protocol.messages import (
+    Ack,
+    Add,
+    ClientInfo,
+    ClientsPage,
+    ClientsRequest,
+    Error,
+    Hello,
+    HistoryPage,
+    HistoryPoint,
+    HistoryRequest,
+    Message,
+    Online,
+    Presence,
+    Rename,
+    Update,
+    Welcome,
+)
+
+__all__ = ["encode", "encode_batch", "encode_welcomes"]
+
+
+# Made once: json.dumps and json.loads build a new encoder or decoder on every call
+# that passes options, which costs more than encoding a small message.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(message: Message, version: int = 2) -> str:
+    """Encode one message as the text of a JSON frame, as protocol ``version`` spells it."""
+    return _ENCODER.encode(_to_wire(message, version))
+
+
+def _client_info_to_wire(info: ClientInfo, version: int) -> dict[str, object]:
+    wire: dict[str, object] = {"id": info.id, "name": info.name}
+    if version == 1:
+        # v1 always had an address; a server that hides addresses sends an empty one.
+        wire["address"] = info.address or ""
+    elif info.address is not None:
+        wire["address"] = info.address
+    wire["since"] = info.since
+    wire["added"] = info.added
+    if version >= 2:
+        wire["tag"] = info.tag
+    return wire
+
+
+def _point_to_wire(point: HistoryPoint) -> dict[str, object]:
+    return {"seq": point.seq, "at": point.at, "total": point.total}
+
+
+def _update_to_wire(update: Update, version: int) -> dict[str, object]:
+    wire: dict[str, object] = {
+        "type": Update.TYPE,
+        "seq": update.seq,
+        "total": update.total,
+        "amount": update.amount,
+        "name": update.name,
+        "client": update.client,
+        "op": update.op,
+        "at": update.at,
+    }
+    if version >= 2:
+        wire["tag"] = update.tag
+        if update.undoes is not None:
+            wire["undoes"] = update.undoes
+    return wire
+
+
+def _welcome_head(message: Welcome, version: int) -> dict[str, object]:
+    """The fields that differ from one joiner to the next."""
+    head: dict[str, object] = {"type": Welcome.TYPE, "you": message.you}
+    if version >= 2:
+        head["session"] = message.session
+        head["added"] = message.added
+        head["missed"] = None if message.missed is None else [_update_to_wire(u, version) for u in message.missed]
+    return head
+
+
+def _welcome_body(message: Welcome, version: int) -> dict[str, object]:
+    """The fields every joiner of one moment shares."""
+    body: dict[str, object] = {"total": message.total, "seq": message.seq}
+    if version >= 2:
+        body["ledger"] = message.ledger
+        body["epoch"] = message.epoch
+        body["server"] = {"version": message.server.version, "id": message.server.id}
+        if message.limits is not None:
+            limits = message.limits
+            body["limits"] = {
+                "max_amount": limits.max_amount,
+                "rate": limits.rate,
+                "burst": limits.burst,
+                "retention": limits.retention,
+            }
+        body["online"] = message.online
+        body["live"] = message.live
+        body["recent"] = [_update_to_wire(u, version) for u in message.recent]
+    body["clients"] = [_client_info_to_wire(c, version) for c in message.clients]
+    body["history"] = [_point_to_wire(p) for p in message.history]
+    return body
+
+
+def _to_wire(message: Message, version: int) -> dict[str, object]:
+    body: dict[str, object]
+    match message:
+        case Hello():
+            body = {"name": message.name}
+            if version == 1:
+                body["session"] = message.session
+            else:
+                body["secret"] = message.secret
+                body["role"] = message.role
+                if message.resume is not None:
+                    resume = message.resume
+                    body["resume"] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
+        case Add(op=op, amount=amount, undo=undo):
+            body = {"op": op, "amount": amount}
+            if undo is not None:
+                body["undo"] = undo
+        case Rename(name=name):
+            body = {"name": name}
+        case ClientsRequest():
+            body = {
+                "id": message.id,
+                "offset": message.offset,
+                "limit": message.limit,
+                "sort": message.sort,
+                "descending": message.descending,
+                "filter": message.filter,
+            }
+        case HistoryRequest(id=request_id, since=since, points=points):
+            body = {"id": request_id, "since": since, "points": points}
+        case Welcome():
+            return _welcome_head(message, version) | _welcome_body(message, version)
+        case Update():
+            return _update_to_wire(message, version)
+        case Presence(event=event, client=client):
+            body = {"event": event, "client": _client_info_to_wire(client, version)}
+        case Online(count=count, live=live):
+            body = {"count": count, "live": live}
+        case Ack(op=op, seq=seq):
+            body = {"op": op, "seq": seq}
+        case Error(code=code, message=text, op=op, id=request_id):
+            body = {"code": code, "message": text, "op": op}
+            if version >= 2 and request_id is not None:
+                body["id"] = request_id
+        case ClientsPage():
+            body = {
+                "id": message.id,
+                "offset": message.offset,
+                "total": message.total,
+                "clients": [_client_info_to_wire(c, version) for c in message.clients],
+            }
+        case HistoryPage(id=request_id, points=points):
+            body = {"id": request_id, "points": [_point_to_wire(p) for p in points]}
+    return {"type": message.TYPE, **body}
+
+
+def encode_welcomes(shared: Welcome, joiners: Sequence[Welcome], version: int = 2) -> tuple[list[str], str]:
+    """Welcomes for ``joiners``, sharing everything but their heads: ``heads[i] + body`` is the i-th.
+
+    A join storm welcomes many clients with the same snapshot. Encoded once,
+    that shared body can be written as the same bytes to every joiner; only
+    the fields that name the joiner (``you``, its session, what it added, what
+    it missed) are encoded for each. ``shared`` gives the body; each joiner
+    gives its head.
+    """
+    body = "," + _ENCODER.encode(_welcome_body(shared, version))[1:]
+    heads = [_ENCODER.encode(_welcome_head(joiner, version))[:-1] for joiner in joiners]
+    return heads, body
+
+
+def encode_batch(texts: Sequence[str]) -> str:
+    """Several encoded messages as one frame: a JSON array, in order."""
+    return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"

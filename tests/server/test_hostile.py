@@ -289,3 +289,34 @@ async def test_addresses_are_shown_only_when_the_operator_asks() -> None:
         assert alice.welcome is not None
         (me,) = alice.welcome.clients
         assert me.address is not None and me.address.startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("\u0430lice", "mix Latin, Cyrillic"),  # alice with a Cyrillic a
+        ("\u3164", "contain something visible"),  # Hangul filler: draws as nothing
+        ("\u2800\u2800", "contain something visible"),  # Braille blank
+        ("a" + "\u0301" * 31, "stack more than"),
+        ("\u5b57" * 32, "columns wide"),  # 32 wide CJK characters: 64 columns
+    ],
+)
+async def test_names_that_pass_for_someone_elses_are_refused(name: str, why: str) -> None:
+    """A hello with a lookalike, invisible, stacked or overlong name gets invalid_name, saying why."""
+    async with serving() as server, await Peer.connect(server.url) as peer:
+        await peer.send(type="hello", name=name, secret="lookalike-secret-1")
+        refused = await peer.expect(Error)
+        assert refused.code == ErrorCode.INVALID_NAME and why in refused.message
+        assert len(server.roster) == 0
+
+
+async def test_two_people_with_one_name_are_told_apart_by_their_tags() -> None:
+    """A name is not an identity: two alices get different tags, and a fullwidth alice is the same alice."""
+    async with serving() as server:
+        first = await Peer.join(server.url, "alice", "first-alice-secret")
+        second = await Peer.join(server.url, "\uff41\uff4c\uff49\uff43\uff45", "second-alice-secret")
+        assert second.welcome is not None
+        alices = [client for client in second.welcome.clients if client.name == "alice"]
+        assert len(alices) == 2 and len({client.tag for client in alices}) == 2 and all(c.tag for c in alices)
+        for peer in (first, second):
+            await peer.close()

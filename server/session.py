@@ -340,9 +340,9 @@ class BlogSession(Session):
                 first = await anext(frames)
         except (TimeoutError, StopAsyncIteration):
             return
-        await self.connection.send(await self._reply(first))
         received = self.room.metrics.messages_received.labels("bare")
-        received.inc()
+        received.inc()  # before the reply: a client that sends and closes at once was still heard
+        await self.connection.send(await self._reply(first))
         async for frame in frames:
             await self.spend()
             received.inc()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from server.app import TallyServer
 from server.protocol import Ack, Error
@@ -105,6 +106,16 @@ async def test_metrics_move_with_what_happens(server: TallyServer) -> None:
     await until(lambda: server.handler.open_connections == 0, what="alice gone")
     after = await metrics(server)
     assert after[("tally_connections_open", (("protocol", "tally.v2"),))] == 0
+
+
+async def test_a_bare_number_sent_and_closed_at_once_is_counted(server: TallyServer) -> None:
+    """`echo 5 | python -m websockets URL` sends and closes before the reply: its message and add still count."""
+    async with connect(server.url) as blog:
+        await blog.send("5")
+    await until(lambda: server.ledger.total == 5, what="the add applied")
+    now = await metrics(server)
+    assert now[("tally_messages_received_total", (("protocol", "bare"),))] == 1
+    assert now[("tally_adds_applied_total", ())] == 1
 
 
 async def test_refused_handshakes_and_drops_are_counted_by_reason() -> None:

@@ -197,7 +197,10 @@ class Fanout:
         for version, subscribers in self.subscribers.items():
             # v1 dashboards always get every presence event; v2 ones only in a live room.
             messages = [m for m in queue if version == 1 or live or not isinstance(m, Presence)]
-            if version >= 2:
+            # With nobody subscribed yet the count reaches nobody: it must not count as sent (the
+            # joiners of this flush have it in their welcomes), or the first dashboards to be
+            # welcomed would wait COUNT_INTERVAL for a change that came just after.
+            if version >= 2 and subscribers:
                 count = self._count_message(asyncio.get_running_loop().time(), bool(messages))
                 if count is not None:
                     messages.append(count)

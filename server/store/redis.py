@@ -214,13 +214,17 @@ class RedisStore(Store):
 
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         keys = [self.key(n) for n in ("meta", "log", "points", "added", "seen", "scratch")]
+        # Every field followed by a NUL, all in one argument (see lua/apply.lua).
+        adds = "".join(
+            f"{request.amount}\0{request.name}\0{request.client}\0{request.session or ''}\0{request.op or ''}\0"
+            f"{request.undo or ''}\0"
+            for request in batch
+        )
+        if adds.count("\0") != 6 * len(batch):
+            # Names are checked (no control characters), ids are printable ASCII: this is a bug upstream.
+            raise ValueError("an add holds a NUL character")
         args: list[Any] = [self.ledger, self.seen, repr(at), max(1, math.ceil(self.retention)), STREAM_LENGTH,
-                           len(batch)]  # fmt: skip
-        for request in batch:
-            session = request.session or ""
-            keys.append(self.key(f"op:{session}:{request.op or ''}"))
-            keys.append(self.key(f"op:{session}:{request.undo or ''}"))
-            args += [str(request.amount), request.name, request.client, session, request.op or "", request.undo or ""]
+                           len(batch), self.prefix, adds]  # fmt: skip
         results = await self._apply(keys=keys, args=args)
         if results and results[0][0] == "lost":
             raise StoreChanged(f"the ledger in {self.url} is no longer {self.ledger} (found {results[0][1]!r})")

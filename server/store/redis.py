@@ -60,17 +60,35 @@ class StoreChanged(Exception):
 
 
 def record_from(entry_id: str, fields: dict[str, str]) -> Record:
-    """The record an update entry of the stream stands for."""
+    """The record an update entry of the stream stands for.
+
+    An update entry holds its record in one field, ``r``: at, amount, total, name, client,
+    session, op, undoes and the session's contribution, each followed by a NUL but the last
+    (one field, not nine: every server parses every entry). Entries written before that kept
+    them as fields of their own, and are read too.
+    """
+    packed = fields.get("r")
+    if packed is None:
+        at, amount, total, name, client = (
+            fields["at"],
+            fields["amount"],
+            fields["total"],
+            fields["name"],
+            fields["client"],
+        )
+        session, op, undoes = fields["session"], fields["op"], fields["undoes"]
+    else:
+        at, amount, total, name, client, session, op, undoes, _ = packed.split("\0")
     return Record(
         seq=int(entry_id.split("-", 1)[0]),
-        at=float(fields["at"]),
-        amount=int(fields["amount"]),
-        total=int(fields["total"]),
-        name=fields["name"],
-        client=fields["client"],
-        session=fields["session"] or None,
-        op=fields["op"] or None,
-        undoes=int(fields["undoes"]) if fields["undoes"] else None,
+        at=float(at),
+        amount=int(amount),
+        total=int(total),
+        name=name,
+        client=client,
+        session=session or None,
+        op=op or None,
+        undoes=int(undoes) if undoes else None,
     )
 
 

@@ -147,9 +147,10 @@ for _, w in ipairs(writes) do
   if op ~= "" then
     redis.call("SET", opkey, id .. " " .. amount .. " " .. undoes, "EX", retention)
   end
-  redis.call("XADD", log, "MAXLEN", "~", maxlen, id .. "-0",
-    "t", "u", "at", at, "amount", amount, "total", total, "name", name, "client", client,
-    "session", session, "op", op, "undoes", undoes, "added", contribution)
+  -- One field for the record (see record_from in redis.py): every server reads every entry.
+  redis.call("XADD", log, "MAXLEN", "~", maxlen, id .. "-0", "t", "u", "r",
+    at .. "\0" .. amount .. "\0" .. total .. "\0" .. name .. "\0" .. client .. "\0" .. session .. "\0" .. op
+    .. "\0" .. undoes .. "\0" .. contribution)
 end
 
 -- Each session's contribution, and when it was last seen: once a session, not once an add.

@@ -80,7 +80,8 @@ SCENARIOS = {
         Scenario(
             # 200: a live room, where settling means every dashboard holds the whole list;
             # 2,000: a large one, where it means every dashboard has the count.
-            "joinstorm", server_load.joinstorm, (("settle_s", True), ("connect_s", True), ("settle_per_connect", True)),
+            "joinstorm", server_load.joinstorm,
+            (("settle_s", True), ("connect_s", True), ("settle_per_connect", True), ("welcomed_s", True)),
             clients=(200, 2000), quick_clients=(200, 500),
         ),
         Scenario(

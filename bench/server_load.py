@@ -141,7 +141,8 @@ async def joinstorm(swarm: Swarm, options: Options) -> dict[str, Any]:
 
     In a live room (Tally up to 300 people) that is every client holding the whole list (its
     welcome's, plus the joins since); in a larger one, the count of people online, which is all
-    a dashboard is sent there. ``connect_s`` is when the last handshake completed.
+    a dashboard is sent there. ``connect_s`` is when the last handshake completed,
+    ``welcomed_s`` when the last client had its welcome (a counter's first value).
     """
     clients = options.clients
     swarm.expected_peers = clients
@@ -152,8 +153,10 @@ async def joinstorm(swarm: Swarm, options: Options) -> dict[str, Any]:
     if not ok:
         return {"valid": False, "why": "not every client saw everyone"}
     settled = max(t.peers_complete_at for t in trackers if t.peers_complete_at is not None)
+    welcomed = max(t.welcomed_at or settled for t in trackers)
     settle, connect = settled - started, connected - started
-    return {"valid": True, "settle_s": settle, "connect_s": connect, "settle_per_connect": settle / connect}
+    return {"valid": True, "settle_s": settle, "connect_s": connect, "settle_per_connect": settle / connect,
+            "welcomed_s": welcomed - started}  # fmt: skip
 
 
 async def memory(swarm: Swarm, options: Options) -> dict[str, Any]:

@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print("node is not installed: the Node ws peer is left out", file=sys.stderr)
         selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p != "node"), c.flags)
                     for c in selected]  # fmt: skip
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: the peers on Redis are left out", file=sys.stderr)
+        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if not PEERS[p].redis), c.flags)
+                    for c in selected]  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {}
     for round_index in range(args.rounds):
         for case in selected:

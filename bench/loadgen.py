@@ -7,6 +7,7 @@ clock, which on Linux is one clock for every process. The scenarios are in
 bench.scenarios; the clients and what they check, in bench.swarm.
 
     python -m bench.loadgen --dialect tally --port 8765 --scenario fanout --clients 1000
+    python -m bench.loadgen --dialect tally --port 8765,8766 --pid 11,12 --redis-pid 10 --scenario cluster_fanout
 """
 
 from __future__ import annotations
@@ -26,21 +27,25 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     scenario = SCENARIOS.get(args.scenario)
     if scenario is None:
         raise SystemExit(f"unknown scenario {args.scenario}")
-    options = Options(args.clients, args.rate, args.updates, args.seconds, args.window, args.pid)
-    return await scenario.run(Swarm(DIALECTS[args.dialect], args.port), options)
+    pids = tuple(int(pid) for pid in args.pid.split(","))
+    options = Options(args.clients, args.rate, args.updates, args.seconds, args.window, pids, args.redis_pid,
+                      args.churn)  # fmt: skip
+    return await scenario.run(Swarm(DIALECTS[args.dialect], tuple(int(p) for p in args.port.split(","))), options)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--dialect", choices=list(DIALECTS), required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--pid", type=int, default=0)
+    parser.add_argument("--port", required=True, help="the server's port; a cluster's, comma-separated")
+    parser.add_argument("--pid", default="0", help="the server's pid; a cluster's, comma-separated")
+    parser.add_argument("--redis-pid", type=int, default=0)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--updates", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--churn", type=float, default=100.0, help="joins (and leaves) a second")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

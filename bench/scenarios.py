@@ -20,6 +20,8 @@ Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
 
 # Keys of bench.run.PEERS: by default a scenario runs against all four servers.
 EVERYONE = ("raw", "websockets", "node", "tally")
+# Tally on SQLite, on Redis, and two Tally servers on one Redis.
+STORES = ("tally", "tally-redis", "tally-cluster")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Scenario:
     peers: tuple[str, ...] = EVERYONE  # in this order in the first round, rotated in the next
     durable: bool = False  # a database file, not :memory:, so that each commit costs its fsync
     chart: Chart | None = None
+    subject: str = "tally"  # the peer whose figures are divided by the others' in the ratio column
 
     def sizes(self, quick: bool) -> tuple[int, ...]:
         return self.quick_clients if quick else self.clients
@@ -75,8 +78,11 @@ SCENARIOS = {
             clients=(1000,), quick_clients=(100,), flags=("--seconds", "3"), quick_flags=("--seconds", "2"),
         ),
         Scenario(
-            "joinstorm", server_load.joinstorm, (("settle_s", True), ("connect_s", True)),
-            clients=(2000,), quick_clients=(500,),
+            # 200: a live room, where settling means every dashboard holds the whole list;
+            # 2,000: a large one, where it means every dashboard has the count.
+            "joinstorm", server_load.joinstorm,
+            (("settle_s", True), ("connect_s", True), ("settle_per_connect", True), ("welcomed_s", True)),
+            clients=(200, 2000), quick_clients=(200, 500),
         ),
         Scenario(
             "memory", server_load.memory, (("idle_kib_per_conn", True), ("busy_kib_per_conn", True)),
@@ -89,8 +95,38 @@ SCENARIOS = {
             peers=("tally-1commit", "tally"), durable=True,
         ),
         Scenario(
+            "redis_durable", server_load.durable,
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True)),
+            clients=(50,), quick_clients=(50,),
+            flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
+            peers=("tally", "tally-redis"), durable=True, subject="tally-redis",
+        ),
+        Scenario(
+            "cluster_fanout", server_load.cluster_fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),
+            clients=(1000,), quick_clients=(200,),
+            flags=("--rate", "20", "--updates", "200"), quick_flags=("--rate", "20", "--updates", "40"),
+            peers=STORES, durable=True, subject="tally-cluster",
+        ),
+        Scenario(
+            "cluster_capacity", server_load.cluster_capacity,
+            (("updates_per_s", False), ("cpu_us_per_delivery", True), ("server_cpu_us_per_update", True),
+             ("redis_cpu_us_per_update", True)),
+            clients=(1000,), quick_clients=(200,), flags=("--seconds", "3"), quick_flags=("--seconds", "2"),
+            peers=STORES, durable=True, subject="tally-cluster",
+        ),
+        Scenario(
             "tenk", server_load.tenk, (("held", False), ("connect_s", True)),
             clients=(10_000,), quick_clients=(2000,), peers=("tally",),
+        ),
+        Scenario(
+            "churn", server_load.churn,
+            (("p99_ms", True), ("churn_p99_ms", True), ("p99_churn_over_quiet", True), ("joins_per_s", False),
+             ("join_p99_ms", True)),
+            clients=(10_000,), quick_clients=(2000,),
+            # 100 updates with churn and 100 without, so that p99 is not just the slowest one; 2.5 a second,
+            # since the load generator takes about 0.15 s of its core to read one update on 10,000 sockets.
+            flags=("--rate", "2.5", "--updates", "200", "--churn", "100"),
+            quick_flags=("--rate", "4", "--updates", "40", "--churn", "100"), peers=("tally",),
         ),
         Scenario(
             "dashboard", dashboard, (("updates_per_s", False), ("key_p50_ms", True), ("key_p99_ms", True)),

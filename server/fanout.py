@@ -97,6 +97,9 @@ class Fanout:
         self.metrics = metrics
         self.subscribers: dict[int, set[ServerConnection]] = {version: set() for version in VERSIONS}
         self._queue: list[ServerMessage] = []
+        # Clients with a presence event in the queue: only theirs can coalesce, so a join (or a
+        # leave) of anyone else is queued without scanning the queue, which a storm makes long.
+        self._queued_presence: set[str] = set()
         self._direct: dict[ServerConnection, list[Direct]] = {}
         self._joining: dict[ServerConnection, _Joiner] = {}
         self._flush: asyncio.Handle | None = None
@@ -129,8 +132,10 @@ class Fanout:
 
     def publish(self, message: ServerMessage, *, soon: bool = True) -> None:
         """Queue ``message`` for everyone; ``soon=False`` lets it wait a little for company."""
-        if isinstance(message, Presence) and self._coalesce(message):
-            return
+        if isinstance(message, Presence):
+            if message.client.id in self._queued_presence and self._coalesce(message):
+                return
+            self._queued_presence.add(message.client.id)
         self._queue.append(message)
         self._schedule(soon=soon)
 
@@ -143,6 +148,7 @@ class Fanout:
             if presence.event == "left":
                 if earlier.event == "joined":
                     del self._queue[index]  # nobody ever saw it: say nothing
+                    self._queued_presence.discard(presence.client.id)
                     return True
                 self._queue[index] = presence
                 return True
@@ -186,11 +192,15 @@ class Fanout:
             self._flush.cancel()
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
+        self._queued_presence.clear()
         live = self.roster.live
         for version, subscribers in self.subscribers.items():
             # v1 dashboards always get every presence event; v2 ones only in a live room.
             messages = [m for m in queue if version == 1 or live or not isinstance(m, Presence)]
-            if version >= 2:
+            # With nobody subscribed yet the count reaches nobody: it must not count as sent (the
+            # joiners of this flush have it in their welcomes), or the first dashboards to be
+            # welcomed would wait COUNT_INTERVAL for a change that came just after.
+            if version >= 2 and subscribers:
                 count = self._count_message(asyncio.get_running_loop().time(), bool(messages))
                 if count is not None:
                     messages.append(count)

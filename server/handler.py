@@ -58,7 +58,7 @@ class Handler:
             else BlogSession(self.room, connection, client_id)
         )
         self.open_connections += 1
-        gauge = self.room.metrics.connections.labels(PROTOCOL_LABELS[version])
+        gauge = self.room.metrics.open_for(PROTOCOL_LABELS[version])
         gauge.inc()
         try:
             await session.serve()

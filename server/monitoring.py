@@ -75,6 +75,25 @@ class Metrics:
         self.total = Gauge("tally_total", "The total.", registry=registry)
         self.seq = Gauge("tally_seq", "The seq of the latest update.", registry=registry)
         self.online = Gauge("tally_people_online", "People online (in a cluster, on every server).", registry=registry)
+        self._open: dict[str, Gauge] = {}
+        self._received: dict[str, Counter] = {}
+
+    # labels() takes a lock and validates its values on every call: every connection asks for
+    # these, so the few children there are are kept.
+
+    def open_for(self, protocol: str) -> Gauge:
+        """``connections`` for one protocol."""
+        child = self._open.get(protocol)
+        if child is None:
+            child = self._open[protocol] = self.connections.labels(protocol)
+        return child
+
+    def received_for(self, protocol: str) -> Counter:
+        """``messages_received`` for one protocol."""
+        child = self._received.get(protocol)
+        if child is None:
+            child = self._received[protocol] = self.messages_received.labels(protocol)
+        return child
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -215,7 +215,7 @@ class DashboardSession(Session):
             # Presence may wait a moment for company; the welcome follows at that flush.
             await self.join(self.name, self.session)
         self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
-        received = self.room.metrics.messages_received.labels(f"tally.v{self.version}")
+        received = self.room.metrics.received_for(f"tally.v{self.version}")
         async for frame in self.connection:
             await self.spend()
             received.inc()
@@ -256,7 +256,7 @@ class DashboardSession(Session):
         """The first valid hello; every other message is refused."""
         async for frame in self.connection:
             await self.spend()
-            self.room.metrics.messages_received.labels(f"tally.v{self.version}").inc()
+            self.room.metrics.received_for(f"tally.v{self.version}").inc()
             try:
                 message = decode_client(frame, self.version)
                 if not isinstance(message, Hello):
@@ -340,7 +340,7 @@ class BlogSession(Session):
                 first = await anext(frames)
         except (TimeoutError, StopAsyncIteration):
             return
-        received = self.room.metrics.messages_received.labels("bare")
+        received = self.room.metrics.received_for("bare")
         received.inc()  # before the reply: a client that sends and closes at once was still heard
         await self.connection.send(await self._reply(first))
         async for frame in frames:

@@ -60,17 +60,35 @@ class StoreChanged(Exception):
 
 
 def record_from(entry_id: str, fields: dict[str, str]) -> Record:
-    """The record an update entry of the stream stands for."""
+    """The record an update entry of the stream stands for.
+
+    An update entry holds its record in one field, ``r``: at, amount, total, name, client,
+    session, op, undoes and the session's contribution, each followed by a NUL but the last
+    (one field, not nine: every server parses every entry). Entries written before that kept
+    them as fields of their own, and are read too.
+    """
+    packed = fields.get("r")
+    if packed is None:
+        at, amount, total, name, client = (
+            fields["at"],
+            fields["amount"],
+            fields["total"],
+            fields["name"],
+            fields["client"],
+        )
+        session, op, undoes = fields["session"], fields["op"], fields["undoes"]
+    else:
+        at, amount, total, name, client, session, op, undoes, _ = packed.split("\0")
     return Record(
         seq=int(entry_id.split("-", 1)[0]),
-        at=float(fields["at"]),
-        amount=int(fields["amount"]),
-        total=int(fields["total"]),
-        name=fields["name"],
-        client=fields["client"],
-        session=fields["session"] or None,
-        op=fields["op"] or None,
-        undoes=int(fields["undoes"]) if fields["undoes"] else None,
+        at=float(at),
+        amount=int(amount),
+        total=int(total),
+        name=name,
+        client=client,
+        session=session or None,
+        op=op or None,
+        undoes=int(undoes) if undoes else None,
     )
 
 
@@ -214,13 +232,17 @@ class RedisStore(Store):
 
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         keys = [self.key(n) for n in ("meta", "log", "points", "added", "seen", "scratch")]
+        # Every field followed by a NUL, all in one argument (see lua/apply.lua).
+        adds = "".join(
+            f"{request.amount}\0{request.name}\0{request.client}\0{request.session or ''}\0{request.op or ''}\0"
+            f"{request.undo or ''}\0"
+            for request in batch
+        )
+        if adds.count("\0") != 6 * len(batch):
+            # Names are checked (no control characters), ids are printable ASCII: this is a bug upstream.
+            raise ValueError("an add holds a NUL character")
         args: list[Any] = [self.ledger, self.seen, repr(at), max(1, math.ceil(self.retention)), STREAM_LENGTH,
-                           len(batch)]  # fmt: skip
-        for request in batch:
-            session = request.session or ""
-            keys.append(self.key(f"op:{session}:{request.op or ''}"))
-            keys.append(self.key(f"op:{session}:{request.undo or ''}"))
-            args += [str(request.amount), request.name, request.client, session, request.op or "", request.undo or ""]
+                           len(batch), self.prefix, adds]  # fmt: skip
         results = await self._apply(keys=keys, args=args)
         if results and results[0][0] == "lost":
             raise StoreChanged(f"the ledger in {self.url} is no longer {self.ledger} (found {results[0][1]!r})")

@@ -2,19 +2,33 @@
 --
 -- Redis runs a script to its end or not at all, but it has no rollback: so every
 -- check is made first (phase 1), and only then is anything written (phase 2).
--- Totals never pass through Lua numbers, which are doubles: INCRBY on a scratch
--- key does the 64-bit arithmetic (and refuses overflow), and the exact result is
--- read back as a string.
+-- Lua numbers are doubles, exact only below 2^53: a sum is made in Lua only when
+-- both terms and the result are below that (checked, see exact_sum); otherwise
+-- INCRBY on a scratch key (or HINCRBY) does the 64-bit arithmetic, refusing
+-- overflow, and the exact result is read back as a string. Totals and
+-- contributions travel as strings either way.
 --
--- KEYS: meta, log, points, added, seen, scratch, then per add: its op key, its undo's op key
--- ARGV: ledger, the last seq this server saw, at, retention (s), stream max length, n, then per add:
---       amount, name, client, session, op, undo ("" for none)
+-- KEYS: meta, log, points, added, seen, scratch
+-- ARGV: ledger, the last seq this server saw, at, retention (s), stream max length, n, the key prefix, then
+--       the adds as one string: per add amount, name, client, session, op, undo ("" for none), every field
+--       followed by a NUL (no field can hold one). One argument, not six an add: packing thousands of
+--       arguments cost the server more than the rest of the batch. An add's op key is <prefix>op:<session>:<op>.
 -- Returns per add: {"ok", seq, total} | {"dup", seq} | {"conflict", seq, amount}
 --                  | {"zero"} | {"badundo"} | {"overflow"}; or {"lost", ledger} for the whole batch.
 
 local meta, log, points, added, seen, scratch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ledger, seen, at, retention, maxlen, n =
-  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local ledger, seen, at, retention, maxlen, n, prefix, adds =
+  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+
+local fields, pos = {}, 1
+while pos <= #adds do
+  local stop = string.find(adds, "\0", pos, true)
+  fields[#fields + 1] = string.sub(adds, pos, stop - 1)
+  pos = stop + 1
+end
+if #fields ~= n * 6 then
+  return redis.error_reply("apply.lua: " .. #fields .. " fields for " .. n .. " adds")
+end
 
 -- The ledger this server serves, and no older than what it has seen: never a new or
 -- rewound one in its place (Redis emptied, or restored from an older file).
@@ -38,17 +52,31 @@ local function negate(amount)
   return "-" .. amount
 end
 
-redis.call("SET", scratch, redis.call("HGET", meta, "total"))
+-- a + b for two integers given as strings, as a string; nil unless every figure is below 2^53 in
+-- magnitude, where doubles are exact (a true sum at or past it cannot round back below it).
+local EXACT = 9007199254740992
+local function exact_sum(a, b)
+  local x, y = tonumber(a), tonumber(b)
+  if math.abs(x) >= EXACT or math.abs(y) >= EXACT then return nil end
+  local sum = x + y
+  if math.abs(sum) >= EXACT then return nil end
+  return string.format("%d", sum)
+end
+
+local total = redis.call("HGET", meta, "total")
 local fresh, results, writes = {}, {}, {}
 
--- Phase 1: decide every add; write nothing but the scratch total.
+-- Phase 1: decide every add; write nothing but the scratch total (past 2^53 only).
 for i = 0, n - 1 do
-  local a = 7 + i * 6
+  local a = 1 + i * 6
   local amount, name, client, session, op, undo =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local opkey, undokey = KEYS[7 + i * 2], KEYS[8 + i * 2]
+    fields[a], fields[a + 1], fields[a + 2], fields[a + 3], fields[a + 4], fields[a + 5]
+  local opkey = prefix .. "op:" .. session .. ":" .. op
   local undone = nil
-  if undo ~= "" then undone = fresh[undokey] or redis.call("GET", undokey) end
+  if undo ~= "" then
+    local undokey = prefix .. "op:" .. session .. ":" .. undo
+    undone = fresh[undokey] or redis.call("GET", undokey)
+  end
   local undoes = ""
   if undone then undoes = split(undone)[1] end
   local prior = nil
@@ -65,13 +93,18 @@ for i = 0, n - 1 do
   elseif undo ~= "" and (not undone or split(undone)[2] ~= negate(amount)) then
     results[i + 1] = {"badundo"}
   else
-    local ok = redis.pcall("INCRBY", scratch, amount)
-    if type(ok) == "table" and ok.err then
+    local sum = exact_sum(total, amount)
+    if sum == nil then
+      redis.call("SET", scratch, total)
+      local ok = redis.pcall("INCRBY", scratch, amount)
+      if not (type(ok) == "table" and ok.err) then sum = redis.call("GET", scratch) end
+    end
+    if sum == nil then
       results[i + 1] = {"overflow"}
     else
+      total = sum
       seq = seq + 1
       local id = string.format("%d", seq)
-      local total = redis.call("GET", scratch)
       results[i + 1] = {"ok", id, total}
       if op ~= "" then fresh[opkey] = id .. " " .. amount .. " " .. undoes end
       writes[#writes + 1] = {id, amount, total, name, client, session, op, undoes, opkey}
@@ -80,11 +113,17 @@ for i = 0, n - 1 do
 end
 
 -- Phase 2: write what was decided.
-for _, w in ipairs(writes) do
-  local id, amount, total, name, client, session, op, undoes, opkey =
-    w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9]
-  local contribution = ""
-  if session ~= "" then
+-- What each session of this batch has added in all, after its adds so far; written once a session.
+local contributions, sessions = {}, {}
+local function contribute(session, amount)
+  local current = contributions[session]
+  if current == nil then
+    current = redis.call("HGET", added, session) or "0"
+    sessions[#sessions + 1] = session
+  end
+  local sum = exact_sum(current, amount)
+  if sum == nil then
+    redis.call("HSET", added, session, current)
     local ok = redis.pcall("HINCRBY", added, session, amount)
     if type(ok) == "table" and ok.err then
       -- A contribution is shown, never refused: it stays at the edge of the range.
@@ -94,15 +133,37 @@ for _, w in ipairs(writes) do
         redis.call("HSET", added, session, "9223372036854775807")
       end
     end
-    contribution = redis.call("HGET", added, session)
-    redis.call("HSET", seen, session, at)
+    sum = redis.call("HGET", added, session)
   end
+  contributions[session] = sum
+  return sum
+end
+
+for _, w in ipairs(writes) do
+  local id, amount, total, name, client, session, op, undoes, opkey =
+    w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9]
+  local contribution = ""
+  if session ~= "" then contribution = contribute(session, amount) end
   if op ~= "" then
     redis.call("SET", opkey, id .. " " .. amount .. " " .. undoes, "EX", retention)
   end
-  redis.call("XADD", log, "MAXLEN", "~", maxlen, id .. "-0",
-    "t", "u", "at", at, "amount", amount, "total", total, "name", name, "client", client,
-    "session", session, "op", op, "undoes", undoes, "added", contribution)
+  -- One field for the record (see record_from in redis.py): every server reads every entry.
+  redis.call("XADD", log, "MAXLEN", "~", maxlen, id .. "-0", "t", "u", "r",
+    at .. "\0" .. amount .. "\0" .. total .. "\0" .. name .. "\0" .. client .. "\0" .. session .. "\0" .. op
+    .. "\0" .. undoes .. "\0" .. contribution)
+end
+
+-- Each session's contribution, and when it was last seen: once a session, not once an add.
+if #sessions > 0 then
+  local sums, times = {}, {}
+  for _, session in ipairs(sessions) do
+    sums[#sums + 1] = session
+    sums[#sums + 1] = contributions[session]
+    times[#times + 1] = session
+    times[#times + 1] = at
+  end
+  redis.call("HSET", added, unpack(sums))
+  redis.call("HSET", seen, unpack(times))
 end
 
 if #writes > 0 then
@@ -118,5 +179,5 @@ if #writes > 0 then
   redis.call("ZADD", points, at, member)
   redis.call("HSET", meta, "point", second .. " " .. member)
 end
-redis.call("DEL", scratch)
+if redis.call("EXISTS", scratch) == 1 then redis.call("DEL", scratch) end
 return results

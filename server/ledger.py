@@ -285,10 +285,13 @@ class Ledger:
                 )
 
     async def _prune_forever(self) -> None:
-        while True:
+        # Not `while True`: redis-py can swallow a cancellation that lands mid-command, and
+        # this loop would then sleep on and hold stop() (and the process) for ever.
+        while not self._closing:
             try:
                 await self.store.prune(time.time() - self.retention)
             except Exception as exc:
                 stop_if_cancelled(exc)
                 log.error("could not forget old op ids (%s); will try again", exc)
-            await asyncio.sleep(PRUNE_INTERVAL)
+            if not self._closing:
+                await asyncio.sleep(PRUNE_INTERVAL)

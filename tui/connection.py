@@ -189,7 +189,7 @@ class Link:
 
     def rename(self, name: str) -> None:
         """Change our name; while offline, the next hello carries it."""
-        self.model.name = name
+        self.model.rename(name)
         if self.connected:
             self._outbox.put_nowait(Rename(name=name))
 

@@ -42,6 +42,10 @@ class AmountInput(Input):
     max_amount: int | None = None  # the server's bound on one add, once known
 
     async def _on_key(self, event: events.Key) -> None:
+        if event.character == "?":
+            # Never part of an amount: left for the app (help), as on every other panel.
+            event.prevent_default()
+            return
         if event.key == "enter":
             # Handled here, not by the submit binding: bindings run after the keys queued behind Enter.
             event.stop()

@@ -73,8 +73,9 @@ from tui.urls import split_urls, unix_path
 
 __all__ = ["Link"]
 
-# Repaint at most this often when updates pour in; the latest total always wins.
-FLUSH_INTERVAL = 1 / 30
+# Repaint at most this often when updates pour in; the latest total always wins. Ten a
+# second reads as live, and each repaint costs the dashboard a layout of the screen.
+FLUSH_INTERVAL = 1 / 10
 LATENCY_INTERVAL = 2.0
 # Refusals that say "not now": the add stays pending and goes again after this long.
 RETRY_LATER = {ErrorCode.UNAVAILABLE: 2.0, ErrorCode.RATE_LIMITED: 1.0}

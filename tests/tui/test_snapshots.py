@@ -117,8 +117,8 @@ def scenario(*steps: Callable[[TallyApp], Awaitable[object] | None]) -> Callable
             if result is not None:
                 await result
             await pilot.pause()
+            await until(pilot, lambda: app.chart.settled and app.activity.settled and app.clients.settled, what="drawn")
         await until(pilot, lambda: not app.total.has_class("-up") and not app.total.has_class("-down"), what="no flash")
-        await until(pilot, lambda: app.chart.settled and app.activity.settled and app.clients.settled, what="drawn")
         await pilot.pause()
 
     return run_before

@@ -37,6 +37,8 @@ KEPT = 1000
 LATE = 2.0
 # Joins and leaves are held this long, so that a crowd arriving together is one line.
 SETTLE = 0.3
+# New lines are written at most this often: under a flood, each write costs a layout of the screen.
+WRITE_EVERY = 0.25
 
 Kind = Literal["add", "presence", "note"]
 LogFilter = Literal["all", "mine", "adds", "quiet"]
@@ -94,6 +96,8 @@ class ActivityLog(RichLog):
         self.unseen = 0
         self.ambiguous: set[str] = set()  # names two people share: shown with their tags
         self._held: list[tuple[Presence, str | None]] = []
+        self._unwritten: list[Entry] = []
+        self._writing: Timer | None = None
         self._settle: Timer | None = None
         # The "left" line of each recent leaver: an add of theirs that comes later goes before it.
         self._left: dict[str, Entry] = {}
@@ -103,12 +107,20 @@ class ActivityLog(RichLog):
 
     def add_entry(self, entry: Entry) -> None:
         self.entries.append(entry)
-        if not self._shown(entry):
-            return
+        if self._shown(entry):
+            self._unwritten.append(entry)
+            if self._writing is None:
+                self._writing = self.set_timer(WRITE_EVERY, self._write_unwritten)
+
+    def _write_unwritten(self) -> None:
+        """Write what came since the last time: each write lays out the screen again, so not for every line."""
+        self._writing = None
+        entries, self._unwritten = self._unwritten, []
         following = self.is_vertical_scroll_end or self.max_scroll_y == 0
-        self.write(entry.text, scroll_end=following)
-        if not following:
-            self.unseen += 1
+        for entry in entries:
+            self.write(entry.text, scroll_end=following)
+        if not following and entries:
+            self.unseen += len(entries)
             self._refresh_title()
 
     def updates(self, updates: Sequence[Update], you: str | None, *, earlier: bool = False) -> None:
@@ -176,8 +188,8 @@ class ActivityLog(RichLog):
 
     @property
     def settled(self) -> bool:
-        """No joins or leaves wait to be written."""
-        return not self._held
+        """No line waits to be written."""
+        return not self._held and not self._unwritten
 
     def _write_presence(self) -> None:
         if self._settle is not None:
@@ -244,6 +256,10 @@ class ActivityLog(RichLog):
     def _redraw(self, entries: Iterable[Entry], *, keep_place: bool = False) -> None:
         paused = keep_place and self.unseen > 0
         place = self.scroll_y
+        if self._writing is not None:
+            self._writing.stop()
+            self._writing = None
+        self._unwritten = []  # written below, with the rest
         self.clear()
         for entry in entries:
             if self._shown(entry):
@@ -275,7 +291,7 @@ class ActivityLog(RichLog):
         if self.filter != "all":
             title += f" · {FILTERS[self.filter]}"
         if self.unseen:
-            title += f" · ⏸ {self.unseen:,} new (End)"
+            title += f" · {self.unseen:,} new (End)"
         self.border_title = title
 
     def selected_text(self) -> str:

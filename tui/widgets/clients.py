@@ -31,7 +31,7 @@ __all__ = ["ClientsTable", "View"]
 COLUMNS = ("name", "added", "since", "address")
 TITLES = {"name": "Name", "added": "Added", "since": "Since", "address": "Address"}
 # A changed list (updates, joins) is redrawn at most this often.
-REDRAW_EVERY = 0.25
+REDRAW_EVERY = 0.5
 WHEEL_ROWS = 3
 
 

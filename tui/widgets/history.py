@@ -55,6 +55,8 @@ class HistoryChart(PlotextPlot):
         self.empty = "waiting for the server"
         self._drawn_at = 0.0
         self._dirty = False
+        self._built: tuple[object, RenderResult] | None = None
+        self._generation = 0  # counts redraws: what was built for an older one is stale
         self._title()
 
     def on_mount(self) -> None:
@@ -65,8 +67,8 @@ class HistoryChart(PlotextPlot):
         """Draw ``series`` (soon: at most every ``MIN_REDRAW`` seconds)."""
         changed_window = self.series is None or self.series.window != series.window
         self.series = series
-        self._title()
         if changed_window:
+            self._title()  # only now: a new title repaints the whole chart
             self._redraw()
         else:
             self._dirty = True
@@ -90,11 +92,16 @@ class HistoryChart(PlotextPlot):
             return Text(self.empty, style="dim", justify="center")
         if not series.loaded and len(series.points) < 2:
             return Text(f"asking the server for the last {series.window.name}…", style="dim", justify="center")
-        return super().render()
+        # Building a plot takes milliseconds: build it when the data or the size changed, not on every repaint.
+        key = (self._generation, self.size, self.app.theme)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, super().render())
+        return self._built[1]
 
     def _redraw(self) -> None:
         self._dirty = False
         self._drawn_at = time.monotonic()
+        self._generation += 1
         self._plot_series()
         self.refresh()
 

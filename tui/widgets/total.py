@@ -47,6 +47,7 @@ class TotalPanel(Vertical):
         self._flash: Timer | None = None
         self._flashed_at = -FLASH_EVERY
         self.change = 0  # the last change of the total, for the marker
+        self._exact_fitted: bool | None = None
         self.border_title = "Total"
         # Held, not queried: updates may still arrive while the app tears down.
         self.digits = Digits("…", id="total-digits")
@@ -98,7 +99,9 @@ class TotalPanel(Vertical):
             line.append("no updates yet")
         if not exact_fits:
             line = Text.assemble(text, "\n", line)  # the exact value, under its short form
-        caption.update(line)
+        # A new layout only when the caption gains or loses a line: under a flood, layouts are the cost.
+        caption.update(line, layout=exact_fits != self._exact_fitted)
+        self._exact_fitted = exact_fits
 
     def flash(self, direction: str) -> None:
         now = time.monotonic()

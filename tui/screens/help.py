@@ -62,7 +62,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Tally · help", id="help-title")
             yield Label("Esc closes · ↑↓ scroll · ctrl+p lists every command with its key", id="help-footer")
             with VerticalScroll(id="help-body"):
-                yield Static(self._keys(), id="help-keys")
+                yield Static(self.keys_table(), id="help-keys")
                 yield Static(self._panels(), id="help-panels")
 
     def _panels(self) -> Table:
@@ -75,7 +75,7 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(title, text)
         return table
 
-    def _keys(self) -> Table:
+    def keys_table(self) -> Table:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, min_width=10)
         table.add_column(ratio=1)

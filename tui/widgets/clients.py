@@ -112,7 +112,9 @@ class ClientsTable(DataTable[Text]):
         if self._redraw is not None:
             self._redraw.stop()
             self._redraw = None
-        self.post_message(self.PageWanted(self, self.view))
+        # Posted from the table's own queue: a message stops bubbling at its sender, and the sender is
+        # whoever runs now (the people panel, when its filter box changes).
+        self.call_later(lambda: self.post_message(self.PageWanted(self, self.view)))
 
     def changed(self) -> None:
         """People or what they added changed: ask again, at most every ``REDRAW_EVERY`` seconds."""

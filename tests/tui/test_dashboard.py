@@ -102,7 +102,7 @@ async def test_the_log_pauses_when_scrolled_up_counts_what_is_new_and_end_follow
                 await bob.send(type="add", op=str(n), amount=1)
             await until(pilot, lambda: app.total.total == 40 and app.activity.settled)
             log = app.activity
-            assert log.is_vertical_scroll_end and log.max_scroll_y > 0
+            await until(pilot, lambda: log.is_vertical_scroll_end and log.max_scroll_y > 0, what="following")
             await pilot.press("f4", "home")
             await until(pilot, lambda: log.scroll_y == 0)
             for n in range(40, 45):

@@ -178,7 +178,7 @@ class Actions(App[None]):
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and binding.tooltip and binding.action not in ("quit",):
-                key = key_label(binding.key, binding.key_display if binding.key_display != "?" else "F1 or ?")
+                key = key_label(binding.key)
                 yield SystemCommand(binding.description, f"{binding.tooltip} ({key})",
                                     partial(self.run_action, binding.action))  # fmt: skip
         for name, key in (("minute", "m"), ("hour", "h"), ("day", "d")):

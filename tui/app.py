@@ -201,7 +201,7 @@ class TallyApp(Actions):
         self.pager.forget()
         self.people.count(model.online, model.live)
         self.clients.want()
-        self.total.total, self.total.seq = model.total, model.seq
+        self.total.reset(model.total, model.seq)
         self.chart.show(model.series)
         self._request_history()
         self.status.state = "connected"

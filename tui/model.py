@@ -89,7 +89,8 @@ class Model:
         self.me = mine or ClientInfo(welcome.you, self.name, time.time(), welcome.added, None, "")
         # Until the server answers a history request, the chart starts from what the welcome has.
         self.series = Series(self.series.window)
-        for point in welcome.history or (HistoryPoint(welcome.seq, time.time(), welcome.total),):
+        # No recent history: the total has been what it is since before any window (at 0, "ever").
+        for point in welcome.history or (HistoryPoint(welcome.seq, 0.0, welcome.total),):
             self.series.add(point)
 
     def choose_window(self, name: str) -> None:

@@ -36,7 +36,7 @@ PANELS = (
 
 
 def key_label(keys: str, display: str | None = None) -> str:
-    """How a binding's keys read: ctrl+z, F1 or ?."""
+    """How a binding's keys read: ctrl+z, F1 ?, /."""
     if display:
         return display
     names = {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-"}
@@ -84,7 +84,8 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row("", "")
             table.add_row(Text(title, style="bold underline"), "")
             for binding in _bindings(bindings):
-                table.add_row(key_label(binding.key, binding.key_display), binding.tooltip or binding.description)
+                # Every key of the binding, not just the one the footer shows (F1 and ?).
+                table.add_row(key_label(binding.key), binding.tooltip or binding.description)
         return table
 
     def on_mount(self) -> None:

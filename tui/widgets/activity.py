@@ -35,8 +35,8 @@ GROUP_PRESENCE = 3
 KEPT = 1000
 # An add applied this long after it was typed says both times.
 LATE = 2.0
-# Joins and leaves are held this long, so that a crowd arriving together is one line.
-SETTLE = 0.3
+# Joins and leaves are held this long, so that a crowd arriving over a moment is one line.
+SETTLE = 1.0
 # New lines are written at most this often: under a flood, each write costs a layout of the screen.
 WRITE_EVERY = 0.25
 

@@ -147,8 +147,11 @@ class ClientsTable(DataTable[Text]):
         width = max(self.size.width - 2, 20)  # less the scrollbar's room
         people = [client for client in self.shown if client is not None]
         now = time.time()
+        # Room for the header too, with its sort arrow.
         since = max((len(since_label(client.since, now)) for client in people), default=5)
+        since = max(since, len(TITLES["since"]) + 2 * (self.order == "since"))
         exact = max((len(f"{client.added:+,}") for client in people), default=5)
+        exact = max(exact, len(TITLES["added"]) + 2 * (self.order == "added"))
         address = min(22, max((len(client.address or "") for client in people), default=0))
         address = address if address and width >= 90 else 0
         gaps = 2 * (3 + bool(address))  # each cell has a space either side

@@ -90,6 +90,8 @@ class HistoryChart(PlotextPlot):
         series = self.series
         if series is None or not series.points:
             return Text(self.empty, style="dim", justify="center")
+        if all(point.seq == 0 for point in series.points):
+            return Text("no updates yet", style="dim", justify="center")
         if not series.loaded and len(series.points) < 2:
             return Text(f"asking the server for the last {series.window.name}…", style="dim", justify="center")
         # Building a plot takes milliseconds: build it when the data or the size changed, not on every repaint.

@@ -57,6 +57,13 @@ class TotalPanel(Vertical):
         yield self.digits
         yield self.caption
 
+    def reset(self, total: int | None, seq: int) -> None:
+        """A snapshot (a welcome): shown as it is, with no change marker or flash (it is not a change)."""
+        self.change = 0
+        self.set_reactive(TotalPanel.total, total)
+        self.set_reactive(TotalPanel.seq, seq)
+        self._render_total()
+
     def watch_total(self, old: int | None, new: int | None) -> None:
         if old is not None and new is not None and old != new:
             self.change = new - old

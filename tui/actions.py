@@ -175,9 +175,16 @@ class Actions(App[None]):
         self.activity.set_filter(log_filter)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":  # ours asks first about pending adds, and says its key
+                yield SystemCommand("Quit", "Quit; asks first if adds are still waiting (ctrl+q)", self.action_quit)
+            elif command.title == "Screenshot":
+                where = screenshot_directory()
+                yield SystemCommand("Screenshot", f"Save an SVG of the screen in {where}", command.callback)
+            else:
+                yield command
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.tooltip and binding.action not in ("quit",):
+            if isinstance(binding, Binding) and binding.tooltip and binding.action not in ("quit", "command_palette"):
                 key = key_label(binding.key)
                 yield SystemCommand(binding.description, f"{binding.tooltip} ({key})",
                                     partial(self.run_action, binding.action))  # fmt: skip

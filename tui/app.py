@@ -59,7 +59,7 @@ class TallyApp(Actions):
     CSS_PATH = "app.tcss"
     # Breakpoints set these classes on the screen; app.tcss lays the panels out by them:
     # a grid from 80x24, a stack below (one panel at a time, F2-F4), a message below 32x12.
-    HORIZONTAL_BREAKPOINTS = [(0, "-tiny-width"), (MIN_WIDTH, "-narrow"), (80, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny-width"), (MIN_WIDTH, "-narrow"), (80, "-wide"), (110, "-wider")]
     VERTICAL_BREAKPOINTS = [(0, "-tiny-height"), (MIN_HEIGHT, "-short"), (24, "-tall")]
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", key_display="?", tooltip="This help: the panels and every key"),
@@ -69,6 +69,7 @@ class TallyApp(Actions):
         Binding("ctrl+z", "undo", "Undo", priority=True, tooltip="Take back your last add"),
         Binding("ctrl+n", "rename", "Rename", priority=True, tooltip="Change your display name"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (asks first if adds are still waiting)"),
+        Binding("ctrl+p", "command_palette", "Commands", tooltip="Every command, with its key"),
         Binding("slash", "focus_input", "Input", show=False, key_display="/", tooltip="Go back to the amount input"),
         Binding("ctrl+t", "copy_total", "Copy total", show=False, priority=True, tooltip="Copy the exact total"),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False, priority=True, tooltip="Reconnect now (skip the wait)"),
@@ -126,7 +127,8 @@ class TallyApp(Actions):
             yield self.chart
             yield self.activity
         yield Static("", id="too-small", markup=False)
-        yield Footer(compact=True)
+        # The palette's key among the others: docked on the right, a compact footer drew a stray character.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.model.name} @ {public_url(self.link.url)}"

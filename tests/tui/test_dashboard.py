@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.binding import Binding
+from textual.command import Command, CommandList, CommandPalette
 from textual.widgets import Input
 
 from server.app import TallyServer
@@ -134,7 +136,7 @@ async def test_the_charts_windows_ask_the_server_for_their_history(server: Tally
         await until(pilot, lambda: app.total.total == 5 and app.model.series.loaded, what="the minute, loaded")
         await pilot.press("f2", "h")
         await until(pilot, lambda: app.model.series.window.name == "hour" and app.model.series.loaded)
-        assert "last hour" in str(app.chart.border_title)
+        assert "h hour" in str(app.chart.border_subtitle)  # the window shown, with its key
         await pilot.press("d")
         await until(pilot, lambda: app.model.series.window.name == "day" and app.model.series.loaded)
         assert [round(s.since) for s in sent] == pytest.approx(
@@ -233,3 +235,24 @@ async def test_the_input_keeps_every_key_typed_while_the_room_floods() -> None:
             await pilot.press(*"2,500")
             assert app.entry.query_one(Input).value == "2,500"
             await until(pilot, lambda: app.total.total == 300)
+
+
+async def test_the_command_palette_says_each_commands_key(server: TallyServer) -> None:
+    """ctrl+p, then a command's name: its help ends with its key, and Enter runs it."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        await pilot.press("ctrl+p", *"Chart")
+
+        def offered() -> str:
+            palette = app.screen
+            if not isinstance(palette, CommandPalette):
+                return ""
+            option = palette.query_one(CommandList).highlighted_option
+            return str(option.hit.help) if isinstance(option, Command) and option.hit.text == "Chart" else ""
+
+        await until(pilot, lambda: offered().endswith("(F2)"), what="Chart, with its key")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.focused is app.chart)
+        for binding in app.BINDINGS:
+            assert isinstance(binding, Binding) and binding.tooltip, f"{binding} needs help text"

@@ -185,6 +185,7 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
         async with app.run_test() as pilot:
             await until(pilot, lambda: app.total.total == 2)
             await until(pilot, lambda: "refused" in log_text(app), what="the error, sent last, shown")
+            await until(pilot, lambda: len(table_names(app)) == 2, what="the people drawn")
             shown = [*table_names(app), log_text(app)]
             for text in shown:
                 assert not any(ord(char) < 32 or char == "\u202e" for char in text.replace("\n", "")), text

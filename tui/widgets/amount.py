@@ -87,7 +87,7 @@ class AmountEntry(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         # Not select-on-focus: a digit typed on another panel lands here, and the next must follow it.
-        self.input = AmountInput(placeholder="Add an amount: +5, -3 … then Enter", id="amount", select_on_focus=False)
+        self.input = AmountInput(placeholder="+5 or -3, Enter", id="amount", select_on_focus=False)
         self.hint = Label("", id="amount-hint", markup=False)
 
     def compose(self) -> ComposeResult:

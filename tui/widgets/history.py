@@ -109,12 +109,18 @@ class HistoryChart(PlotextPlot):
 
     def _title(self) -> None:
         window = self.series.window.name if self.series is not None else "minute"
-        self.border_title = f"History · last {window}"
-        # Each window with its key; the one shown stands out. (Border titles are markup.)
+        self.border_title = "History"
+        # The window shown, and the keys of the others (named too when there is room). Border titles are markup.
+        roomy = self.size.width >= 40
         self.border_subtitle = " ".join(
-            f"[reverse] {WINDOWS[name].key} {name} [/]" if name == window else f"[dim]{WINDOWS[name].key}[/] {name}"
+            f"[reverse] {WINDOWS[name].key} {'last ' if roomy else ''}{name} [/]"
+            if name == window
+            else f"[b]{WINDOWS[name].key}[/]" + (f" {name}" if roomy else "")
             for name in ORDER
         )
+
+    def on_resize(self) -> None:
+        self._title()
 
     def _plot_series(self) -> None:
         plt = self.plt
@@ -131,10 +137,13 @@ class HistoryChart(PlotextPlot):
         window = series.window
         plt.plot(data.xs, data.ys, marker="braille")
         plt.xlim(-window.seconds, 0)
-        # Labels at the window's start, middle and end, as clock times.
-        positions = [-window.seconds, -window.seconds / 2, 0.0]
-        plt.xticks(positions, [_time_label(now + x, window.label_format) for x in positions])
-        values = ticks(data.low, data.high, 3 if self.size.height < 8 else 4)
+        # Clock times at the window's start, middle and end; in a narrow chart, its start and "now".
+        if self.size.width >= 40:
+            positions = [-window.seconds, -window.seconds / 2, 0.0]
+            plt.xticks(positions, [_time_label(now + x, window.label_format) for x in positions])
+        else:
+            plt.xticks([-window.seconds, 0.0], [_time_label(now - window.seconds, window.label_format), "now"])
+        values = ticks(data.low, data.high, max(3, min(8, self.size.height // 4)))  # a label every few rows
         positions_y = [float(value) for value in values]
         plt.ylim(data.low, data.high if data.high > data.low else data.low + 1)
         if data.relative:

@@ -101,7 +101,7 @@ class TotalPanel(Vertical):
         if self.pending:
             line.append(f"{self.pending:,} pending → {self.total + self.pending_amount:,}", style="bold")
         elif self.seq:
-            line.append(f"after {self.seq:,} update{'s' if self.seq != 1 else ''}")
+            line.append(f"{self.seq:,} update{'s' if self.seq != 1 else ''}")
         else:
             line.append("no updates yet")
         if not exact_fits:

@@ -43,15 +43,14 @@ def fit(value: int, width: int, *, signed: bool = False) -> str:
 
 
 def ticks(low: int, high: int, count: int = 4) -> list[int]:
-    """Round values from ``low`` to ``high`` (about ``count``), for an axis; both ends included."""
+    """Round values from ``low`` to ``high`` (about ``count`` steps), for an axis; both ends included."""
     if high <= low:
         return [low]
-    raw = (high - low) / max(1, count - 1)
+    raw = (high - low) / max(1, count)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    step = max(1, int(step))
+    step = max(1, int(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)))
     first = -(-low // step) * step  # the first multiple of step at or above low
-    values = list(range(first, high + 1, step))
-    # The ends tell the range; drop inner ticks too close to them to read apart.
-    inner = [v for v in values if low + step / 2 < v < high - step / 2]
+    # The ends tell the range; inner ticks too close to them to read apart are dropped.
+    margin = step * 0.3
+    inner = [value for value in range(first, high + 1, step) if low + margin < value < high - margin]
     return [low, *inner, high]

@@ -32,8 +32,9 @@ def test_fit_is_exact_when_it_fits_and_compact_otherwise() -> None:
 
 def test_ticks_are_round_and_include_both_ends() -> None:
     """The ends say the range; the inner ticks are round numbers not crowding them."""
-    assert ticks(0, 100) == [0, 50, 100]
-    assert ticks(1200, 1290) == [1200, 1250, 1290]
+    assert ticks(0, 100, 3) == [0, 50, 100]
+    assert ticks(1200, 1290) == [1200, 1225, 1250, 1275, 1290]
+    assert ticks(-3, 1179, 3) == [-3, 500, 1000, 1179]
     assert ticks(3, 3) == [3]
     values = ticks(-5, 10**18)
     assert values[0] == -5 and values[-1] == 10**18 and values == sorted(values)

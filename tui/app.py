@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual import events, work
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.containers import Container, Vertical
+from textual.widget import Widget
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from server.protocol import PAGE_MAX
+from tui.actions import Actions
+from tui.config import Preferences
 from tui.connection import Link
 from tui.journal import Journal, fresh_in
 from tui.messages import (
     AddAcknowledged,
+    ClientsPageArrived,
     Connected,
     Connecting,
     ConnectionLost,
     GaveUp,
+    HistoryArrived,
     LatencyMeasured,
     LedgerChanged,
     OnlineChanged,
@@ -31,26 +37,43 @@ from tui.messages import (
     UpdatesArrived,
 )
 from tui.model import Model
+from tui.pager import Pager
 from tui.pending import Pending
-from tui.screens.choice import ledger_changed, quit_with_pending
-from tui.screens.rename import RenameScreen
+from tui.screens.choice import ledger_changed
+from tui.series import POINTS
 from tui.text import plain_text
 from tui.urls import public_url
-from tui.widgets import ActivityLog, AmountEntry, AmountInput, ClientsTable, StatusBar, TotalPanel
+from tui.widgets import ActivityLog, AmountEntry, ClientsTable, HistoryChart, PeoplePanel, StatusBar, TotalPanel
+from tui.widgets.clients import View
 
 __all__ = ["TallyApp"]
 
+# Below this the dashboard says the terminal is too small instead of drawing a broken screen.
+MIN_WIDTH, MIN_HEIGHT = 32, 12
+# In a large room the page in view is fetched again this often.
+PAGE_REFRESH = 2.0
 
-class TallyApp(App[None]):
+
+class TallyApp(Actions):
     TITLE = "Tally"
     CSS_PATH = "app.tcss"
+    # Breakpoints set these classes on the screen; app.tcss lays the panels out by them:
+    # a grid from 80x24, a stack below (one panel at a time, F2-F4), a message below 32x12.
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny-width"), (MIN_WIDTH, "-narrow"), (80, "-wide"), (110, "-wider")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny-height"), (MIN_HEIGHT, "-short"), (24, "-tall")]
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("slash", "focus_input", "Focus input", key_display="/"),
-        Binding("ctrl+z", "undo", "Undo", priority=True),
-        Binding("ctrl+n", "rename", "Rename", priority=True),
-        Binding("ctrl+r", "reconnect", "Reconnect", priority=True),
-        Binding("ctrl+l", "clear_log", "Clear log", priority=True),
+        Binding("f1,question_mark", "help", "Help", key_display="?", tooltip="This help: the panels and every key"),
+        Binding("f2", "show('history')", "Chart", key_display="F2", tooltip="Show the history chart and go to it"),
+        Binding("f3", "show('people')", "People", key_display="F3", tooltip="Show the people and go to them"),
+        Binding("f4", "show('activity')", "Log", key_display="F4", tooltip="Show the activity log and go to it"),
+        Binding("ctrl+z", "undo", "Undo", priority=True, tooltip="Take back your last add"),
+        Binding("ctrl+n", "rename", "Rename", priority=True, tooltip="Change your display name"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (asks first if adds are still waiting)"),
+        Binding("ctrl+p", "command_palette", "Commands", tooltip="Every command, with its key"),
+        Binding("slash", "focus_input", "Input", show=False, key_display="/", tooltip="Go back to the amount input"),
+        Binding("ctrl+t", "copy_total", "Copy total", show=False, priority=True, tooltip="Copy the exact total"),
+        Binding("ctrl+r", "reconnect", "Reconnect", show=False, priority=True, tooltip="Reconnect now (skip the wait)"),
+        Binding("ctrl+l", "clear_log", "Clear log", show=False, priority=True, tooltip="Empty the activity log"),
     ]
 
     def __init__(
@@ -61,13 +84,16 @@ class TallyApp(App[None]):
         pending: Pending | None = None,
         leftovers: Sequence[Journal] = (),
         autoconnect: bool = True,
+        preferences: Preferences | None = None,
+        config: Path | None = None,
         **link_options: Any,
     ) -> None:
         """``pending`` (kept on disk) and ``leftovers`` (journals of dashboards that quit or died) come from the CLI.
 
         ``autoconnect=False`` leaves the connection worker unstarted (snapshot tests
-        feed messages instead). ``link_options`` go to :class:`Link`: token, tls,
-        stall_timeout, start_server.
+        feed messages instead). ``preferences`` were read from ``config``, where
+        a theme chosen in the app is saved (nothing is saved without it).
+        ``link_options`` go to :class:`Link`: token, tls, stall_timeout, start_server.
         """
         super().__init__()
         self.autoconnect = autoconnect
@@ -75,6 +101,10 @@ class TallyApp(App[None]):
         self.link = Link(url, self.model, self.post_message, **link_options)
         self.link_options = link_options
         self.leftovers = list(leftovers)
+        self.preferences = preferences or Preferences()
+        self.config = config
+        self.pager = Pager(self.model, self._request_clients)
+        self._history_request: str | None = None
         self._asking_about_ledger = False
         # Held rather than queried each time: the widgets are built once, here, so
         # handlers reach them directly without a DOM lookup on every update.
@@ -82,24 +112,37 @@ class TallyApp(App[None]):
         self.total = TotalPanel(id="total")
         self.entry = AmountEntry(id="entry")
         self.clients = ClientsTable(id="clients")
-        self.activity = ActivityLog(id="activity")
+        self.people = PeoplePanel(self.clients, id="people", classes="panel")
+        self.chart = HistoryChart(id="history", classes="panel")
+        self.activity = ActivityLog(id="activity", classes="panel -chosen")
+        self.panels: dict[str, Widget] = {"history": self.chart, "people": self.people, "activity": self.activity}
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield self.status
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
+        with Container(id="dashboard"):
+            with Vertical(id="controls"):
                 yield self.total
                 yield self.entry
-            yield self.clients
-        yield self.activity
-        yield Footer()
+            yield self.people
+            yield self.chart
+            yield self.activity
+        yield Static("", id="too-small", markup=False)
+        # The palette's key among the others: docked on the right, a compact footer drew a stray character.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.model.name} @ {public_url(self.link.url)}"
-        self.status.url = public_url(self.link.url)
+        self.status.url, self.status.name = public_url(self.link.url), self.model.name
+        self.chart.show(self.model.series)
+        theme = self.preferences.theme
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.preferences.problem:
+            self.notify(self.preferences.problem, title="Preferences not read", severity="warning", markup=False)
         self.entry.focus_input()
         self._show_pending()
+        self.set_interval(PAGE_REFRESH, self._refresh_large_room)
         if self.autoconnect:
             self.run_link()
             for journal in self.leftovers:
@@ -107,6 +150,13 @@ class TallyApp(App[None]):
                     self.send_leftovers(journal)
                 else:
                     journal.remove()  # a session with nothing left to send
+
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size
+        self.query_one("#too-small", Static).update(
+            f"Tally needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT}; this one is {width}x{height}.\n"
+            "Make it larger, or press ctrl+q to quit."
+        )
 
     @work(exclusive=True, exit_on_error=False, group="link")
     async def run_link(self) -> None:
@@ -150,9 +200,12 @@ class TallyApp(App[None]):
         before = (model.ledger, model.total)
         model.welcome(welcome)
         self.entry.input.max_amount = welcome.limits.max_amount if welcome.limits else None
-        self.clients.show(model.clients.values(), model.you)
-        self.total.total, self.total.seq = model.total, model.seq
-        self.total.show_history([point.total for point in model.history])
+        self.pager.forget()
+        self.people.count(model.online, model.live)
+        self.clients.want()
+        self.total.reset(model.total, model.seq)
+        self.chart.show(model.series)
+        self._request_history()
         self.status.state = "connected"
         self._stale(False)
         url = public_url(self.link.url)
@@ -214,25 +267,62 @@ class TallyApp(App[None]):
 
     def on_updates_arrived(self, message: UpdatesArrived) -> None:
         model, updates = self.model, message.updates
-        for client_id in model.apply(updates):
-            self.clients.upsert(model.clients[client_id], model.you)
+        if model.apply(updates) or any(update.client == model.you for update in updates):
+            self.clients.changed()
         self.total.total, self.total.seq = model.total, model.seq
-        self.total.extend_history([update.total for update in updates])
+        self.chart.show(model.series)
         self.activity.updates(updates, model.you)
 
     def on_presence_changed(self, message: PresenceChanged) -> None:
-        batch = []
-        for presence in message.presences:
-            batch.append((presence, self.model.presence(presence)))
-            if presence.event == "left":
-                self.clients.drop(presence.client.id)
-            else:
-                self.clients.upsert(presence.client, self.model.you)
+        batch = [(presence, self.model.presence(presence)) for presence in message.presences]
+        self.clients.changed()
         self.activity.presence(batch)
 
     def on_online_changed(self, message: OnlineChanged) -> None:
         if self.model.count(message.online):
-            self.link.request_clients(limit=500)
+            self.link.request_clients(limit=PAGE_MAX)  # live again: the whole list, then presence keeps it
+        self.people.count(self.model.online, self.model.live)
+        self.clients.changed()
+
+    def on_clients_page_arrived(self, message: ClientsPageArrived) -> None:
+        self.model.page_arrived(message.page)
+        shown = self.pager.arrived(message.page, time.monotonic())
+        if shown is not None:
+            view, (total, rows) = shown
+            self.clients.show_page(total, view.offset, rows, self.model.me)
+        else:
+            self.clients.changed()
+
+    def on_history_arrived(self, message: HistoryArrived) -> None:
+        if message.page.id == self._history_request:
+            self.model.history_arrived(message.page.points, time.time())
+            self.chart.show(self.model.series)
+
+    # -- what the widgets ask for ---------------------------------------------------
+
+    def on_clients_table_page_wanted(self, message: ClientsTable.PageWanted) -> None:
+        total, rows = self.pager.want(message.view, time.monotonic())
+        message.table.show_page(total, message.view.offset, rows, self.model.me)
+
+    def _request_clients(self, offset: int, limit: int, view: View) -> str | None:
+        return self.link.request_clients(
+            offset=offset, limit=limit, sort=view.sort, descending=view.descending, filter=view.filter
+        )
+
+    def _refresh_large_room(self) -> None:
+        # In a large room nothing tells us when the page in view changes: look again now and then.
+        if not self.model.live and self.status.state == "connected":
+            self.clients.want()
+
+    def on_history_chart_window_chosen(self, message: HistoryChart.WindowChosen) -> None:
+        if message.name != self.model.series.window.name:
+            self.model.choose_window(message.name)
+            self.chart.show(self.model.series)
+            self._request_history()
+
+    def _request_history(self) -> None:
+        window = self.model.series.window
+        self._history_request = self.link.request_history(time.time() - window.seconds, POINTS)
 
     def on_server_refused(self, message: ServerRefused) -> None:
         error, add = message.error, message.add
@@ -266,66 +356,3 @@ class TallyApp(App[None]):
         """Offline, everything shown is the last known state: say so, and dim it."""
         self.total.stale = stale
         self.clients.set_class(stale, "-stale")
-
-    # -- what the user does -------------------------------------------------------
-
-    @on(AmountInput.Entered)
-    def add(self, message: AmountInput.Entered) -> None:
-        self.link.add(message.amount, text=message.text)
-
-    def action_undo(self) -> None:
-        mine = self.model.undoable()
-        if mine is None:
-            self.notify("Nothing of yours to undo yet.", title="Undo", markup=False)
-            return
-        mine.undone = True  # a second ctrl+z before the answer takes back the add before it
-        self.link.add(-mine.amount, undo=mine.op)
-        self.activity.note(f"undoing your {mine.amount:+,} (update {mine.seq:,})")
-
-    def action_focus_input(self) -> None:
-        self.entry.focus_input()
-
-    def action_rename(self) -> None:
-        def renamed(name: str | None) -> None:
-            if name is not None and name != self.model.name:
-                self.link.rename(name)
-                self.sub_title = f"{name} @ {public_url(self.link.url)}"
-
-        self.push_screen(RenameScreen(self.model.name), renamed)
-
-    def action_reconnect(self) -> None:
-        self.activity.note("reconnecting now")
-        if self.autoconnect and not any(worker.is_running for worker in self.workers if worker.group == "link"):
-            self.run_link()
-        else:
-            self.link.reconnect_now()
-
-    def action_clear_log(self) -> None:
-        self.activity.clear_entries()
-
-    async def action_quit(self) -> None:
-        pending = self.model.pending
-        if not pending:
-            self.exit()
-            return
-
-        def chosen(choice: str | None) -> None:
-            if choice == "discard":
-                pending.clear()
-                pending.save()
-                self.exit()
-            elif choice == "keep":
-                pending.save()
-                self.exit()
-
-        self.push_screen(quit_with_pending(len(pending)), chosen)
-
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Undo", "Take back your last add (ctrl+z)", self.action_undo)
-        yield SystemCommand("Rename", "Change your display name (ctrl+n)", self.action_rename)
-        yield SystemCommand(
-            "Reconnect now", "Drop the connection and reconnect at once (ctrl+r)", self.action_reconnect
-        )
-        yield SystemCommand("Clear log", "Empty the activity log (ctrl+l)", self.action_clear_log)
-        yield SystemCommand("Focus input", "Type an amount to add (/)", self.action_focus_input)

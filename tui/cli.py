@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import importlib.metadata
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from server.protocol import ProtocolError, check_name
+from tui import config
 from tui.amount import parse_amount
 from tui.local_server import LocalServerError, default_url, ensure_local_server
 from tui.urls import check_url, is_loopback, split_urls
@@ -60,7 +62,7 @@ def connection_options() -> argparse.ArgumentParser:
         action="append",
         help="server to connect to: ws://HOST:PORT, wss://… or unix:///path; repeat it (or give a comma list) "
         "for the servers of one cluster, to fail over between them "
-        "(default: $TALLY_URL, or your own local server, started if needed)",
+        "(default: $TALLY_URL, else url in config.toml, else your own local server, started if needed)",
     )
     group.add_argument(
         "--token",
@@ -77,20 +79,34 @@ def connection_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
     )
-    group.add_argument("--name", default=None, help="your display name (default: your login name)")
+    group.add_argument(
+        "--name", default=None, help="your display name (default: name in config.toml, else your login name)"
+    )
     return parser
 
 
 def check_connection_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Resolve the URL, the token and the name once, at start: a mistake is a usage error, not a retry loop."""
-    given = args.url or ([os.environ["TALLY_URL"]] if os.environ.get("TALLY_URL") else [])
+    """Resolve the URL, the token and the name once, at start: a mistake is a usage error, not a retry loop.
+
+    Each comes from the first of: its flag, its environment variable (URL and
+    token), the config file (URL and name), the default.
+    """
+    path = config.config_path()
+    args.preferences = preferences = config.load(path)
+    if preferences.problem:
+        print(f"tally: ignoring what cannot be read in {preferences.problem}", file=sys.stderr)
+    given, source = args.url, "--url"
+    if not given and os.environ.get("TALLY_URL"):
+        given, source = [os.environ["TALLY_URL"]], "$TALLY_URL"
+    if not given and preferences.url:
+        given, source = [preferences.url], f"url in {path}"
     args.spawn = not given and not args.no_spawn
-    args.urls = split_urls(given) or [default_url()]
+    args.urls = split_urls(given or []) or [default_url()]
     for url in args.urls:
         try:
             check_url(url)
         except ValueError as exc:
-            parser.error(f"--url: {exc}")
+            parser.error(f"{source}: {exc}")
     args.url = ",".join(args.urls)
     if args.token_file is not None:
         try:
@@ -104,10 +120,11 @@ def check_connection_options(args: argparse.Namespace, parser: argparse.Argument
                 f"--url {url} is plain ws:// to another machine: the token would cross the network in clear. "
                 "Use wss://, or --insecure-token if this network is trusted"
             )
+    name, source = (args.name, "--name") if args.name is not None else (preferences.name, f"name in {path}")
     try:
-        args.name = check_name(args.name) if args.name is not None else default_name()
+        args.name = check_name(name) if name is not None else default_name()
     except ProtocolError as exc:
-        parser.error(f"--name: {exc.message}")
+        parser.error(f"{source}: {exc.message}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -120,6 +137,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tally {version()}")
+    parser.add_argument(
+        "--theme", default=None, help="the dashboard's colours (default: the last one chosen, kept in config.toml)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add = commands.add_parser("add", parents=[shared], help="add a number, for scripts")
     add.add_argument("amount", help="a whole number, such as 5, -3 or 1,000")
@@ -154,6 +174,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     check_connection_options(args, parser)
+    args.theme = args.theme or args.preferences.theme
     if args.command == "add":
         amount = parse_amount(args.amount)
         if isinstance(amount, str):
@@ -207,7 +228,9 @@ def run_dashboard(args: argparse.Namespace, **link_options: Any) -> int:
     from tui.pending import Pending
 
     journal, leftovers = journals_for(args.url)
-    app = TallyApp(args.urls, args.name, pending=Pending(journal), leftovers=leftovers, **link_options)
+    preferences = dataclasses.replace(args.preferences, theme=args.theme, problem=None)
+    app = TallyApp(args.urls, args.name, pending=Pending(journal), leftovers=leftovers, preferences=preferences,
+                   config=config.config_path(), **link_options)  # fmt: skip
     try:
         app.run()
     finally:

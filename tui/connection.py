@@ -73,8 +73,9 @@ from tui.urls import split_urls, unix_path
 
 __all__ = ["Link"]
 
-# Repaint at most this often when updates pour in; the latest total always wins.
-FLUSH_INTERVAL = 1 / 30
+# Repaint at most this often when updates pour in; the latest total always wins. Ten a
+# second reads as live, and each repaint costs the dashboard a layout of the screen.
+FLUSH_INTERVAL = 1 / 10
 LATENCY_INTERVAL = 2.0
 # Refusals that say "not now": the add stays pending and goes again after this long.
 RETRY_LATER = {ErrorCode.UNAVAILABLE: 2.0, ErrorCode.RATE_LIMITED: 1.0}
@@ -189,7 +190,7 @@ class Link:
 
     def rename(self, name: str) -> None:
         """Change our name; while offline, the next hello carries it."""
-        self.model.name = name
+        self.model.rename(name)
         if self.connected:
             self._outbox.put_nowait(Rename(name=name))
 

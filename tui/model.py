@@ -6,12 +6,25 @@ render from it and keep no copy of their own. Nothing here draws or connects.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from server.protocol import HISTORY_POINTS, ClientInfo, HistoryPoint, LimitsInfo, Online, Presence, Update, Welcome
+from server.protocol import (
+    HISTORY_POINTS,
+    ClientInfo,
+    ClientsPage,
+    HistoryPoint,
+    LimitsInfo,
+    Online,
+    Presence,
+    Update,
+    Welcome,
+)
+from server.protocol.messages import SortKey
 from tui.pending import Pending, PendingAdd
+from tui.series import WINDOWS, Series
 
 __all__ = ["Mine", "Model"]
 
@@ -27,6 +40,14 @@ class Mine:
     amount: int
     seq: int
     undone: bool = False
+
+
+# The server's orders (server/presence.py), so that a room growing past live keeps its order.
+SORTS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
+    "name": lambda info: (info.name.casefold(), info.since),
+    "added": lambda info: (info.added, info.name.casefold()),
+    "since": lambda info: (info.since, info.name.casefold()),
+}
 
 
 class Model:
@@ -47,6 +68,10 @@ class Model:
         self.server_version = ""
         self.history: deque[HistoryPoint] = deque(maxlen=HISTORY_POINTS)
         self.mine: deque[Mine] = deque(maxlen=UNDO_DEPTH)
+        # The total over the window the chart shows (the last minute, hour or day).
+        self.series = Series(WINDOWS["minute"])
+        # Me as others see me: in a large room the welcome lists nobody, me included.
+        self.me: ClientInfo | None = None
 
     def welcome(self, welcome: Welcome) -> None:
         """Replace everything with the server's snapshot."""
@@ -60,13 +85,32 @@ class Model:
         self.total, self.seq = welcome.total, welcome.seq
         self.history.clear()
         self.history.extend(welcome.history)
+        mine = self.clients.get(welcome.you)
+        self.me = mine or ClientInfo(welcome.you, self.name, time.time(), welcome.added, None, "")
+        # Until the server answers a history request, the chart starts from what the welcome has.
+        self.series = Series(self.series.window)
+        # No recent history: the total has been what it is since before any window (at 0, "ever").
+        for point in welcome.history or (HistoryPoint(welcome.seq, 0.0, welcome.total),):
+            self.series.add(point)
+
+    def choose_window(self, name: str) -> None:
+        """Chart another window: it starts from what is known, until the server's history for it arrives."""
+        series = Series(WINDOWS[name])
+        for point in self.series.points or self.history:
+            series.add(point)
+        self.series = series
+
+    def history_arrived(self, points: Iterable[HistoryPoint], now: float) -> None:
+        self.series.replace(points, now)
 
     def apply(self, updates: Iterable[Update]) -> set[str]:
         """Take updates in seq order; returns the ids of the clients whose ``added`` changed."""
         credits: Counter[str] = Counter()
         for update in updates:
             self.total, self.seq = update.total, update.seq
-            self.history.append(HistoryPoint(update.seq, update.at, update.total))
+            point = HistoryPoint(update.seq, update.at, update.total)
+            self.history.append(point)
+            self.series.add(point)
             credits[update.client] += update.amount
             if update.undoes is not None:
                 for mine in self.mine:
@@ -80,6 +124,9 @@ class Model:
                     client.id, client.name, client.since, client.added + amount, client.address, client.tag
                 )
                 changed.add(client_id)
+        me = self.me
+        if me is not None and credits.get(me.id):
+            self.me = ClientInfo(me.id, me.name, me.since, me.added + credits[me.id], me.address, me.tag)
         return changed
 
     def presence(self, presence: Presence) -> str | None:
@@ -90,7 +137,40 @@ class Model:
             self.clients.pop(client.id, None)
         else:
             self.clients[client.id] = client
+            if client.id == self.you:
+                self.me = client
         return None if before is None else before.name
+
+    def page(
+        self, *, offset: int, limit: int, sort: SortKey, descending: bool, filter: str
+    ) -> tuple[int, list[ClientInfo]]:
+        """In a live room, a page of everyone, as the server would send it: how many match, and ``limit`` of them.
+
+        Sorted like the server's pages, so a room that grows past live keeps its order.
+        """
+        people: Iterable[ClientInfo] = self.clients.values()
+        if filter:
+            needle = filter.casefold()
+            people = [info for info in people if needle in info.name.casefold()]
+        ordered = sorted(people, key=SORTS[sort], reverse=descending)
+        return len(ordered), ordered[offset : offset + limit]
+
+    def page_arrived(self, page: ClientsPage) -> None:
+        """Take a page the server sent: in a large room, the people shown; live again, everyone."""
+        for client in page.clients:
+            if client.id == self.you:
+                self.me = client
+        if self.live and page.offset == 0 and len(page.clients) == page.total:
+            self.clients = {client.id: client for client in page.clients}
+        elif not self.live:
+            # Only who is shown is kept: updates credit them until the next page replaces them.
+            self.clients = {client.id: client for client in page.clients}
+
+    def rename(self, name: str) -> None:
+        self.name = name
+        if self.me is not None:
+            me = self.me
+            self.me = ClientInfo(me.id, name, me.since, me.added, me.address, me.tag)
 
     def count(self, online: Online) -> bool:
         """Take the count; True if the room just became live (the whole list must be fetched)."""

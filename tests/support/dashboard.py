@@ -23,8 +23,8 @@ def table_names(app: TallyApp) -> list[str]:
 
 
 def log_text(app: TallyApp) -> str:
-    """Everything in the activity log as plain text."""
-    return "\n".join(strip.text for strip in app.activity.lines)
+    """Everything in the activity log as plain text, a line per entry however the log wraps it."""
+    return app.activity.selected_text()
 
 
 def cell(app: TallyApp, client_id: str, column: str) -> str:

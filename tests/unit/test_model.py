@@ -67,3 +67,28 @@ def test_presence_joins_renames_and_leaves() -> None:
     assert model.presence(Presence(event="left", client=robert)) == "Robert"
     assert list(model.clients) == ["a1"]
     assert model.presence(Presence(event="left", client=robert)) is None  # leaving twice is harmless
+
+
+def test_in_a_large_room_i_know_myself_though_the_welcome_lists_nobody() -> None:
+    """me is made from the welcome (my id, name, what my session added), credited by my updates, renamed."""
+    model = Model("alice")
+    model.welcome(Welcome(you="a1", total=5, seq=3, clients=(), history=(), added=40, online=5000, live=False))
+    assert model.me is not None and (model.me.id, model.me.name, model.me.added) == ("a1", "alice", 40)
+    model.apply([update(4, 10, 5, "a1"), update(5, 11, 1, "zz")])
+    assert model.me.added == 45
+    model.rename("Alicia")
+    assert model.me.name == "Alicia" and model.name == "Alicia"
+
+
+def test_the_chart_starts_from_what_the_welcome_has_and_follows_updates() -> None:
+    """The series of the chosen window begins with the welcome's points (or the total now) and takes updates."""
+    model = welcomed(ALICE, total=10, seq=3)
+    model.apply([update(4, 15, 5)])
+    assert [p.seq for p in model.series.points] == [3, 4]
+    model.choose_window("hour")
+    assert model.series.window.name == "hour" and [p.seq for p in model.series.points] == [3, 4]
+    model.history_arrived([HistoryPoint(1, 0.5, 1), HistoryPoint(4, 4.0, 15)], now=5.0)
+    assert [p.seq for p in model.series.points] == [1, 4] and model.series.loaded
+    empty = Model("bob")
+    empty.welcome(Welcome(you="b2", total=7, seq=9, clients=(), history=()))
+    assert [(p.seq, p.total) for p in empty.series.points] == [(9, 7)]

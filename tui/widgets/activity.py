@@ -3,9 +3,10 @@
 Entries are kept (the last 1,000) and drawn through the filter the user
 chose: mine only, adds only, joins and leaves hidden. Scrolling up pauses
 following: new lines are counted in the title ("12 new") until End (or
-scrolling back to the bottom) resumes it. Many joins or leaves at one moment
-are one line. Every line is built from ``Text`` parts, so nothing from the
-network is ever markup.
+scrolling back to the bottom) resumes it. Joins, leaves and renames wait a
+moment (``SETTLE``) so that many of them become one line ("30 joined"), and
+an add that arrives after its author's "left" line is put before it. Every
+line is built from ``Text`` parts, so nothing from the network is ever markup.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Literal
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import RichLog
 
-from server.protocol import Error, Presence, Update
+from server.protocol import ClientInfo, Error, Presence, Update
 from tui.pending import PendingAdd
 from tui.text import plain_text
 
@@ -33,9 +35,14 @@ GROUP_PRESENCE = 3
 KEPT = 1000
 # An add applied this long after it was typed says both times.
 LATE = 2.0
+# Joins and leaves are held this long, so that a crowd arriving over a moment is one line.
+SETTLE = 1.0
+# New lines are written at most this often: under a flood, each write costs a layout of the screen.
+WRITE_EVERY = 0.25
 
 Kind = Literal["add", "presence", "note"]
 LogFilter = Literal["all", "mine", "adds", "quiet"]
+FILTER_ORDER: tuple[LogFilter, ...] = ("all", "mine", "adds", "quiet")
 FILTERS: dict[LogFilter, str] = {
     "all": "everything",
     "mine": "my adds only",
@@ -67,34 +74,75 @@ def _signed(amount: int) -> Text:
 
 
 class ActivityLog(RichLog):
-    BINDINGS = [Binding("end", "follow", "Follow", show=False)]
+    BINDINGS = [
+        Binding("end", "follow", "Follow", tooltip="Follow new lines again (scrolling up pauses)"),
+        Binding("f", "cycle_filter", "Filter", tooltip="Show everything, my adds only, adds only, or no joins/leaves"),
+        Binding("c", "copy_lines", "Copy", tooltip="Copy the lines in view"),
+    ]
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, markup=False, highlight=False, wrap=False, max_lines=KEPT, auto_scroll=False)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(
+            id=id,
+            classes=classes,
+            markup=False,
+            highlight=False,
+            wrap=True,
+            min_width=20,
+            max_lines=KEPT,
+            auto_scroll=False,
+        )
         self.entries: deque[Entry] = deque(maxlen=KEPT)
         self.filter: LogFilter = "all"
         self.unseen = 0
         self.ambiguous: set[str] = set()  # names two people share: shown with their tags
+        self._held: list[tuple[Presence, str | None]] = []
+        self._unwritten: list[Entry] = []
+        self._writing: Timer | None = None
+        self._settle: Timer | None = None
+        # The "left" line of each recent leaver: an add of theirs that comes later goes before it.
+        self._left: dict[str, Entry] = {}
         self._refresh_title()
 
     # -- writing ---------------------------------------------------------------------
 
     def add_entry(self, entry: Entry) -> None:
         self.entries.append(entry)
-        if not self._shown(entry):
-            return
+        if self._shown(entry):
+            self._unwritten.append(entry)
+            if self._writing is None:
+                self._writing = self.set_timer(WRITE_EVERY, self._write_unwritten)
+
+    def _write_unwritten(self) -> None:
+        """Write what came since the last time: each write lays out the screen again, so not for every line."""
+        self._writing = None
+        entries, self._unwritten = self._unwritten, []
         following = self.is_vertical_scroll_end or self.max_scroll_y == 0
-        self.write(entry.text, scroll_end=following)
-        if not following:
-            self.unseen += 1
+        for entry in entries:
+            self.write(entry.text, scroll_end=following)
+        if not following and entries:
+            self.unseen += len(entries)
             self._refresh_title()
 
     def updates(self, updates: Sequence[Update], you: str | None, *, earlier: bool = False) -> None:
+        if self._held and {u.client for u in updates} & {p.client.id for p, _ in self._held if p.event == "joined"}:
+            self._write_presence()  # someone who just came added at once: say they came first
         skipped = len(updates) - MAX_LINES_PER_BATCH
         if skipped > 0:
             self.note(f"… {skipped:,} more updates")
         for update in updates[-MAX_LINES_PER_BATCH:]:
-            self.add_entry(self._update_entry(update, you, earlier=earlier))
+            entry = self._update_entry(update, you, earlier=earlier)
+            left = self._left.get(update.client)
+            if left is not None and left in self.entries:
+                self._insert_before(left, entry)
+            else:
+                self.add_entry(entry)
+
+    def _insert_before(self, later: Entry, entry: Entry) -> None:
+        """Put ``entry`` before ``later`` (an add whose author's "left" line went out first)."""
+        entries = list(self.entries)
+        entries.insert(entries.index(later), entry)
+        self.entries = deque(entries, maxlen=KEPT)
+        self._redraw(self.entries, keep_place=True)
 
     def _update_entry(self, update: Update, you: str | None, *, earlier: bool) -> Entry:
         mine = update.client == you
@@ -133,21 +181,45 @@ class ActivityLog(RichLog):
         )
 
     def presence(self, batch: Sequence[tuple[Presence, str | None]]) -> None:
-        """Joins, leaves and renames of one moment (each with the name before it)."""
+        """Joins, leaves and renames (each with the name before it): written together once they settle."""
+        self._held.extend(batch)
+        if self._settle is None:
+            self._settle = self.set_timer(SETTLE, self._write_presence)
+
+    @property
+    def settled(self) -> bool:
+        """No line waits to be written."""
+        return not self._held and not self._unwritten
+
+    def _write_presence(self) -> None:
+        if self._settle is not None:
+            self._settle.stop()
+            self._settle = None
+        batch, self._held = self._held, []
         for event in ("joined", "left"):
             group = [p.client for p, _ in batch if p.event == event]
             if len(group) > GROUP_PRESENCE:
                 names = ", ".join(plain_text(c.name, limit=20) for c in group[:GROUP_PRESENCE])
                 line = Text.assemble(_stamp(), (f"{len(group):,} {event}", "bold"), f": {names}, …")
-                self.add_entry(Entry("presence", line))
+                entries = [(Entry("presence", line), group)]
             else:
-                for client in group:
-                    tag = client.tag if client.name in self.ambiguous else ""
-                    self.add_entry(Entry("presence", Text.assemble(_stamp(), _name(client.name, tag), f" {event}")))
+                entries = [
+                    (Entry("presence", Text.assemble(_stamp(), _name(c.name, self._tag(c)), f" {event}")), [c])
+                    for c in group
+                ]
+            for entry, clients in entries:
+                self.add_entry(entry)
+                for client in clients if event == "left" else ():
+                    self._left[client.id] = entry
+        while len(self._left) > KEPT:
+            del self._left[next(iter(self._left))]
         for presence, before in batch:
             if presence.event == "renamed":
                 line = Text.assemble(_stamp(), _name(before or "someone"), " is now ", _name(presence.client.name))
                 self.add_entry(Entry("presence", line))
+
+    def _tag(self, client: ClientInfo) -> str:
+        return client.tag if client.name in self.ambiguous else ""
 
     def refused(self, error: Error, add: PendingAdd | None) -> None:
         what = f"your {add.amount:+,}" if add is not None else "refused"
@@ -178,11 +250,23 @@ class ActivityLog(RichLog):
         self.filter = log_filter
         self._redraw(self.entries)
 
-    def _redraw(self, entries: Iterable[Entry]) -> None:
+    def action_cycle_filter(self) -> None:
+        self.set_filter(FILTER_ORDER[(FILTER_ORDER.index(self.filter) + 1) % len(FILTER_ORDER)])
+
+    def _redraw(self, entries: Iterable[Entry], *, keep_place: bool = False) -> None:
+        paused = keep_place and self.unseen > 0
+        place = self.scroll_y
+        if self._writing is not None:
+            self._writing.stop()
+            self._writing = None
+        self._unwritten = []  # written below, with the rest
         self.clear()
         for entry in entries:
             if self._shown(entry):
                 self.write(entry.text, scroll_end=False)
+        if paused:
+            self.scroll_to(y=place, animate=False, immediate=True)
+            return
         self.scroll_end(animate=False)
         self.unseen = 0
         self._refresh_title()
@@ -207,9 +291,20 @@ class ActivityLog(RichLog):
         if self.filter != "all":
             title += f" · {FILTERS[self.filter]}"
         if self.unseen:
-            title += f" · paused, {self.unseen:,} new (End)"
+            title += f" · {self.unseen:,} new (End)"
         self.border_title = title
 
     def selected_text(self) -> str:
         """The lines shown, as plain text (for the copy key)."""
         return "\n".join(entry.text.plain for entry in self.entries if self._shown(entry))
+
+    def lines_in_view(self) -> str:
+        """The lines on screen now, as plain text."""
+        top = int(self.scroll_y)
+        return "\n".join(strip.text.rstrip() for strip in self.lines[top : top + self.scrollable_content_region.height])
+
+    def action_copy_lines(self) -> None:
+        text = self.lines_in_view()
+        self.app.copy_to_clipboard(text)
+        count = text.count("\n") + 1 if text else 0
+        self.app.notify(f"{count} line{'s' if count != 1 else ''} of the log", title="Copied", markup=False)

@@ -42,6 +42,13 @@ class AmountInput(Input):
     max_amount: int | None = None  # the server's bound on one add, once known
 
     async def _on_key(self, event: events.Key) -> None:
+        if event.character == "?":
+            # Never part of an amount: it opens help, as on every other panel. (Not typed, so it
+            # cannot bubble to the app's binding: run that binding's action here.)
+            event.stop()
+            event.prevent_default()
+            await self.run_action("app.help")
+            return
         if event.key == "enter":
             # Handled here, not by the submit binding: bindings run after the keys queued behind Enter.
             event.stop()
@@ -79,7 +86,8 @@ class AmountEntry(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.input = AmountInput(placeholder="Add an amount: +5, -3 … then Enter", id="amount")
+        # Not select-on-focus: a digit typed on another panel lands here, and the next must follow it.
+        self.input = AmountInput(placeholder="+5 or -3, Enter", id="amount", select_on_focus=False)
         self.hint = Label("", id="amount-hint", markup=False)
 
     def compose(self) -> ComposeResult:

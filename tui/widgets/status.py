@@ -24,6 +24,7 @@ class StatusBar(Static):
     retry_at: reactive[float] = reactive(0.0)
     reason: reactive[str] = reactive("")
     url: reactive[str] = reactive("")
+    name: reactive[str] = reactive("")
 
     def on_mount(self) -> None:
         # Only the countdown needs a clock; everything else repaints when it changes.
@@ -54,5 +55,13 @@ class StatusBar(Static):
             text.append(f" · {plain_text(self.reason, limit=60)} · ctrl+r to retry")
         if self.pending:
             text.append(f" · {self.pending} pending", style="bold")
-        text.append(f"  {plain_text(self.url, limit=60)}", style="dim")
+        who = Text()
+        if self.name:
+            who.append(f"  {plain_text(self.name, limit=32)}", style="bold")
+        where = Text(f" @ {plain_text(self.url, limit=60)}", style="dim")
+        # Who and where only as far as they fit whole: the state comes first.
+        room = self.content_size.width or 200
+        for part in (who, where):
+            if text.cell_len + part.cell_len <= room:
+                text.append_text(part)
         return text

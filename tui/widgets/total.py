@@ -1,33 +1,37 @@
-"""The total, big, with a flash when it moves and its recent history as a sparkline."""
+"""The total, big, with a small marker of its last change, and a flash now and then.
+
+Under a flood of updates a panel that flashes with each one is unreadable and
+costs a repaint of the whole panel each time: it flashes only when the total
+moves after a quiet while, and the marker (▲ +5) says the rest.
+"""
 
 from __future__ import annotations
 
+import time
+
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.renderables.digits import Digits as BigDigits
 from textual.timer import Timer
-from textual.widgets import Digits, Label, Sparkline
+from textual.widgets import Digits, Label
 
-from server.protocol import HISTORY_POINTS
+from tui.numbers import compact
 
-__all__ = ["TotalPanel"]
+__all__ = ["TotalPanel", "compact", "group_digits"]
 
 FLASH_SECONDS = 0.6
+# At most one flash in this long: a steady stream of updates flashes once, not continuously.
+FLASH_EVERY = 5.0
 
 
 def group_digits(value: int) -> str:
     return f"{value:,}"
 
 
-def compact(value: int) -> str:
-    """A short form for totals too wide to draw big: 9.22E18."""
-    mantissa, exponent = f"{value:.2E}".split("E")
-    return f"{mantissa}E{int(exponent)}"
-
-
 class TotalPanel(Vertical):
-    """Shows ``total``; flashes green when it rises and red when it falls."""
+    """Shows ``total``; flashes green when it rises and red when it falls (at most every ``FLASH_EVERY`` s)."""
 
     total: reactive[int | None] = reactive(None)
     seq: reactive[int] = reactive(0)
@@ -36,38 +40,35 @@ class TotalPanel(Vertical):
     pending: reactive[int] = reactive(0)
     pending_amount: reactive[int] = reactive(0)
 
+    ALLOW_SELECT = True
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._flash: Timer | None = None
-        self.history: list[float] = []
+        self._flashed_at = -FLASH_EVERY
+        self.change = 0  # the last change of the total, for the marker
+        self._exact_fitted: bool | None = None
         self.border_title = "Total"
         # Held, not queried: updates may still arrive while the app tears down.
         self.digits = Digits("…", id="total-digits")
         self.caption = Label("", id="total-caption", markup=False)
-        self.sparkline = Sparkline([], id="total-history")
 
     def compose(self) -> ComposeResult:
         yield self.digits
         yield self.caption
-        yield self.sparkline
 
-    def show_history(self, totals: list[int]) -> None:
-        self.history = [float(t) for t in totals][-HISTORY_POINTS:]
-        self._render_history()
-
-    def extend_history(self, totals: list[int]) -> None:
-        self.history = (self.history + [float(t) for t in totals])[-HISTORY_POINTS:]
-        self._render_history()
-
-    def _render_history(self) -> None:
-        # One point (or a flat line) would draw as a solid block: show a trend only.
-        trend = len(set(self.history)) > 1
-        self.sparkline.data = list(self.history) if trend else []
+    def reset(self, total: int | None, seq: int) -> None:
+        """A snapshot (a welcome): shown as it is, with no change marker or flash (it is not a change)."""
+        self.change = 0
+        self.set_reactive(TotalPanel.total, total)
+        self.set_reactive(TotalPanel.seq, seq)
+        self._render_total()
 
     def watch_total(self, old: int | None, new: int | None) -> None:
-        self._render_total()
         if old is not None and new is not None and old != new:
+            self.change = new - old
             self.flash("-up" if new > old else "-down")
+        self._render_total()
 
     def watch_seq(self) -> None:
         self._render_total()
@@ -92,13 +93,28 @@ class TotalPanel(Vertical):
         text = group_digits(self.total)
         exact_fits = BigDigits.get_width(text) <= max(self.content_size.width, 1)
         digits.update(text if exact_fits else compact(self.total))
-        updates = "no updates yet" if self.seq == 0 else f"after {self.seq:,} update{'s' if self.seq != 1 else ''}"
+        line = Text()
+        if self.change:
+            up = self.change > 0
+            line.append(f"{'▲' if up else '▼'} {self.change:+,}", style="bold green" if up else "bold red")
+            line.append(" · ")
         if self.pending:
-            projected = self.total + self.pending_amount
-            updates = f"{self.pending:,} pending → {projected:,}"
-        caption.update(updates if exact_fits else f"{text}  ·  {updates}")
+            line.append(f"{self.pending:,} pending → {self.total + self.pending_amount:,}", style="bold")
+        elif self.seq:
+            line.append(f"{self.seq:,} update{'s' if self.seq != 1 else ''}")
+        else:
+            line.append("no updates yet")
+        if not exact_fits:
+            line = Text.assemble(text, "\n", line)  # the exact value, under its short form
+        # A new layout only when the caption gains or loses a line: under a flood, layouts are the cost.
+        caption.update(line, layout=exact_fits != self._exact_fitted)
+        self._exact_fitted = exact_fits
 
     def flash(self, direction: str) -> None:
+        now = time.monotonic()
+        if now - self._flashed_at < FLASH_EVERY:
+            return
+        self._flashed_at = now
         self.remove_class("-up", "-down")
         self.add_class(direction)
         if self._flash is not None:

@@ -1,0 +1,88 @@
+"""The activity log under traffic, fed the messages its connection would post: grouping, order, filters."""
+
+from __future__ import annotations
+
+from server.protocol import ClientInfo, Presence, Update, Welcome
+from tests.support.dashboard import log_text, until
+from tui.app import TallyApp
+from tui.messages import Connected, PresenceChanged, UpdatesArrived
+
+NOW = 1_795_521_600.0
+
+
+def person(n: int) -> ClientInfo:
+    return ClientInfo(id=f"c{n}", name=f"guest {n}", since=NOW, added=0)
+
+
+def welcomed() -> TallyApp:
+    app = TallyApp("ws://127.0.0.1:9", "alice", autoconnect=False)
+    me = ClientInfo(id="me", name="alice", since=NOW, added=0)
+    app.post_message(Connected(Welcome(you="me", total=0, seq=0, clients=(me,), history=())))
+    return app
+
+
+async def test_many_joins_of_a_moment_are_one_line_and_a_few_are_a_line_each() -> None:
+    """30 people joining over a few frames are '30 joined: …'; two are two lines."""
+    app = welcomed()
+    async with app.run_test() as pilot:
+        for frame in range(3):
+            app.post_message(PresenceChanged([Presence("joined", person(frame * 10 + n)) for n in range(10)]))
+            await pilot.pause(0.05)
+        await until(pilot, lambda: app.activity.settled)
+        assert "30 joined: guest 0, guest 1, guest 2, …" in log_text(app)
+        app.post_message(PresenceChanged([Presence("joined", person(100)), Presence("joined", person(101))]))
+        await until(pilot, lambda: "guest 101 joined" in log_text(app))
+        assert "guest 100 joined" in log_text(app) and "2 joined" not in log_text(app)
+
+
+async def test_an_add_is_never_logged_after_its_authors_left_line() -> None:
+    """An update that arrives after its author left (a slow commit) is put before the 'left' line."""
+    app = welcomed()
+    async with app.run_test() as pilot:
+        bob = ClientInfo(id="b", name="bob", since=NOW, added=0)
+        app.post_message(PresenceChanged([Presence("joined", bob)]))
+        await until(pilot, lambda: "bob joined" in log_text(app))
+        app.post_message(PresenceChanged([Presence("left", bob)]))
+        await until(pilot, lambda: "bob left" in log_text(app))
+        app.post_message(UpdatesArrived([Update(seq=1, total=7, amount=7, name="bob", client="b", op="1", at=NOW)]))
+        await until(pilot, lambda: "bob added +7" in log_text(app))
+        lines = log_text(app).splitlines()
+        assert [i for i, line in enumerate(lines) if "bob" in line] == sorted(
+            i for i, line in enumerate(lines) if "bob" in line
+        )
+        assert lines.index(next(line for line in lines if "bob added" in line)) < lines.index(
+            next(line for line in lines if "bob left" in line)
+        )
+
+
+async def test_a_join_held_for_grouping_is_written_before_the_joiners_first_add() -> None:
+    """Someone who adds at once is seen to come first."""
+    app = welcomed()
+    async with app.run_test() as pilot:
+        carol = ClientInfo(id="c", name="carol", since=NOW, added=0)
+        app.post_message(PresenceChanged([Presence("joined", carol)]))
+        app.post_message(UpdatesArrived([Update(seq=1, total=3, amount=3, name="carol", client="c", op="1", at=NOW)]))
+        await until(pilot, lambda: "carol added +3" in log_text(app))
+        text = log_text(app)
+        assert text.index("carol joined") < text.index("carol added +3")
+
+
+async def test_the_filters_show_mine_adds_only_or_no_joins() -> None:
+    """Each filter redraws the log from what it kept; 'all' shows everything again."""
+    app = welcomed()
+    async with app.run_test() as pilot:
+        app.post_message(PresenceChanged([Presence("joined", person(1))]))
+        app.post_message(UpdatesArrived([
+            Update(seq=1, total=1, amount=1, name="guest 1", client="c1", op="1", at=NOW),
+            Update(seq=2, total=3, amount=2, name="alice", client="me", op="1", at=NOW),
+        ]))  # fmt: skip
+        await until(pilot, lambda: app.activity.settled and "guest 1 joined" in log_text(app))
+        log = app.activity
+        log.set_filter("mine")
+        assert "alice (you) added +2" in log_text(app) and "guest 1" not in log_text(app)
+        log.set_filter("adds")
+        assert "guest 1 added +1" in log_text(app) and "joined" not in log_text(app)
+        log.set_filter("quiet")
+        assert "joined" not in log_text(app) and "connected" in log_text(app)
+        log.set_filter("all")
+        assert "guest 1 joined" in log_text(app)

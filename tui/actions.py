@@ -61,7 +61,11 @@ class Actions(App[None]):
 
     @on(AmountInput.Entered)
     def add(self, message: AmountInput.Entered) -> None:
-        self.link.add(message.amount, text=message.text)
+        op = self.link.add(message.amount, text=message.text)
+        add = self.model.pending.get(op)
+        if add is not None and not self.link.connected:
+            # Offline: list it with the time it was typed; the total panel shows where they lead.
+            self.activity.waiting(add)
 
     def on_key(self, event: events.Key) -> None:
         # A digit, + or - typed anywhere but in a text box starts an amount.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 from textual import events
@@ -168,6 +169,9 @@ async def test_offline_the_last_known_total_looks_stale_and_pending_adds_project
             await pilot.press("5", "enter")
             await until(pilot, lambda: len(app.model.pending) == 1)
             assert "1 pending → 15" in str(app.total.caption.render())
+            (waiting,) = app.model.pending
+            typed_at = time.strftime("%H:%M:%S", time.localtime(waiting.typed_at))
+            assert f"your +5 typed at {typed_at} is pending" in log_text(app), "each pending add listed with its time"
 
 
 async def test_pending_adds_are_never_sent_to_a_different_ledger(tmp_path: Path) -> None:

@@ -171,6 +171,13 @@ class ActivityLog(RichLog):
             line.append(" while you were away", style="dim")
             self.add_entry(Entry("add", line))
 
+    def waiting(self, add: PendingAdd) -> None:
+        """One of our adds typed while offline: it is kept, and sent when the server answers."""
+        self.note(
+            f"your {add.amount:+,} typed at {time.strftime('%H:%M:%S', time.localtime(add.typed_at))} "
+            "is pending: sent when the server answers"
+        )
+
     def applied(self, add: PendingAdd, seq: int, at: float) -> None:
         """One of our adds that waited: say when it was typed and when it counted."""
         if at - add.typed_at < LATE:

@@ -29,65 +29,42 @@ from websockets.typing import Subprotocol
 
 from server.protocol import (
     SUBPROTOCOL,
-    Ack,
     Add,
-    ClientsPage,
     ClientsRequest,
     Error,
-    ErrorCode,
     Hello,
-    HistoryPage,
     HistoryRequest,
-    Online,
-    Presence,
     ProtocolError,
     Rename,
     Resume,
     ServerMessage,
-    Update,
     Welcome,
     decode_server_frame,
     encode,
 )
 from server.protocol.messages import Role, SortKey
+from tui.inbox import Inbox, Resync
 from tui.messages import (
-    AddAcknowledged,
-    ClientsPageArrived,
     Connected,
     Connecting,
     ConnectionLost,
     GaveUp,
-    HistoryArrived,
     LatencyMeasured,
     LedgerChanged,
-    OnlineChanged,
     PendingChanged,
-    PresenceChanged,
     ServerRefused,
-    UpdatesArrived,
 )
 from tui.model import Model
 from tui.pending import Pending
-from tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
+from tui.retry import PACE_SHARE, Pace, Verdict, backoff, describe_close, describe_failure, describe_status
 from tui.urls import split_urls, unix_path
 
 __all__ = ["Link"]
 
-# Repaint at most this often when updates pour in; the latest total always wins. Ten a
-# second reads as live, and each repaint costs the dashboard a layout of the screen.
-FLUSH_INTERVAL = 1 / 10
 LATENCY_INTERVAL = 2.0
-# Refusals that say "not now": the add stays pending and goes again after this long.
-RETRY_LATER = {ErrorCode.UNAVAILABLE: 2.0, ErrorCode.RATE_LIMITED: 1.0}
-# Of the server's rate, what this dashboard uses when it sends a queue of adds.
-PACE_SHARE = 0.8
 
 
 RESYNC = "missed an update; resynchronising"
-
-
-class Resync(Exception):
-    """We missed an update (a gap in seq): reconnect for a fresh snapshot."""
 
 
 class Stalled(Exception):
@@ -96,23 +73,6 @@ class Stalled(Exception):
 
 class GiveUp(Exception):
     """Retrying will not help; wait for the user."""
-
-
-class Pace:
-    """Send no faster than ``rate`` a second after a burst of ``burst``: the server's limits, with room to spare."""
-
-    def __init__(self, rate: float = 40.0, burst: float = 50.0) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.updated = burst, time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-            self.tokens, self.updated = 1.0, time.monotonic()
-        self.tokens -= 1
 
 
 Outgoing = str | Rename | ClientsRequest | HistoryRequest  # an op id to send, or a message
@@ -151,14 +111,10 @@ class Link:
         self.once = once
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._tls = tls
-        self.seq = 0  # the last update received (the model has the last one shown)
+        self.inbox = Inbox(model, post, all_acked=self._all_acked)
         self._connection: ClientConnection | None = None
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._pace = Pace()
-        self._updates: list[Update] = []
-        self._presence: list[Presence] = []
-        self._save: asyncio.Handle | None = None
-        self._flush: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._requests = 0
         # Pending adds wait here while they are meant for another ledger than the server's.
@@ -182,7 +138,7 @@ class Link:
     def add(self, amount: int, *, text: str = "", undo: str | None = None) -> str:
         """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
         pending = self.pending.add(amount, text=text, undo=undo)
-        self._save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
+        self.inbox.save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
         self.post(PendingChanged())
         if self.connected and not self.held:
             self._outbox.put_nowait(pending.op)
@@ -282,7 +238,7 @@ class Link:
             return Verdict(describe_failure(exc)), welcomed
         finally:
             self._connection = None
-            self._flush_updates()
+            self.inbox.flush()
 
     def _connect(self) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
         """A connection to the current URL (a Unix socket, or ws:// and wss://)."""
@@ -306,7 +262,7 @@ class Link:
         if connection.subprotocol != SUBPROTOCOL:
             raise GiveUp(f"the server does not speak {SUBPROTOCOL}: is it a Tally server, and a recent one?")
         model, pending = self.model, self.pending
-        resume = Resume(model.ledger, model.epoch, self.seq) if model.ledger else None
+        resume = Resume(model.ledger, model.epoch, self.inbox.seq) if model.ledger else None
         hello = Hello(name=model.name, secret=pending.secret, role=self.role, resume=resume)
         await connection.send(encode(hello))
         welcome = None
@@ -319,9 +275,10 @@ class Link:
                         # A name the server refuses: show it and keep whatever name it accepts.
                         self.post(ServerRefused(message))
                         raise GiveUp(f"the server refused our hello: {message.message}")
-        self.seq = welcome.seq
+        self.inbox.seq = welcome.seq
         self._connection = connection
         self._outbox = asyncio.Queue()
+        self.inbox.resend = self._outbox.put_nowait  # this session's: a later one resends everything anyway
         if welcome.limits is not None:
             self._pace = Pace(welcome.limits.rate * PACE_SHARE, max(1.0, welcome.limits.burst / 2))
         self.held = bool(pending) and pending.ledger not in ("", welcome.ledger)
@@ -361,9 +318,7 @@ class Link:
             # recv(), unlike `async for`, raises on a clean close too, with the code that says why.
             for message in decode_server_frame(await connection.recv()):
                 self._receive(message)
-            if self._presence:
-                self.post(PresenceChanged(self._presence))
-                self._presence = []
+            self.inbox.end_of_frame()
 
     async def _send_forever(self, connection: ClientConnection) -> None:
         while True:
@@ -396,68 +351,12 @@ class Link:
         await connection.close()
 
     def _receive(self, message: ServerMessage) -> None:
-        if isinstance(message, Update):
-            if message.seq <= self.seq:
-                return  # already shown
-            if message.seq != self.seq + 1:
-                raise Resync(f"expected seq {self.seq + 1}, got {message.seq}")
-            self.seq = message.seq
-            self._updates.append(message)
-            if self._flush is None:
-                self._flush = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._flush_updates)
-            return
-        # Anything else is shown after the updates that came before it.
-        self._flush_updates()
-        if isinstance(message, Ack):
-            add = self.pending.settle(message.op)
-            if add is not None:
-                self._save_soon()  # off the disk too, or a restart long after would resend it
-                self.post(AddAcknowledged(add, message.seq))
-                self.post(PendingChanged())
-                if self.once and not self.pending:
-                    self.pending.save()
-                    self._wake.set()  # all sent: close
-        elif isinstance(message, Error):
-            self._refused(message)
-        elif isinstance(message, Presence):
-            self._presence.append(message)  # posted together, at the end of the frame
-        elif isinstance(message, Online):
-            self.post(OnlineChanged(message))
-        elif isinstance(message, ClientsPage):
-            self.post(ClientsPageArrived(message))
-        elif isinstance(message, HistoryPage):
-            self.post(HistoryArrived(message))
+        self.inbox.take(message)
 
-    def _refused(self, error: Error) -> None:
-        add = None if error.op is None else self.pending.get(error.op)
-        if add is not None:
-            delay = RETRY_LATER.get(error.code)
-            if delay is not None:
-                # Nothing was stored; the same op id is safe to send again shortly.
-                asyncio.get_running_loop().call_later(delay, self._outbox.put_nowait, add.op)
-                self.post(ServerRefused(error, add))
-                return
-            self.pending.settle(add.op)
-            self._save_soon()
-            self.post(PendingChanged())
-        self.post(ServerRefused(error, add))
-
-    def _save_soon(self) -> None:
-        """Save the pending adds once the current burst (a paste, a frame of acks) has been taken."""
-        if self._save is None:
-            self._save = asyncio.get_running_loop().call_soon(self._save_now)
-
-    def _save_now(self) -> None:
-        self._save = None
-        self.pending.save()
-
-    def _flush_updates(self) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        if self._updates:
-            self.post(UpdatesArrived(self._updates))
-            self._updates = []
+    def _all_acked(self) -> None:
+        if self.once:
+            self.pending.save()
+            self._wake.set()  # all sent: close
 
     async def _sleep(self, delay: float) -> None:
         self._wake.clear()

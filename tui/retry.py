@@ -1,17 +1,39 @@
-"""When to try again and what to tell the user: the connection's failures, classified.
+"""When to try again, how fast to send, and what to tell the user: the connection's failures, classified.
 
-Pure functions, so that the wording and the decisions are tested without a
+Pure but for the pace's sleep, so that the wording and the decisions are tested without a
 socket; :mod:`tui.connection` maps each websockets exception onto them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 from server.protocol import ProtocolError
 
-__all__ = ["Verdict", "backoff", "describe_close", "describe_failure", "describe_status"]
+__all__ = ["PACE_SHARE", "Pace", "Verdict", "backoff", "describe_close", "describe_failure", "describe_status"]
+
+# Of the server's rate, what this dashboard uses when it sends a queue of adds.
+PACE_SHARE = 0.8
+
+
+class Pace:
+    """Send no faster than ``rate`` a second after a burst of ``burst``: the server's limits, with room to spare."""
+
+    def __init__(self, rate: float = 40.0, burst: float = 50.0) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.updated = burst, time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+            self.tokens, self.updated = 1.0, time.monotonic()
+        self.tokens -= 1
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:

@@ -111,7 +111,8 @@ class Link:
         self.once = once
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._tls = tls
-        self.inbox = Inbox(model, post, all_acked=self._all_acked)
+        # Through self.post, looked up at each call: tests wrap it to watch what is posted.
+        self.inbox = Inbox(model, lambda message: self.post(message), all_acked=self._all_acked)
         self._connection: ClientConnection | None = None
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._pace = Pace()

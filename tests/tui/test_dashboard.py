@@ -94,6 +94,27 @@ async def test_people_sort_by_key_and_click_filter_by_name_and_you_stay_on_top()
                 await peer.close()
 
 
+async def test_the_log_keeps_following_when_the_terminal_shrinks_and_wraps_its_lines_anew() -> None:
+    """A smaller terminal moves the log off its end without anyone scrolling: it must not pause."""
+    async with serving(limits=UNLIMITED_RATE) as server:
+        app = TallyApp(server.url, "alice")
+        async with app.run_test(size=(120, 36)) as pilot, await Peer.join(server.url, "bob") as bob:
+            await until(pilot, lambda: app.status.state == "connected")
+            for n in range(30):
+                await bob.send(type="add", op=str(n), amount=1)
+            log = app.activity
+            await until(pilot, lambda: app.total.total == 30 and log.settled and log.max_scroll_y > 0)
+            await pilot.resize_terminal(40, 15)
+            await pilot.press("f4")
+            await bob.send(type="add", op="30", amount=1)
+            await until(
+                pilot, lambda: app.total.total == 31 and "→ 31" in log.lines_in_view(), what="the new line in view"
+            )
+            assert "new" not in str(log.border_title), "not paused: nobody scrolled"
+            widest = max(len(line) for line in log.lines_in_view().splitlines())
+            assert widest <= log.scrollable_content_region.width, "lines wrapped to the new width"
+
+
 async def test_the_log_pauses_when_scrolled_up_counts_what_is_new_and_end_follows_again() -> None:
     """Scrolling up stops following; new lines are counted in the title; End resumes. f cycles the filter."""
     async with serving(limits=UNLIMITED_RATE) as server:

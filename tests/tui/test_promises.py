@@ -192,7 +192,7 @@ async def test_pending_adds_are_never_sent_to_a_different_ledger(tmp_path: Path)
                 await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
                 text = str(app.screen.query_one("#choice-text", Label).render())
                 assert first_ledger in text and second.ledger.id in text
-                assert "different ledger" in log_text(app)
+                await until(pilot, lambda: "different ledger" in log_text(app), what="said loudly in the log")
                 assert second.ledger.seq == 0, "nothing was sent to the other ledger"
                 await pilot.click("#keep")
                 await until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import RichLog
@@ -94,6 +95,10 @@ class ActivityLog(RichLog):
         self.entries: deque[Entry] = deque(maxlen=KEPT)
         self.filter: LogFilter = "all"
         self.unseen = 0
+        # Following new lines until the user scrolls up: held, not derived from the scroll
+        # position, which a resize moves away from the end (lines wrap anew) without anyone scrolling.
+        self.following = True
+        self._width = 0
         self.ambiguous: set[str] = set()  # names two people share: shown with their tags
         self._held: list[tuple[Presence, str | None]] = []
         self._unwritten: list[Entry] = []
@@ -116,7 +121,7 @@ class ActivityLog(RichLog):
         """Write what came since the last time: each write lays out the screen again, so not for every line."""
         self._writing = None
         entries, self._unwritten = self._unwritten, []
-        following = self.is_vertical_scroll_end or self.max_scroll_y == 0
+        following = self.following or self.max_scroll_y == 0
         for entry in entries:
             self.write(entry.text, scroll_end=following)
         if not following and entries:
@@ -274,6 +279,7 @@ class ActivityLog(RichLog):
         if paused:
             self.scroll_to(y=place, animate=False, immediate=True)
             return
+        self.following = True
         self.scroll_end(animate=False)
         self.unseen = 0
         self._refresh_title()
@@ -283,12 +289,22 @@ class ActivityLog(RichLog):
         self._redraw(())
 
     def action_follow(self) -> None:
+        self.following = True
         self.scroll_end(animate=False)
         self.unseen = 0
         self._refresh_title()
 
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._width:
+            # Lines are wrapped when written: write them again at the new width.
+            self._width = event.size.width
+            self._redraw(self.entries, keep_place=not self.following)
+        elif self.following:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
+        self.following = self.is_vertical_scroll_end or self.max_scroll_y == 0
         if self.unseen and self.is_vertical_scroll_end:
             self.unseen = 0
             self._refresh_title()

@@ -197,6 +197,23 @@ async def test_redis_op_ids_expire_after_the_retention(
     await store.close()
 
 
+async def test_redis_writes_only_under_its_prefix_and_forgets_sessions_unseen_since(
+    redis_server: RedisServer, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Another app's keys in the same Redis are never touched; a session's contribution goes when it is unseen."""
+    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path, retention=3600)
+    before = set(await store.redis.keys("*"))  # other tests' ledgers, in the same redis-server
+    await store.open(recent=RECENT)
+    await store.apply([add(5, "1")], at=1.0)
+    await store.apply([add(6, "2")], at=2.0)
+    written = set(await store.redis.keys("*")) - before
+    assert written and all(key.startswith(redis_prefix) for key in written), sorted(written)
+    assert await store.redis.hget(store.key("seen"), "s1") == "2.0"
+    await store.prune(before=10.0)
+    assert await store.redis.hget(store.key("added"), "s1") is None, "unseen since: forgotten"
+    await store.close()
+
+
 async def test_everything_survives_a_reopen(durable_store: StoreFactory) -> None:
     """Total, seq, records and op ids survive closing and opening again."""
     store = durable_store()

@@ -17,7 +17,7 @@
 --                  | {"zero"} | {"badundo"} | {"overflow"}; or {"lost", ledger} for the whole batch.
 
 local meta, log, points, added, seen, scratch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ledger, seen, at, retention, maxlen, n, prefix, adds =
+local ledger, saw, at, retention, maxlen, n, prefix, adds =
   ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 
 local fields, pos = {}, 1
@@ -37,7 +37,7 @@ if stored ~= ledger then
   return {{"lost", stored or ""}}
 end
 local seq = tonumber(redis.call("HGET", meta, "seq"))
-if seq < seen then
+if seq < saw then
   return {{"lost", stored .. " at update " .. string.format("%d", seq)}}
 end
 

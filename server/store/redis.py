@@ -154,6 +154,14 @@ class RedisStore(Store):
             self._checked = True
         elif meta["ledger"] != self.ledger:
             raise StoreChanged(f"{self.url} now holds ledger {meta['ledger']}, not {self.ledger}")
+        elif head.seq < self.seen:
+            # Same ledger, fewer updates: Redis came back from an older file (or a lagging replica
+            # took over). Taking it would drop acknowledged adds and reuse seqs dashboards hold.
+            raise StoreChanged(
+                f"{self.url} holds ledger {self.ledger} at update {head.seq}, but this server saw update "
+                f"{self.seen}: Redis lost acknowledged adds. Restore it, or restart the servers with "
+                "--accept-ledger-loss to carry on from there"
+            )
         self.ledger = meta["ledger"]
         records = []
         for entry_id, flat in reversed(entries):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -192,6 +193,38 @@ async def test_redis_killed_and_restarted_with_adds_in_flight(tmp_path: Path, re
                 await until(pilot, lambda: app.total.total == 15)
             await wait_until(lambda: a.ledger.total == b.ledger.total == 15, what="both servers agree")
             assert a.ledger.seq == 2
+    finally:
+        redis.kill()
+
+
+async def test_a_redis_back_from_an_older_file_is_refused_while_servers_run(tmp_path: Path, redis_prefix: str) -> None:
+    """Same ledger, fewer updates (an old backup restored, a lagging replica promoted): acknowledged adds are
+    gone, so the server refuses adds rather than carry on from there and reuse seqs that dashboards hold."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        async with cluster(redis.url, redis_prefix, size=1) as (a,):
+            assert a.cluster is not None
+            alice = await Peer.join(a.url, "alice")
+            await alice.send(type="add", op="1", amount=5)
+            assert isinstance(await alice.next_of(Ack), Ack)
+            backup = tmp_path / "backup"
+            shutil.copytree(redis.directory / "appendonlydir", backup)  # appendfsync always: the add is in it
+            await alice.send(type="add", op="2", amount=7)
+            assert isinstance(await alice.next_of(Ack), Ack)
+            redis.kill()
+            shutil.rmtree(redis.directory / "appendonlydir")
+            shutil.copytree(backup, redis.directory / "appendonlydir")
+            redis.start()
+            await wait_until(lambda: "Redis lost acknowledged adds" in a.cluster.lost, timeout=20, what="noticed")
+            await alice.send(type="add", op="3", amount=1)
+            while True:  # refusals of adds sent before Redis was back may come first
+                refusal = await alice.next_of(Error)
+                if refusal.op == "3":
+                    break
+            assert refusal.code == ErrorCode.UNAVAILABLE
+            assert (a.ledger.total, a.ledger.seq) == (12, 2), "nothing shown went backwards"
+            assert a.cluster.store.seen == 2
+            await alice.close()
     finally:
         redis.kill()
 

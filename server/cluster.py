@@ -156,8 +156,15 @@ class Cluster(Announcer):
                 self._lose(str(exc))
                 await asyncio.sleep(RETRY)
                 continue
-            for _, entries in cast("list[tuple[str, list[tuple[str, dict[str, str]]]]]", replies or []):
-                self._take(entries)
+            try:
+                for _, entries in cast("list[tuple[str, list[tuple[str, dict[str, str]]]]]", replies or []):
+                    self._take(entries)
+            except Exception as exc:
+                # Never end this loop silently: without it this server would go on taking adds
+                # and never publish them. Start again from a snapshot.
+                log.exception("could not publish what the shared ledger holds; reloading")
+                self._lose(f"could not publish updates ({exc})")
+                await asyncio.sleep(RETRY)
 
     def _lose(self, why: str) -> None:
         if not self.lost:

@@ -226,11 +226,15 @@ class RedisStore(Store):
         if now - self._saved_at < SIDECAR_INTERVAL:
             return  # behind by a moment at most: the check at start is only ever weaker for it
         self._saved_at = now
-        self.sidecar.parent.mkdir(parents=True, exist_ok=True)
-        # Whole, or not at all: servers on one machine share the file and read it at start.
-        temporary = self.sidecar.with_name(f"{self.sidecar.name}.{os.getpid()}")
-        temporary.write_text(f"{self.ledger} {seq}\n")
-        temporary.replace(self.sidecar)
+        try:
+            self.sidecar.parent.mkdir(parents=True, exist_ok=True)
+            # Whole, or not at all: servers on one machine share the file and read it at start.
+            temporary = self.sidecar.with_name(f"{self.sidecar.name}.{os.getpid()}")
+            temporary.write_text(f"{self.ledger} {seq}\n")
+            temporary.replace(self.sidecar)
+        except OSError as exc:
+            # Only the check at the next start is weaker for it (once a SIDECAR_INTERVAL at most).
+            log.warning("could not record update %d in %s (%s)", seq, self.sidecar, exc)
 
     async def bump_epoch(self) -> int:
         """A new epoch: what this ledger held before is no longer all there (used with --accept-ledger-loss)."""

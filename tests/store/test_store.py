@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -211,6 +212,20 @@ async def test_redis_writes_only_under_its_prefix_and_forgets_sessions_unseen_si
     assert await store.redis.hget(store.key("seen"), "s1") == "2.0"
     await store.prune(before=10.0)
     assert await store.redis.hget(store.key("added"), "s1") is None, "unseen since: forgotten"
+    await store.close()
+
+
+async def test_redis_serves_on_when_its_sidecar_cannot_be_written(
+    redis_server: RedisServer, redis_prefix: str, tmp_path: Path
+) -> None:
+    """A full or read-only disk weakens only the check at the next start: publishing must not fail for it."""
+    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path / "state")
+    await store.open(recent=RECENT)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    shutil.rmtree(tmp_path / "state")
+    (tmp_path / "state").write_text("a file where the directory was")
+    store.saw(1)  # would raise NotADirectoryError
+    assert store.seen == 1
     await store.close()
 
 

@@ -208,7 +208,7 @@ async def test_redis_writes_only_under_its_prefix_and_forgets_sessions_unseen_si
     await store.apply([add(5, "1")], at=1.0)
     await store.apply([add(6, "2")], at=2.0)
     written = set(await store.redis.keys("*")) - before
-    assert written and all(key.startswith(redis_prefix) for key in written), sorted(written)
+    assert written and all(str(key).startswith(redis_prefix) for key in written), sorted(written)
     assert await store.redis.hget(store.key("seen"), "s1") == "2.0"
     await store.prune(before=10.0)
     assert await store.redis.hget(store.key("added"), "s1") is None, "unseen since: forgotten"

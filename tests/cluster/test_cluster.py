@@ -203,7 +203,8 @@ async def test_a_redis_back_from_an_older_file_is_refused_while_servers_run(tmp_
     redis = RedisServer(tmp_path / "redis").start()
     try:
         async with cluster(redis.url, redis_prefix, size=1) as (a,):
-            assert a.cluster is not None
+            follower = a.cluster
+            assert follower is not None
             alice = await Peer.join(a.url, "alice")
             await alice.send(type="add", op="1", amount=5)
             assert isinstance(await alice.next_of(Ack), Ack)
@@ -215,7 +216,7 @@ async def test_a_redis_back_from_an_older_file_is_refused_while_servers_run(tmp_
             shutil.rmtree(redis.directory / "appendonlydir")
             shutil.copytree(backup, redis.directory / "appendonlydir")
             redis.start()
-            await wait_until(lambda: "Redis lost acknowledged adds" in a.cluster.lost, timeout=20, what="noticed")
+            await wait_until(lambda: "Redis lost acknowledged adds" in follower.lost, timeout=20, what="noticed")
             await alice.send(type="add", op="3", amount=1)
             while True:  # refusals of adds sent before Redis was back may come first
                 refusal = await alice.next_of(Error)
@@ -223,7 +224,7 @@ async def test_a_redis_back_from_an_older_file_is_refused_while_servers_run(tmp_
                     break
             assert refusal.code == ErrorCode.UNAVAILABLE
             assert (a.ledger.total, a.ledger.seq) == (12, 2), "nothing shown went backwards"
-            assert a.cluster.store.seen == 2
+            assert follower.store.seen == 2
             await alice.close()
     finally:
         redis.kill()

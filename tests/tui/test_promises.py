@@ -54,6 +54,20 @@ async def test_a_paste_stops_at_a_line_that_is_not_an_amount(server: TallyServer
         assert app.entry.input.value == "1,5"
         await until(pilot, lambda: server.ledger.seq == 1)
         assert server.ledger.total == 5
+        await until(pilot, lambda: any("1 line(s) after it" in str(n.message) for n in app._notifications))
+
+
+async def test_a_paste_skips_blank_lines_and_lands_at_the_cursor(server: TallyServer) -> None:
+    """A column copied with blank lines adds each number; the first line goes where the cursor is."""
+    app = TallyApp(server.url, "alice")
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.status.state == "connected")
+        app.entry.input.post_message(events.Paste("5\n\n  \n7\n"))
+        await until(pilot, lambda: server.ledger.seq == 2, what="two adds")
+        await pilot.press("1", "2", "home")
+        app.entry.input.post_message(events.Paste("3\n"))
+        await until(pilot, lambda: server.ledger.seq == 3)
+        assert [r.amount for r in server.ledger.recent] == [5, 7, 312]
 
 
 async def test_the_servers_bound_is_checked_before_sending() -> None:

@@ -63,9 +63,22 @@ class AmountInput(Input):
         event.stop()
         event.prevent_default()
         *complete, rest = lines
-        for line in complete:
-            if not self.enter(self.value + line):
-                return  # the rest would follow an add the user has not seen refused
+        for number, line in enumerate(complete):
+            if not line.strip() and not self.value:
+                continue  # a blank line in a pasted column adds nothing, and is no mistake
+            at = self.cursor_position  # the first line lands where the cursor is, as if typed
+            if not self.enter(self.value[:at] + line + self.value[at:]):
+                # The rest would follow an add the user has not seen refused: stop, and say so.
+                left = sum(1 for later in [*complete[number + 1 :], rest] if later.strip())
+                if left:
+                    self.notify(
+                        f"The paste stopped at a line that is not an amount: the {left} line(s) after it "
+                        "were not added.",
+                        title="Paste stopped",
+                        severity="warning",
+                        markup=False,
+                    )
+                return
         self.insert_text_at_cursor(rest)
 
     def enter(self, text: str) -> bool:

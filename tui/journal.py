@@ -49,7 +49,13 @@ class Journal:
         lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # The lock file may have been removed (remove() below) between our open and our
+            # flock: a lock on a deleted file locks nothing that the next dashboard can see.
+            held = os.fstat(lock)
+            now = os.stat(path.with_suffix(".lock"))
+            if (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             os.close(lock)
             return None
         return cls(path, lock)
@@ -78,9 +84,11 @@ class Journal:
         """Delete the file (its adds were all settled or discarded) and let go of it."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self.release()
+        # Unlinked while still held, then released: a dashboard that opened it meanwhile sees,
+        # once it gets the lock, that the file is gone (see try_lock), and never shares a session.
         with contextlib.suppress(FileNotFoundError):
             self.path.with_suffix(".lock").unlink()
+        self.release()
 
     def release(self) -> None:
         """Let another dashboard adopt this file."""
@@ -97,6 +105,13 @@ def fresh_in(directory: Path) -> Journal:
             return fresh
 
 
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # removed by its dashboard since the listing: try_lock will pass it by
+
+
 def journals_for(url: str, *, root: Path | None = None) -> tuple[Journal, list[Journal]]:
     """This dashboard's journal for ``url`` (adopted or new), and the others left without a dashboard.
 
@@ -106,7 +121,7 @@ def journals_for(url: str, *, root: Path | None = None) -> tuple[Journal, list[J
     directory = _server_dir(url, root)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     unheld = []
-    for path in sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in sorted(directory.glob("*.json"), key=_modified, reverse=True):
         journal = Journal.try_lock(path)
         if journal is not None:
             unheld.append(journal)

@@ -7,7 +7,6 @@ Update them deliberately with ``pytest tests/tui/test_snapshots.py --snapshot-up
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from textual.widgets import Input
 
 from server.protocol import ClientInfo, ClientsPage, Error, HistoryPage, HistoryPoint, Presence, Update, Welcome
 from tests.support.dashboard import until
+from tests.support.waiting import until as wait_until
 from tui.app import TallyApp
 from tui.messages import (
     ClientsPageArrived,
@@ -177,7 +177,7 @@ def huge_total_hour(app: TallyApp) -> None:
 
 
 async def hour_answered(app: TallyApp) -> None:
-    await asyncio.sleep(0.05)  # the window is chosen, and the request sent
+    await wait_until(lambda: app.model.series.window.name == "hour", what="the hour window chosen")
     asked = app._history_request = "h-snapshot"  # not connected: stands in for the link's request id
     app.post_message(HistoryArrived(HistoryPage(id=asked, points=HOUR_OF_A_HUGE_TOTAL)))
 

@@ -175,7 +175,14 @@ class Ledger:
         cached = self._history.get(key)
         if cached is not None and now - cached[0] < HISTORY_CACHE_SECONDS:
             return cached[1]
-        answer = await self.store.history(sample_times(since, now, points))
+        times = sample_times(since, now, points)
+        answer = await self.store.history(times)
+        began_inside = answer[0].at > times[0] if answer else self.seq == 0
+        if began_inside and self.epoch == 1:
+            # Nothing stored before the window: the ledger began inside it, at 0 (in its first
+            # epoch, with no history lost). Without that point a chart of the window would
+            # start at the first update it samples, and show none of the change before it.
+            answer = [HistoryPoint(seq=0, at=times[0], total=0), *answer]
         if len(self._history) > 64:
             self._history.clear()
         self._history[key] = (now, answer)

@@ -109,6 +109,10 @@ def chart_data(series: Series, now: float) -> ChartData | None:
     """
     start = now - series.window.seconds
     points = [point for point in series.points if point.at <= now]
+    # Of the points before the window only the last counts: the total when the window starts
+    # (the others, trimmed only when the server's history arrives, would pile up at its edge).
+    first = max((index for index, point in enumerate(points) if point.at <= start), default=0)
+    points = points[first:]
     if not points:
         return None
     xs: list[float] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +96,21 @@ async def test_the_ledger_answers_what_a_reconnecting_dashboard_missed() -> None
     assert ledger.missed(5) == () and ledger.missed(6) is None
     ledger.recent.popleft()  # as if seq 1 had fallen out of memory
     assert ledger.missed(0) is None and ledger.missed(1) is not None
+    await ledger.stop()
+
+
+async def test_a_window_older_than_the_ledger_starts_from_zero() -> None:
+    """History over an hour of a ledger a minute old says the total was 0 at the window's start, so a
+    chart shows the rise; an empty ledger answers 0 too."""
+    ledger = Ledger(MemoryStore(), lambda records: None)
+    await ledger.start()
+    since = time.time() - 3600
+    assert [(p.seq, p.total) for p in await ledger.history(since, 10)] == [(0, 0)]
+    for n in (5, 7):
+        await ledger.submit(request(n))
+    points = await ledger.history(since - 1, 10)  # another question than the cached one
+    assert [(p.seq, p.total) for p in points] == [(0, 0), (2, 2)]
+    assert points[0].at == since - 1
     await ledger.stop()
 
 

@@ -61,6 +61,18 @@ def test_a_huge_total_moved_by_small_adds_is_charted_as_its_change() -> None:
     assert (data.low, data.high, data.ys[-1]) == (0, 7, 7.0)
 
 
+def test_live_points_long_before_the_window_do_not_pile_up_at_its_edge() -> None:
+    """A spike (a huge add undone at once) minutes ago is outside the minute window: not drawn at its edge."""
+    series = Series(WINDOWS["minute"])
+    series.replace([point(1, NOW - 600, 5)], NOW - 590)
+    series.add(point(2, NOW - 200, 10**12))
+    series.add(point(3, NOW - 198, 5))
+    series.add(point(4, NOW - 10, 6))
+    data = chart_data(series, NOW)
+    assert data is not None and (data.low, data.high) == (5, 6)
+    assert data.xs[0] == -60 and data.ys[0] == 5
+
+
 def test_nothing_known_draws_nothing() -> None:
     """No point at all: no chart (the widget says it is waiting)."""
     assert chart_data(Series(WINDOWS["day"]), NOW) is None

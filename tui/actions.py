@@ -124,7 +124,8 @@ class Actions(App[None]):
                 pending.save()
                 self.exit()
 
-        self.push_screen(quit_with_pending(len(pending)), chosen)
+        sent = sum(1 for add in pending if add.op in self.link.sent)
+        self.push_screen(quit_with_pending(len(pending), sent), chosen)
 
     # -- panels, help ---------------------------------------------------------------
 

@@ -120,6 +120,8 @@ class Link:
         self._requests = 0
         # Pending adds wait here while they are meant for another ledger than the server's.
         self.held = False
+        # Op ids sent at least once by this dashboard: an unanswered one may have been counted.
+        self.sent: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -330,6 +332,7 @@ class Link:
                     continue  # acked meanwhile (a resend racing its first ack): need not go again
                 await self._pace.wait()
                 self.pending.save()  # on disk before it can reach the server
+                self.sent.add(add.op)  # before: a send cut short may still have reached the server
                 await connection.send(encode(Add(op=add.op, amount=add.amount, undo=add.undo)))
             else:
                 await connection.send(encode(item))

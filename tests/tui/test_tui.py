@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 from server.app import TallyServer
 from server.protocol import Presence, Update
 from tests.support.dashboard import cell, log_text, table_names, until
+from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, ServerProcess, serving
 from tui.app import TallyApp
@@ -296,6 +297,28 @@ async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
         await until(pilot, lambda: isinstance(app.screen, RenameScreen))
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, RenameScreen))
+
+
+async def test_quitting_with_an_add_sent_but_unanswered_says_discarding_cannot_take_it_back(
+    server: TallyServer,
+) -> None:
+    """An add already on its way may have been counted: the dialog must not promise that discarding undoes it."""
+    proxy = FaultProxy(server.port)
+    app = TallyApp(f"ws://127.0.0.1:{await proxy.start()}", "alice")
+    try:
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            proxy.stall()  # the add goes out; its answer never comes back
+            await pilot.press("5", "enter")
+            await until(pilot, lambda: bool(app.link.sent) and len(app.model.pending) == 1, what="sent, unanswered")
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
+            text = str(app.screen.query_one("#choice-text", Label).render())
+            assert "already sent: the server may have counted it" in text, text
+            await pilot.press("escape")
+    finally:
+        proxy.resume()
+        await proxy.close()
 
 
 async def test_quitting_with_pending_adds_asks_what_to_do_with_them(server: TallyServer) -> None:

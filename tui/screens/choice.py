@@ -41,11 +41,20 @@ class ChoiceScreen(ModalScreen[str]):
         self.dismiss(self.choices[0][0])
 
 
-def quit_with_pending(count: int) -> ChoiceScreen:
+def quit_with_pending(count: int, sent: int = 0) -> ChoiceScreen:
+    """``sent`` of the ``count`` adds already went to the server, unanswered: discarding cannot take them back."""
+    adds = f"{count} add{'s' if count != 1 else ''}"
+    if not sent:
+        waiting = f"{adds} {'have' if count != 1 else 'has'} not reached the server yet."
+    else:
+        waiting = (
+            f"{adds} {'have' if count != 1 else 'has'} not been answered by the server yet, "
+            f"{'all' if sent == count else str(sent)} of them already sent: the server may have counted "
+            f"{'them' if sent != 1 else 'it'}, and discarding cannot take that back."
+        )
     return ChoiceScreen(
         "Adds still waiting",
-        f"{count} add{'s have' if count != 1 else ' has'} not reached the server yet. "
-        "Kept, they are sent by the next dashboard you open for this server, each counted once.",
+        f"{waiting} If you keep them, the next dashboard you open for this server sends them, each counted once.",
         [("wait", "Wait"), ("keep", "Quit, send them next time"), ("discard", "Quit and discard them")],
     )
 

@@ -69,6 +69,8 @@ class Actions(App[None]):
 
     def on_key(self, event: events.Key) -> None:
         # A digit, + or - typed anywhere but in a text box starts an amount.
+        if self.screen.has_class("-tiny-width") or self.screen.has_class("-tiny-height"):
+            return  # "terminal too small": nothing is typed blind (the input's own keys stop there too)
         if event.character in AMOUNT_KEYS and len(self.screen_stack) == 1 and not isinstance(self.focused, Input):
             event.stop()
             self.entry.focus_input()

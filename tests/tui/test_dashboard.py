@@ -222,6 +222,9 @@ async def test_small_screens_show_one_panel_at_a_time_and_keep_the_total_and_inp
         await pilot.resize_terminal(30, 10)
         await until(pilot, lambda: app.screen.has_class("-tiny-width"))
         assert app.query_one("#too-small").display and not app.query_one("#dashboard").display
+        await pilot.press("6", "enter", "/", "7", "enter")  # typed blind: must add nothing
+        await pilot.pause()
+        assert not app.model.pending and server.ledger.seq == 0 and app.entry.input.value == ""
         await pilot.resize_terminal(120, 36)
         await until(pilot, lambda: shown() == ["history", "people", "activity"])
 

@@ -42,6 +42,12 @@ class AmountInput(Input):
     max_amount: int | None = None  # the server's bound on one add, once known
 
     async def _on_key(self, event: events.Key) -> None:
+        if self.screen.has_class("-tiny-width") or self.screen.has_class("-tiny-height"):
+            # Hidden behind "terminal too small": nothing may be typed, let alone added, blind.
+            if event.key != "ctrl+q":
+                event.stop()
+                event.prevent_default()
+            return
         if event.character == "?":
             # Never part of an amount: it opens help, as on every other panel. (Not typed, so it
             # cannot bubble to the app's binding: run that binding's action here.)

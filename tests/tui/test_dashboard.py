@@ -84,8 +84,11 @@ async def test_people_sort_by_key_and_click_filter_by_name_and_you_stay_on_top()
             await pilot.press("f")
             assert app.focused is app.people.filter_box
             await pilot.press("a", "r")
-            await until(pilot, lambda: table_names(app) == ["mallory (you)", "carol"], what="filtered")
+            await until(pilot, lambda: table_names(app) == ["carol"], what="filtered: you do not match")
             assert "1 name with “ar”" in str(app.people.border_subtitle)
+            await pilot.press("backspace", "backspace", "o")
+            await until(pilot, lambda: table_names(app) == ["mallory (you)", "carol", "bob"], what="you match")
+            assert "3 names with “o”" in str(app.people.border_subtitle)
             await pilot.press("escape")
             await until(pilot, lambda: len(table_names(app)) == 4, what="filter cleared")
             focused: object = app.focused

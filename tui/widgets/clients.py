@@ -130,6 +130,8 @@ class ClientsTable(DataTable[Text]):
         """Show ``clients`` (None: not loaded yet) from ``offset`` of ``total``, and ``me`` on top."""
         if offset != self.first:
             return  # an answer for where the table was before it scrolled on
+        if me is not None and self.name_filter and self.name_filter.casefold() not in me.name.casefold():
+            me = None  # pinned on top, but not past a filter it fails: the count says who matches
         self.total, self.me = total, me
         rows = [client for client in clients if me is None or client is None or client.id != me.id]
         self.shown = [me, *rows] if me is not None else rows

@@ -199,6 +199,7 @@ class TallyApp(Actions):
         model, welcome = self.model, message.welcome
         before = (model.ledger, model.total)
         model.welcome(welcome)
+        self.activity.ambiguous = model.shared_names()
         self.entry.input.max_amount = welcome.limits.max_amount if welcome.limits else None
         self.pager.forget()
         self.people.count(model.online, model.live)
@@ -275,6 +276,7 @@ class TallyApp(Actions):
 
     def on_presence_changed(self, message: PresenceChanged) -> None:
         batch = [(presence, self.model.presence(presence)) for presence in message.presences]
+        self.activity.ambiguous = self.model.shared_names()
         self.clients.changed()
         self.activity.presence(batch)
 
@@ -286,6 +288,7 @@ class TallyApp(Actions):
 
     def on_clients_page_arrived(self, message: ClientsPageArrived) -> None:
         self.model.page_arrived(message.page)
+        self.activity.ambiguous = self.model.shared_names()
         shown = self.pager.arrived(message.page, time.monotonic())
         if shown is not None:
             view, (total, rows) = shown

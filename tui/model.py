@@ -129,6 +129,13 @@ class Model:
             self.me = ClientInfo(me.id, me.name, me.since, me.added + credits[me.id], me.address, me.tag)
         return changed
 
+    def shared_names(self) -> set[str]:
+        """Names that two or more sessions go by among the people known: the log shows their tags."""
+        tags: dict[str, set[str]] = {}
+        for client in self.clients.values():
+            tags.setdefault(client.name, set()).add(client.tag)
+        return {name for name, seen in tags.items() if len(seen) > 1}
+
     def presence(self, presence: Presence) -> str | None:
         """Take a join, leave or rename; returns the client's name before it (None if unknown)."""
         client = presence.client

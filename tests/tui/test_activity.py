@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from server.protocol import ClientInfo, Presence, Update, Welcome
 from tests.support.dashboard import log_text, until
+from tests.support.peers import Peer
+from tests.support.servers import UNLIMITED_RATE, serving
 from tui.app import TallyApp
 from tui.messages import Connected, PresenceChanged, UpdatesArrived
 
@@ -86,3 +88,23 @@ async def test_the_filters_show_mine_adds_only_or_no_joins() -> None:
         assert "joined" not in log_text(app) and "connected" in log_text(app)
         log.set_filter("all")
         assert "guest 1 joined" in log_text(app)
+
+
+async def test_two_people_with_one_name_are_told_apart_in_the_log() -> None:
+    """Two sessions called bob (one of them renamed to it): every line of theirs carries their tags."""
+    async with serving(limits=UNLIMITED_RATE) as server:
+        app = TallyApp(server.url, "alice")
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: app.status.state == "connected")
+            first, second = await Peer.join(server.url, "bob"), await Peer.join(server.url, "robert")
+            await second.send(type="rename", name="bob")
+            await until(pilot, lambda: "bob" in app.activity.ambiguous, what="the name seen twice")
+            for op, peer in enumerate((first, second)):
+                await peer.send(type="add", op=str(op), amount=op + 2)
+            await until(pilot, lambda: app.total.total == 5 and app.activity.settled)
+            tags = [info.tag for info in app.model.clients.values() if info.name == "bob"]
+            assert len(set(tags)) == 2
+            log = log_text(app)
+            assert all(f"bob#{tag} added" in log for tag in tags) and "bob added" not in log, log
+            for peer in (first, second):
+                await peer.close()

@@ -151,8 +151,10 @@ class Cluster(Announcer):
                     log.warning("the shared ledger is back (total=%d, seq=%d)", self.ledger.total, self.ledger.seq)
                     self.lost = ""
                 replies = await self.redis.xread({log_key: self.position}, count=1000, block=READ_BLOCK_MS)
-            except (RedisError, StoreChanged, OSError) as exc:
+            except Exception as exc:
                 stop_if_cancelled(exc)
+                if not isinstance(exc, RedisError | StoreChanged | OSError):
+                    log.exception("could not load the shared ledger")  # a bug, or data we cannot read
                 self._lose(str(exc))
                 await asyncio.sleep(RETRY)
                 continue

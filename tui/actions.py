@@ -30,6 +30,7 @@ from tui.screens.rename import RenameScreen
 from tui.urls import public_url
 from tui.widgets import ActivityLog, AmountEntry, AmountInput, ClientsTable, HistoryChart, PeoplePanel, StatusBar
 from tui.widgets.activity import FILTERS, LogFilter
+from tui.widgets.amount import too_small
 
 __all__ = ["Actions", "screenshot_directory"]
 
@@ -69,7 +70,7 @@ class Actions(App[None]):
 
     def on_key(self, event: events.Key) -> None:
         # A digit, + or - typed anywhere but in a text box starts an amount.
-        if self.screen.has_class("-tiny-width") or self.screen.has_class("-tiny-height"):
+        if too_small(self.screen):
             return  # "terminal too small": nothing is typed blind (the input's own keys stop there too)
         if event.character in AMOUNT_KEYS and len(self.screen_stack) == 1 and not isinstance(self.focused, Input):
             event.stop()
@@ -77,6 +78,8 @@ class Actions(App[None]):
             self.entry.input.insert_text_at_cursor(event.character)
 
     def action_undo(self) -> None:
+        if too_small(self.screen):
+            return  # an undo nobody can see would be an add made blind
         mine = self.model.undoable()
         if mine is None:
             self.notify("Nothing of yours to undo yet.", title="Undo", markup=False)

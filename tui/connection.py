@@ -120,8 +120,9 @@ class Link:
         self._requests = 0
         # Pending adds wait here while they are meant for another ledger than the server's.
         self.held = False
-        # Op ids sent at least once by this dashboard: an unanswered one may have been counted.
-        self.sent: set[str] = set()
+        # Op ids that may have reached the server: sent by this dashboard, or left on disk by an
+        # earlier one (which may have sent them before it died). Unanswered, they may have counted.
+        self.sent: set[str] = {add.op for add in model.pending}
 
     @property
     def url(self) -> str:

@@ -109,7 +109,7 @@ def _modified(path: Path) -> float:
     try:
         return path.stat().st_mtime
     except FileNotFoundError:
-        return 0.0  # removed by its dashboard since the listing: try_lock will pass it by
+        return 0.0  # removed by its dashboard since the listing: adopted last, as an empty session
 
 
 def journals_for(url: str, *, root: Path | None = None) -> tuple[Journal, list[Journal]]:

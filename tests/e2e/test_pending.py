@@ -198,8 +198,8 @@ async def quit_dialog(url: str, start_tally: StartTally) -> tuple[Terminal, str]
     terminal.type("\x11")
     await until_shown(terminal, "Adds still waiting", *QUIT_BUTTONS)
     return terminal, (
-        "1 add has not reached the server yet. If you keep them, the next dashboard you open for this server "
-        "sends them, each counted once."
+        "1 add has not reached the server yet. If you keep it, the next dashboard you open for this server "
+        "sends it, counted once."
     )
 
 

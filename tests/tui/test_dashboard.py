@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual import events
 from textual.binding import Binding
 from textual.command import Command, CommandList, CommandPalette
 from textual.widgets import Input
@@ -116,6 +117,12 @@ async def test_the_log_keeps_following_when_the_terminal_shrinks_and_wraps_its_l
             assert "new" not in str(log.border_title), "not paused: nobody scrolled"
             widest = max(len(line) for line in log.lines_in_view().splitlines())
             assert widest <= log.scrollable_content_region.width, "lines wrapped to the new width"
+            await pilot.press("home")  # reading from the top now
+            await until(pilot, lambda: log.scroll_y == 0 and not log.following)
+            await pilot.resize_terminal(50, 15)
+            await until(pilot, lambda: log.size.width > 40, what="the wider log")
+            await pilot.pause()
+            assert log.scroll_y == 0 and not log.following, "a resize keeps the reader's place"
 
 
 async def test_the_log_pauses_when_scrolled_up_counts_what_is_new_and_end_follows_again() -> None:
@@ -220,14 +227,18 @@ async def test_small_screens_show_one_panel_at_a_time_and_keep_the_total_and_inp
             return [name for name, panel in app.panels.items() if panel.display]
 
         assert shown() == ["activity"] and app.total.display and app.entry.display
+        await pilot.press("5", "enter")
+        await until(pilot, lambda: server.ledger.seq == 1 and not app.model.pending and bool(app.model.undoable()))
         await pilot.press("f3")
         await until(pilot, lambda: shown() == ["people"])
         await pilot.resize_terminal(30, 10)
         await until(pilot, lambda: app.screen.has_class("-tiny-width"))
         assert app.query_one("#too-small").display and not app.query_one("#dashboard").display
         await pilot.press("6", "enter", "/", "7", "enter")  # typed blind: must add nothing
+        app.entry.input.post_message(events.Paste("6\n7\n"))  # nor pasted (/ focused the input)
+        await pilot.press("ctrl+z")  # nor an undo of an add made before
         await pilot.pause()
-        assert not app.model.pending and server.ledger.seq == 0 and app.entry.input.value == ""
+        assert not app.model.pending and server.ledger.seq == 1 and app.entry.input.value == ""
         await pilot.resize_terminal(120, 36)
         await until(pilot, lambda: shown() == ["history", "people", "activity"])
 

@@ -42,19 +42,27 @@ class ChoiceScreen(ModalScreen[str]):
 
 
 def quit_with_pending(count: int, sent: int = 0) -> ChoiceScreen:
-    """``sent`` of the ``count`` adds already went to the server, unanswered: discarding cannot take them back."""
-    adds = f"{count} add{'s' if count != 1 else ''}"
+    """``sent`` of the ``count`` adds may have reached the server unanswered: discarding cannot take them back."""
     if not sent:
-        waiting = f"{adds} {'have' if count != 1 else 'has'} not reached the server yet."
+        waiting = f"{count} add{'s have' if count != 1 else ' has'} not reached the server yet."
+    elif count == 1:
+        waiting = (
+            "1 add has not been answered yet. It may have reached the server, which may have counted it: "
+            "discarding cannot take that back."
+        )
     else:
         waiting = (
-            f"{adds} {'have' if count != 1 else 'has'} not been answered by the server yet, "
-            f"{'all' if sent == count else str(sent)} of them already sent: the server may have counted "
-            f"{'them' if sent != 1 else 'it'}, and discarding cannot take that back."
+            f"{count} adds have not been answered yet. {'All' if sent == count else sent} of them may have "
+            "reached the server, which may have counted them: discarding cannot take that back."
         )
+    keep = (
+        "If you keep it, the next dashboard you open for this server sends it, counted once."
+        if count == 1
+        else "If you keep them, the next dashboard you open for this server sends them, each counted once."
+    )
     return ChoiceScreen(
         "Adds still waiting",
-        f"{waiting} If you keep them, the next dashboard you open for this server sends them, each counted once.",
+        f"{waiting} {keep}",
         [("wait", "Wait"), ("keep", "Quit, send them next time"), ("discard", "Quit and discard them")],
     )
 

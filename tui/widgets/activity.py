@@ -266,8 +266,9 @@ class ActivityLog(RichLog):
         self.set_filter(FILTER_ORDER[(FILTER_ORDER.index(self.filter) + 1) % len(FILTER_ORDER)])
 
     def _redraw(self, entries: Iterable[Entry], *, keep_place: bool = False) -> None:
-        paused = keep_place and self.unseen > 0
-        place = self.scroll_y
+        paused = keep_place and not self.following  # the user scrolled up to read: stay there
+        # Where they were, as a share of the whole: lines written again at another width wrap anew.
+        place = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 0.0
         if self._writing is not None:
             self._writing.stop()
             self._writing = None
@@ -277,7 +278,8 @@ class ActivityLog(RichLog):
             if self._shown(entry):
                 self.write(entry.text, scroll_end=False)
         if paused:
-            self.scroll_to(y=place, animate=False, immediate=True)
+            self.scroll_to(y=round(place * self.max_scroll_y), animate=False, immediate=True)
+            self.following = False  # scroll_to may have met the end on the way: still reading
             return
         self.following = True
         self.scroll_end(animate=False)
@@ -298,7 +300,7 @@ class ActivityLog(RichLog):
         if event.size.width != self._width:
             # Lines are wrapped when written: write them again at the new width.
             self._width = event.size.width
-            self._redraw(self.entries, keep_place=not self.following)
+            self._redraw(self.entries, keep_place=True)
         elif self.following:
             self.call_after_refresh(self.scroll_end, animate=False)
 

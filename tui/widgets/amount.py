@@ -15,11 +15,17 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Input, Label
 
 from tui.amount import parse_amount, preview
 
 __all__ = ["AmountEntry", "AmountInput"]
+
+
+def too_small(screen: Screen[object]) -> bool:
+    """The screen says "terminal too small" (the app's breakpoints): the dashboard is hidden."""
+    return screen.has_class("-tiny-width") or screen.has_class("-tiny-height")
 
 
 class AmountInput(Input):
@@ -42,7 +48,7 @@ class AmountInput(Input):
     max_amount: int | None = None  # the server's bound on one add, once known
 
     async def _on_key(self, event: events.Key) -> None:
-        if self.screen.has_class("-tiny-width") or self.screen.has_class("-tiny-height"):
+        if too_small(self.screen):
             # Hidden behind "terminal too small": nothing may be typed, let alone added, blind.
             if event.key != "ctrl+q":
                 event.stop()
@@ -62,6 +68,10 @@ class AmountInput(Input):
             self.enter(self.value)
 
     def _on_paste(self, event: events.Paste) -> None:
+        if too_small(self.screen):
+            event.stop()
+            event.prevent_default()
+            return  # as for keys: nothing is entered blind
         # Pasted lines are typed lines: each one followed by a newline is entered.
         lines = event.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         if len(lines) == 1:

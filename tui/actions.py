@@ -129,7 +129,7 @@ class Actions(App[None]):
                 pending.save()
                 self.exit()
 
-        sent = sum(1 for add in pending if add.op in self.link.sent)
+        sent = sum(1 for add in pending if add.op not in self.link.unsent)
         self.push_screen(quit_with_pending(len(pending), sent), chosen)
 
     # -- panels, help ---------------------------------------------------------------

@@ -120,9 +120,10 @@ class Link:
         self._requests = 0
         # Pending adds wait here while they are meant for another ledger than the server's.
         self.held = False
-        # Op ids that may have reached the server: sent by this dashboard, or left on disk by an
-        # earlier one (which may have sent them before it died). Unanswered, they may have counted.
-        self.sent: set[str] = {add.op for add in model.pending}
+        # Op ids typed here and not sent yet. Every other pending add may have reached the server
+        # (sent by this dashboard, or by an earlier one that left it on disk), and may have counted.
+        # Only ever as large as what waits to be sent, unlike a record of everything sent.
+        self.unsent: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -142,6 +143,7 @@ class Link:
     def add(self, amount: int, *, text: str = "", undo: str | None = None) -> str:
         """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
         pending = self.pending.add(amount, text=text, undo=undo)
+        self.unsent.add(pending.op)
         self.inbox.save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
         self.post(PendingChanged())
         if self.connected and not self.held:
@@ -182,6 +184,7 @@ class Link:
         fresh.bind(self.model.ledger)
         fresh.save()
         self.held = False
+        self.unsent.clear()  # those were the held adds' op ids; the next ones start anew
         self.post(PendingChanged())
         return old
 
@@ -191,6 +194,7 @@ class Link:
         self.pending.bind(self.model.ledger)
         self.pending.save()
         self.held = False
+        self.unsent.clear()  # those were the held adds' op ids; the next ones start anew
         self.post(PendingChanged())
 
     # -- the worker -----------------------------------------------------------------
@@ -333,7 +337,7 @@ class Link:
                     continue  # acked meanwhile (a resend racing its first ack): need not go again
                 await self._pace.wait()
                 self.pending.save()  # on disk before it can reach the server
-                self.sent.add(add.op)  # before: a send cut short may still have reached the server
+                self.unsent.discard(add.op)  # before: a send cut short may still have reached the server
                 await connection.send(encode(Add(op=add.op, amount=add.amount, undo=add.undo)))
             else:
                 await connection.send(encode(item))

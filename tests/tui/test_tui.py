@@ -310,7 +310,7 @@ async def test_quitting_with_an_add_sent_but_unanswered_says_discarding_cannot_t
             await until(pilot, lambda: app.status.state == "connected")
             proxy.stall()  # the add goes out; its answer never comes back
             await pilot.press("5", "enter")
-            await until(pilot, lambda: bool(app.link.sent) and len(app.model.pending) == 1, what="sent, unanswered")
+            await until(pilot, lambda: not app.link.unsent and len(app.model.pending) == 1, what="sent, unanswered")
             await pilot.press("ctrl+q")
             await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
             text = str(app.screen.query_one("#choice-text", Label).render())

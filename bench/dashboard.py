@@ -17,7 +17,7 @@ from typing import Any
 from textual import events
 
 from bench.swarm import Options, Swarm, percentile
-from tui.app import TallyApp
+from tally.tui.app import TallyApp
 
 
 async def absorb(swarm: Swarm, options: Options) -> dict[str, Any]:

@@ -55,19 +55,21 @@ PEERS = {
     "raw": Peer("raw", "raw asyncio floor", (PY, "-m", "bench.peers.raw_floor", "{port}"), "counter"),
     "websockets": Peer("websockets", "websockets counter", (PY, "-m", "bench.peers.counter", "{port}"), "counter"),
     "node": Peer("node", "Node ws", ("node", str(NODE_DIR / "server.js"), "{port}"), "counter"),
-    "tally": Peer("tally", "Tally", (PY, "-m", "server", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally"),
+    "tally": Peer(
+        "tally", "Tally", (PY, "-m", "tally.server", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally"
+    ),
     "tally-1commit": Peer(
         "tally-1commit", "Tally, one commit per add",
         (PY, "-m", "bench.peers.tally_one_commit", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally",
     ),
     "tally-redis": Peer(
         "tally-redis", "Tally, Redis store",
-        (PY, "-m", "server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:", *UNLIMITED), "tally",
+        (PY, "-m", "tally.server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:", *UNLIMITED), "tally",
         redis=True,
     ),
     "tally-cluster": Peer(
         "tally-cluster", "Tally, 2 servers on Redis",
-        (PY, "-m", "server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:", *UNLIMITED), "tally",
+        (PY, "-m", "tally.server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:", *UNLIMITED), "tally",
         servers=2, redis=True,
     ),
 }  # fmt: skip

@@ -15,10 +15,10 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from tally.tui.app import TallyApp  # noqa: E402
 from tests.support.dashboard import until  # noqa: E402
 from tests.support.peers import Peer  # noqa: E402
 from tests.support.servers import UNLIMITED_RATE, serving  # noqa: E402
-from tui.app import TallyApp  # noqa: E402
 
 PEOPLE = ("amara", "bo", "chen wei", "dmitri", "eun-ji", "françois", "gabriela")
 SECONDS = 50.0

@@ -18,8 +18,8 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from server.connection import Gate, TallyConnection
-from server.monitoring import HEALTH_PATHS, Metrics, health_response
+from tally.server.connection import Gate, TallyConnection
+from tally.server.monitoring import HEALTH_PATHS, Metrics, health_response
 
 __all__ = ["Admission", "bearer"]
 

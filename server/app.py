@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import ipaddress
 import logging
 import resource
@@ -20,22 +19,23 @@ import platformdirs
 from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
 from websockets.typing import Origin, Subprotocol
 
-from server.access import Admission
-from server.connection import Gate, Liveness, connection_class
-from server.fanout import Fanout
-from server.handler import Handler
-from server.ledger import Ledger
-from server.limits import Limits
-from server.monitoring import Metrics
-from server.presence import Announcer, LocalPresence, Roster
-from server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
-from server.session import RECENT_IN_WELCOME, Room, update_of
-from server.state import Record
-from server.store import Store, open_store
+from tally.server import version
+from tally.server.access import Admission
+from tally.server.connection import Gate, Liveness, connection_class
+from tally.server.fanout import Fanout
+from tally.server.handler import Handler
+from tally.server.ledger import Ledger
+from tally.server.limits import Limits
+from tally.server.monitoring import Metrics
+from tally.server.presence import Announcer, LocalPresence, Roster
+from tally.server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
+from tally.server.session import RECENT_IN_WELCOME, Room, update_of
+from tally.server.state import Record
+from tally.server.store import Store, open_store
 
 if TYPE_CHECKING:
-    from server.cluster import Cluster
-    from server.store.redis import RedisStore
+    from tally.server.cluster import Cluster
+    from tally.server.store.redis import RedisStore
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path", "file_limit"]
 
@@ -101,13 +101,6 @@ def file_limit() -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
     return soft
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("tally")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +171,7 @@ class TallyServer:
         self.presence: Announcer
         if getattr(store, "shared", False):
             # Imported only for a shared store: Redis's client is an optional extra.
-            from server.cluster import Cluster
+            from tally.server.cluster import Cluster
 
             self.cluster = Cluster(
                 cast("RedisStore", store), self.ledger, self.roster, self.fanout, self.info.id, ttl=config.cluster_ttl

@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from server.app import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, TallyServer, default_db_path
-from server.limits import Limits
-from server.logs import Bounded, JsonLines
-from server.store.base import LedgerLost
+from tally.server.app import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, TallyServer, default_db_path
+from tally.server.limits import Limits
+from tally.server.logs import Bounded, JsonLines
+from tally.server.store.base import LedgerLost
 
 __all__ = ["main", "parse_args", "read_token"]
 

@@ -24,13 +24,13 @@ from typing import Any, cast
 
 from redis.exceptions import RedisError
 
-from server.fanout import Fanout
-from server.ledger import RECENT_KEPT, Ledger
-from server.presence import Announcer, Roster
-from server.protocol import ClientInfo
-from server.state import Record
-from server.store.redis import STREAM_LENGTH, RedisStore, StoreChanged, lua_script, record_from
-from server.tasks import stop_if_cancelled
+from tally.server.fanout import Fanout
+from tally.server.ledger import RECENT_KEPT, Ledger
+from tally.server.presence import Announcer, Roster
+from tally.server.protocol import ClientInfo
+from tally.server.state import Record
+from tally.server.store.redis import STREAM_LENGTH, RedisStore, StoreChanged, lua_script, record_from
+from tally.server.tasks import stop_if_cancelled
 
 __all__ = ["HEARTBEAT", "SERVER_TTL", "Cluster"]
 

@@ -31,7 +31,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
-from server.limits import Limits, TokenBucket
+from tally.server.limits import Limits, TokenBucket
 
 __all__ = ["Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
 

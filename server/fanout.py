@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from server.connection import TallyConnection
-from server.presence import Roster
-from server.protocol import Online, Presence, ServerMessage, Welcome, encode, encode_batch, encode_welcomes
+from tally.server.connection import TallyConnection
+from tally.server.presence import Roster
+from tally.server.protocol import Online, Presence, ServerMessage, Welcome, encode, encode_batch, encode_welcomes
 
 if TYPE_CHECKING:
-    from server.monitoring import Metrics
+    from tally.server.monitoring import Metrics
 
 __all__ = ["MAX_MESSAGES_PER_FRAME", "PRESENCE_DELAY", "Fanout", "frame_header", "text_frame"]
 

@@ -14,9 +14,9 @@ import logging
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from server.connection import TallyConnection
-from server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2
-from server.session import BlogSession, DashboardSession, Room, Session
+from tally.server.connection import TallyConnection
+from tally.server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2
+from tally.server.session import BlogSession, DashboardSession, Room, Session
 
 __all__ = ["Handler", "protocol_version"]
 

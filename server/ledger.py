@@ -21,14 +21,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from server.protocol import ErrorCode, HistoryPoint
-from server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot, saturating_add
-from server.store import Store
+from tally.server.protocol import ErrorCode, HistoryPoint
+from tally.server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot, saturating_add
+from tally.server.store import Store
 
 if TYPE_CHECKING:
-    from server.monitoring import Metrics
-from server.store.base import sample_times
-from server.tasks import stop_if_cancelled
+    from tally.server.monitoring import Metrics
+from tally.server.store.base import sample_times
+from tally.server.tasks import stop_if_cancelled
 
 __all__ = ["MAX_ADDS_PER_COMMIT", "RECENT_KEPT", "Ledger"]
 

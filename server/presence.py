@@ -17,11 +17,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from server.protocol import ClientInfo, Presence
-from server.protocol.messages import SortKey
+from tally.server.protocol import ClientInfo, Presence
+from tally.server.protocol.messages import SortKey
 
 if TYPE_CHECKING:
-    from server.fanout import Fanout
+    from tally.server.fanout import Fanout
 
 __all__ = ["Announcer", "LocalPresence", "Roster"]
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode
 
-from server.connection import TallyConnection
-from server.fanout import Fanout
-from server.ledger import Ledger
-from server.limits import Limits
-from server.monitoring import Metrics
-from server.presence import Announcer, Roster
-from server.protocol import (
+from tally.server.connection import TallyConnection
+from tally.server.fanout import Fanout
+from tally.server.ledger import Ledger
+from tally.server.limits import Limits
+from tally.server.monitoring import Metrics
+from tally.server.presence import Announcer, Roster
+from tally.server.protocol import (
     Ack,
     Add,
     ClientInfo,
@@ -50,7 +50,7 @@ from server.protocol import (
     decode_client,
     session_id,
 )
-from server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused
+from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused
 
 __all__ = ["LEGACY_NAME", "BlogSession", "DashboardSession", "Room", "Session", "update_of"]
 

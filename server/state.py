@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from server.protocol import INT64_MAX, INT64_MIN, ErrorCode, HistoryPoint
+from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode, HistoryPoint
 
 __all__ = [
     "AddRequest",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from server.app import TallyServer
+from tally.server.app import TallyServer
 from tests.support.redis_server import RedisServer
 from tests.support.servers import serving
 

@@ -21,16 +21,16 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
-from tui.config import save_value
-from tui.connection import Link
-from tui.model import Model
-from tui.screens.choice import quit_with_pending
-from tui.screens.help import HelpScreen, key_label
-from tui.screens.rename import RenameScreen
-from tui.urls import public_url
-from tui.widgets import ActivityLog, AmountEntry, AmountInput, ClientsTable, HistoryChart, PeoplePanel, StatusBar
-from tui.widgets.activity import FILTERS, LogFilter
-from tui.widgets.amount import too_small
+from tally.tui.config import save_value
+from tally.tui.connection import Link
+from tally.tui.model import Model
+from tally.tui.screens.choice import quit_with_pending
+from tally.tui.screens.help import HelpScreen, key_label
+from tally.tui.screens.rename import RenameScreen
+from tally.tui.urls import public_url
+from tally.tui.widgets import ActivityLog, AmountEntry, AmountInput, ClientsTable, HistoryChart, PeoplePanel, StatusBar
+from tally.tui.widgets.activity import FILTERS, LogFilter
+from tally.tui.widgets.amount import too_small
 
 __all__ = ["Actions", "screenshot_directory"]
 

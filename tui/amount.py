@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from server.protocol import INT64_MAX, INT64_MIN
+from tally.server.protocol import INT64_MAX, INT64_MIN
 
 __all__ = ["parse_amount", "preview"]
 

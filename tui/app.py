@@ -15,12 +15,12 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from server.protocol import PAGE_MAX
-from tui.actions import Actions
-from tui.config import Preferences
-from tui.connection import Link
-from tui.journal import Journal, fresh_in
-from tui.messages import (
+from tally.server.protocol import PAGE_MAX
+from tally.tui.actions import Actions
+from tally.tui.config import Preferences
+from tally.tui.connection import Link
+from tally.tui.journal import Journal, fresh_in
+from tally.tui.messages import (
     AddAcknowledged,
     ClientsPageArrived,
     Connected,
@@ -36,15 +36,15 @@ from tui.messages import (
     ServerRefused,
     UpdatesArrived,
 )
-from tui.model import Model
-from tui.pager import Pager
-from tui.pending import Pending
-from tui.screens.choice import ledger_changed
-from tui.series import POINTS
-from tui.text import plain_text
-from tui.urls import public_url
-from tui.widgets import ActivityLog, AmountEntry, ClientsTable, HistoryChart, PeoplePanel, StatusBar, TotalPanel
-from tui.widgets.clients import View
+from tally.tui.model import Model
+from tally.tui.pager import Pager
+from tally.tui.pending import Pending
+from tally.tui.screens.choice import ledger_changed
+from tally.tui.series import POINTS
+from tally.tui.text import plain_text
+from tally.tui.urls import public_url
+from tally.tui.widgets import ActivityLog, AmountEntry, ClientsTable, HistoryChart, PeoplePanel, StatusBar, TotalPanel
+from tally.tui.widgets.clients import View
 
 __all__ = ["TallyApp"]
 

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
-import importlib.metadata
 import os
 import ssl
 import sys
@@ -19,11 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from server.protocol import ProtocolError, check_name
-from tui import config
-from tui.amount import parse_amount
-from tui.local_server import LocalServerError, default_url, ensure_local_server
-from tui.urls import check_url, is_loopback, split_urls
+from tally.server import version
+from tally.server.protocol import ProtocolError, check_name
+from tally.tui import config
+from tally.tui.amount import parse_amount
+from tally.tui.local_server import LocalServerError, default_url, ensure_local_server
+from tally.tui.urls import check_url, is_loopback, split_urls
 
 __all__ = ["main", "parse_args"]
 
@@ -37,13 +37,6 @@ commands for scripts (each takes the connection options above):
 exit status: 0 done · 2 usage · 3 refused (invalid amount, overflow…) · 4 no server, or no answer in time
 (an add's outcome is then unknown) · 5 access denied (token, certificate)
 """
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("tally")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def default_name() -> str:
@@ -206,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     link_options: dict[str, Any] = {"token": args.token, "tls": tls, "start_server": start_server}
     if args.command in ("add", "watch", "status"):
-        from tui import scripting
+        from tally.tui import scripting
 
         if args.command == "add":
             return asyncio.run(scripting.add(args.amount, args.name, within=args.timeout, urls=args.urls,
@@ -215,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(scripting.watch(as_json=args.json, urls=args.urls, **link_options))
         return asyncio.run(scripting.status(as_json=args.json, within=args.timeout, urls=args.urls, **link_options))
     if args.command == "web":
-        from tui.web import serve_web
+        from tally.tui.web import serve_web
 
         return serve_web(args)
     return run_dashboard(args, **link_options)
@@ -223,9 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_dashboard(args: argparse.Namespace, **link_options: Any) -> int:
     # Imported here so `tally --help` and the script commands do not pay for loading the app.
-    from tui.app import TallyApp
-    from tui.journal import journals_for
-    from tui.pending import Pending
+    from tally.tui.app import TallyApp
+    from tally.tui.journal import journals_for
+    from tally.tui.pending import Pending
 
     journal, leftovers = journals_for(args.url)
     preferences = dataclasses.replace(args.preferences, theme=args.theme, problem=None)

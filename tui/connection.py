@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
-from server.protocol import (
+from tally.server.protocol import (
     SUBPROTOCOL,
     Add,
     ClientsRequest,
@@ -42,9 +42,9 @@ from server.protocol import (
     decode_server_frame,
     encode,
 )
-from server.protocol.messages import Role, SortKey
-from tui.inbox import Inbox, Resync
-from tui.messages import (
+from tally.server.protocol.messages import Role, SortKey
+from tally.tui.inbox import Inbox, Resync
+from tally.tui.messages import (
     Connected,
     Connecting,
     ConnectionLost,
@@ -54,10 +54,10 @@ from tui.messages import (
     PendingChanged,
     ServerRefused,
 )
-from tui.model import Model
-from tui.pending import Pending
-from tui.retry import PACE_SHARE, Pace, Verdict, backoff, describe_close, describe_failure, describe_status
-from tui.urls import split_urls, unix_path
+from tally.tui.model import Model
+from tally.tui.pending import Pending
+from tally.tui.retry import PACE_SHARE, Pace, Verdict, backoff, describe_close, describe_failure, describe_status
+from tally.tui.urls import split_urls, unix_path
 
 __all__ = ["Link"]
 

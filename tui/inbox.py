@@ -13,8 +13,18 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from server.protocol import Ack, ClientsPage, Error, ErrorCode, HistoryPage, Online, Presence, ServerMessage, Update
-from tui.messages import (
+from tally.server.protocol import (
+    Ack,
+    ClientsPage,
+    Error,
+    ErrorCode,
+    HistoryPage,
+    Online,
+    Presence,
+    ServerMessage,
+    Update,
+)
+from tally.tui.messages import (
     AddAcknowledged,
     ClientsPageArrived,
     HistoryArrived,
@@ -24,8 +34,8 @@ from tui.messages import (
     ServerRefused,
     UpdatesArrived,
 )
-from tui.model import Model
-from tui.pending import Pending
+from tally.tui.model import Model
+from tally.tui.pending import Pending
 
 __all__ = ["FLUSH_INTERVAL", "RETRY_LATER", "Inbox", "Resync"]
 

@@ -94,8 +94,10 @@ def ensure_local_server(*, timeout: float = 10.0) -> bool:
         log = server_log_path()
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as log_file:
+            # -P: never a server.py from the current directory in place of ours.
+            command = [sys.executable, "-P", "-m", "tally.server", "--unix", str(path)]
             process = subprocess.Popen(
-                [sys.executable, "-m", "server", "--unix", str(path), "--exit-when-idle", str(IDLE_EXIT_SECONDS)],
+                [*command, "--exit-when-idle", str(IDLE_EXIT_SECONDS)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip

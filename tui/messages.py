@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, Update, Welcome
-from tui.pending import PendingAdd
+from tally.server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, Update, Welcome
+from tally.tui.pending import PendingAdd
 
 __all__ = [
     "AddAcknowledged",

@@ -11,7 +11,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from server.protocol import (
+from tally.server.protocol import (
     HISTORY_POINTS,
     ClientInfo,
     ClientsPage,
@@ -22,9 +22,9 @@ from server.protocol import (
     Update,
     Welcome,
 )
-from server.protocol.messages import SortKey
-from tui.pending import Pending, PendingAdd
-from tui.series import WINDOWS, Series
+from tally.server.protocol.messages import SortKey
+from tally.tui.pending import Pending, PendingAdd
+from tally.tui.series import WINDOWS, Series
 
 __all__ = ["Mine", "Model"]
 

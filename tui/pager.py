@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.protocol import PAGE_MAX, ClientInfo, ClientsPage
-from tui.model import Model
-from tui.widgets.clients import View
+from tally.server.protocol import PAGE_MAX, ClientInfo, ClientsPage
+from tally.tui.model import Model
+from tally.tui.widgets.clients import View
 
 __all__ = ["Pager", "Rows"]
 

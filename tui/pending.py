@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tui.journal import Journal
+from tally.tui.journal import Journal
 
 __all__ = ["Pending", "PendingAdd"]
 

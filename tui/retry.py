@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from server.protocol import ProtocolError
+from tally.server.protocol import ProtocolError
 
 __all__ = ["PACE_SHARE", "Pace", "Verdict", "backoff", "describe_close", "describe_failure", "describe_status"]
 

@@ -19,11 +19,11 @@ from typing import Any, TextIO
 
 from textual.message import Message
 
-from server.protocol import Update, Welcome
-from tui.connection import Link
-from tui.messages import AddAcknowledged, Connected, ConnectionLost, GaveUp, ServerRefused, UpdatesArrived
-from tui.model import Model
-from tui.text import plain_text
+from tally.server.protocol import Update, Welcome
+from tally.tui.connection import Link
+from tally.tui.messages import AddAcknowledged, Connected, ConnectionLost, GaveUp, ServerRefused, UpdatesArrived
+from tally.tui.model import Model
+from tally.tui.text import plain_text
 
 __all__ = ["EXIT", "add", "status", "watch"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from server.protocol import HistoryPoint
+from tally.server.protocol import HistoryPoint
 
 __all__ = ["POINTS", "WINDOWS", "ChartData", "Series", "Window", "chart_data"]
 

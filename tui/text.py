@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.protocol import is_unsafe
+from tally.server.protocol import is_unsafe
 
 __all__ = ["plain_text"]
 

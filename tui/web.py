@@ -60,7 +60,7 @@ def is_loopback_host(host: str) -> bool:
 def dashboard_command(args: argparse.Namespace) -> list[str]:
     """The ``tally`` that runs for each browser tab: the same connection options, without the token."""
     # -P: not the working directory's modules first; the installed (or PYTHONPATH's) tally.
-    command = [sys.executable, "-P", "-m", "tui", f"--name={args.name}"]
+    command = [sys.executable, "-P", "-m", "tally.tui", f"--name={args.name}"]
     if not args.spawn:  # with no --url it finds (and restarts, if needed) this user's local server itself
         command += ["--no-spawn", *(f"--url={url}" for url in args.urls)]
     if args.cafile:

@@ -2,7 +2,7 @@
 
 import sys
 
-from server import cli, ledger
+from tally.server import cli, ledger
 
 if __name__ == "__main__":
     ledger.MAX_ADDS_PER_COMMIT = 1

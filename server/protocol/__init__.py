@@ -13,10 +13,10 @@ It uses the standard library only: the dashboard imports it too.
 See ``docs/protocol.md`` for the prose version with a worked session.
 """
 
-from server.protocol.decoding import decode_client, decode_server, decode_server_frame
-from server.protocol.encoding import encode, encode_batch, encode_welcomes
-from server.protocol.errors import ErrorCode, ProtocolError
-from server.protocol.messages import (
+from tally.server.protocol.decoding import decode_client, decode_server, decode_server_frame
+from tally.server.protocol.encoding import encode, encode_batch, encode_welcomes
+from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.messages import (
     HISTORY_POINTS,
     ID_MAX_CHARS,
     INT64_MAX,
@@ -51,7 +51,7 @@ from server.protocol.messages import (
     Welcome,
     session_id,
 )
-from server.protocol.names import check_name, is_unsafe
+from tally.server.protocol.names import check_name, is_unsafe
 
 __all__ = [
     "HISTORY_POINTS",

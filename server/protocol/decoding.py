@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import NoReturn, TypeVar
 
-from server.protocol.errors import ErrorCode, ProtocolError
-from server.protocol.messages import (
+from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.messages import (
     ID_MAX_CHARS,
     INT64_MAX,
     INT64_MIN,

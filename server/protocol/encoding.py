@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from server.protocol.messages import (
+from tally.server.protocol.messages import (
     Ack,
     Add,
     ClientInfo,

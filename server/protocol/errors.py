@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.protocol.messages import Error
+from tally.server.protocol.messages import Error
 
 __all__ = ["ErrorCode", "ProtocolError"]
 

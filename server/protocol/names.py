@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from server.protocol.errors import ErrorCode, ProtocolError
-from server.protocol.messages import NAME_MAX_CHARS
+from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.messages import NAME_MAX_CHARS
 
 __all__ = ["NAME_MAX_COLUMNS", "check_name", "columns", "is_unsafe"]
 

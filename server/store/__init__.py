@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.store.base import LedgerLost, Store
+from tally.server.store.base import LedgerLost, Store
 
 __all__ = ["REDIS_SCHEMES", "LedgerLost", "Store", "open_store"]
 
@@ -31,14 +31,14 @@ def open_store(
     backwards; ``retention`` is how long op ids are kept (Redis expires them).
     """
     if url in ("memory://", ":memory:"):
-        from server.store.memory import MemoryStore
+        from tally.server.store.memory import MemoryStore
 
         return MemoryStore()
     if url.startswith(REDIS_SCHEMES):
         try:
-            from server.store.redis import RedisStore
+            from tally.server.store.redis import RedisStore
         except ImportError:
-            raise ValueError(f"{url!r} needs Redis's client: pip install 'tally[redis]'") from None
+            raise ValueError(f"{url!r} needs Redis's client: pip install 'tally-live[redis]'") from None
         return RedisStore(url, prefix=redis_prefix, accept_loss=accept_loss, retention=retention,
                           allow_no_persistence=redis_no_persistence)  # fmt: skip
     if url.startswith("sqlite://"):
@@ -46,6 +46,6 @@ def open_store(
         # sqlite:///abs/path and sqlite://rel/path both name a file.
     elif "://" in url:
         raise ValueError(f"unsupported store URL {url!r}: use memory://, sqlite:///path or redis://host:port/db")
-    from server.store.sqlite import SQLiteStore
+    from tally.server.store.sqlite import SQLiteStore
 
     return SQLiteStore(Path(url).expanduser(), accept_loss=accept_loss)

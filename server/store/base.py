@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from server.protocol import HistoryPoint
-from server.state import AddRequest, Outcome, Snapshot
+from tally.server.protocol import HistoryPoint
+from tally.server.state import AddRequest, Outcome, Snapshot
 
 __all__ = ["LedgerLost", "Store", "sample_times"]
 

@@ -6,9 +6,9 @@ import bisect
 import uuid
 from collections.abc import Sequence
 
-from server.protocol import HistoryPoint
-from server.state import AddRequest, Head, OpKey, OpRecord, Outcome, Record, Snapshot, apply_batch, saturating_add
-from server.store.base import Store
+from tally.server.protocol import HistoryPoint
+from tally.server.state import AddRequest, Head, OpKey, OpRecord, Outcome, Record, Snapshot, apply_batch, saturating_add
+from tally.server.store.base import Store
 
 __all__ = ["MemoryStore"]
 

@@ -36,9 +36,9 @@ import platformdirs
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
-from server.protocol import ErrorCode, HistoryPoint
-from server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot
-from server.store.base import LedgerLost, Store
+from tally.server.protocol import ErrorCode, HistoryPoint
+from tally.server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot
+from tally.server.store.base import LedgerLost, Store
 
 __all__ = ["STREAM_LENGTH", "RedisStore", "StoreChanged", "lua_script", "record_from"]
 
@@ -52,7 +52,7 @@ SIDECAR_INTERVAL = 0.2
 
 def lua_script(name: str) -> str:
     """One of the Lua scripts beside this module."""
-    return resources.files("server.store").joinpath("lua", name).read_text()
+    return resources.files("tally.server.store").joinpath("lua", name).read_text()
 
 
 class StoreChanged(Exception):

@@ -33,9 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.protocol import HistoryPoint
-from server.state import AddRequest, Head, OpKey, OpRecord, Outcome, Record, Snapshot, apply_batch, saturating_add
-from server.store.base import LedgerLost, Store
+from tally.server.protocol import HistoryPoint
+from tally.server.state import AddRequest, Head, OpKey, OpRecord, Outcome, Record, Snapshot, apply_batch, saturating_add
+from tally.server.store.base import LedgerLost, Store
 
 __all__ = ["SQLiteStore"]
 

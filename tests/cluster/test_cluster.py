@@ -10,14 +10,14 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from server.app import TallyServer
-from server.protocol import Ack, Error, ErrorCode, Presence, Update, Welcome
+from tally.server.app import TallyServer
+from tally.server.protocol import Ack, Error, ErrorCode, Presence, Update, Welcome
+from tally.tui.app import TallyApp
 from tests.support.dashboard import log_text, until
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
 from tests.support.servers import REPOSITORY, UNLIMITED_RATE, ServerProcess, serving
 from tests.support.waiting import until as wait_until
-from tui.app import TallyApp
 
 
 @contextlib.asynccontextmanager
@@ -234,7 +234,7 @@ def test_a_redis_that_keeps_nothing_is_refused_unless_allowed(tmp_path: Path) ->
     """A Redis without an append-only file could lose acknowledged adds: the server says so and does not start."""
     with RedisServer(tmp_path / "volatile", appendonly=False) as volatile:
         done = subprocess.run(
-            [sys.executable, "-m", "server", "--port", "0", "--db", volatile.url],
+            [sys.executable, "-m", "tally.server", "--port", "0", "--db", volatile.url],
             cwd=REPOSITORY,
             capture_output=True,
             text=True,

@@ -34,7 +34,7 @@ class ClusterRun:
     refused: int
 
 
-async def cluster_crash_run(tmp_path: Path, *, module: str = "server", seed: int = 7) -> ClusterRun:
+async def cluster_crash_run(tmp_path: Path, *, module: str = "tally.server", seed: int = 7) -> ClusterRun:
     rng = random.Random(seed)
     redis = RedisServer(tmp_path / "redis").start()
     extra = ("--redis-prefix", "crash:", *PACED)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server.protocol import Ack, Update
+from tally.server.protocol import Ack, Update
 from tests.support.lossy import LossyLink
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, ServerProcess
@@ -108,7 +108,7 @@ class CrashRun:
 PACED = ("--rate", "200", "--burst", "50", "--address-rate", "2000", "--address-burst", "200")
 
 
-async def crash_run(db_path: Path, *, module: str = "server", seed: int = 1) -> CrashRun:
+async def crash_run(db_path: Path, *, module: str = "tally.server", seed: int = 1) -> CrashRun:
     """Four dashboards add while the server is killed with SIGKILL at random moments and restarted.
 
     Each link is the real dashboard's: it queues adds while the server is away and

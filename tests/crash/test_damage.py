@@ -17,7 +17,7 @@ from tests.support.servers import REPOSITORY, UNLIMITED, ServerProcess
 def start_fails(db: Path, *extra: str, preexec: Callable[[], object] | None = None) -> tuple[int, str]:
     """Run the server on ``db``; it must exit by itself. Returns its exit status and everything it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "server", "--port", "0", "--db", str(db), *extra],
+        [sys.executable, "-m", "tally.server", "--port", "0", "--db", str(db), *extra],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from server.protocol import SUBPROTOCOL_V2, Presence, Update
+from tally.server.protocol import SUBPROTOCOL_V2, Presence, Update
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
 from tests.support.local import argv_of, server_pids, socket_of, unix_peer, unix_peer_when_served

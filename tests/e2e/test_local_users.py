@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import stat
 
-from server.protocol import Update
+from tally.server.protocol import Update
 from tests.e2e.conftest import StartTally
 from tests.support.local import free_port, server_pids, socket_of, unix_peer
 from tests.support.terminal import until_shown

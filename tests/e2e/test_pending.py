@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from server.protocol import Presence
+from tally.server.protocol import Presence
+from tally.tui.journal import journals_for
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
 from tests.support.local import free_port, journal_adds, journals
 from tests.support.peers import Peer
 from tests.support.servers import ServerProcess
 from tests.support.terminal import Terminal, until_shown
-from tui.journal import journals_for
 
 QUIT_BUTTONS = ("Wait", "Quit, send them next time", "Quit and discard them")
 

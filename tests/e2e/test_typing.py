@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server.protocol import Ack, Error, Update
+from tally.server.protocol import Ack, Error, Update
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
 from tests.support.peers import Peer

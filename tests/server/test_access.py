@@ -11,11 +11,11 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from server.app import TallyServer, exposed
-from server.protocol import SUBPROTOCOL
+from tally.server.app import TallyServer, exposed
+from tally.server.protocol import SUBPROTOCOL
+from tally.tui.app import TallyApp
 from tests.support.dashboard import until
 from tests.support.servers import serving
-from tui.app import TallyApp
 
 TOKEN = "correct horse battery staple"
 

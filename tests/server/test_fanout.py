@@ -6,10 +6,10 @@ import asyncio
 import json
 from collections.abc import Sequence
 
-from server.app import TallyServer
-from server.protocol import Ack, Presence, ServerMessage, Update, Welcome
-from server.state import AddRequest, Outcome
-from server.store.memory import MemoryStore
+from tally.server.app import TallyServer
+from tally.server.protocol import Ack, Presence, ServerMessage, Update, Welcome
+from tally.server.state import AddRequest, Outcome
+from tally.server.store.memory import MemoryStore
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
 

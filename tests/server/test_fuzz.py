@@ -29,9 +29,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from server.app import TallyServer
-from server.limits import Limits
-from server.protocol import INT64_MAX, INT64_MIN, Ack, Error, ErrorCode, Presence, Update
+from tally.server.app import TallyServer
+from tally.server.limits import Limits
+from tally.server.protocol import INT64_MAX, INT64_MIN, Ack, Error, ErrorCode, Presence, Update
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
 from tests.support.waiting import until

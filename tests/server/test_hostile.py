@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from server.limits import Limits
-from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
+from tally.server.limits import Limits
+from tally.server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
 from tests.support.addresses import peer_from
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer

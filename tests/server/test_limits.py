@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.app import TallyServer
-from server.limits import Limits
-from server.protocol import Ack, Error, ErrorCode, Presence, Update
+from tally.server.app import TallyServer
+from tally.server.limits import Limits
+from tally.server.protocol import Ack, Error, ErrorCode, Presence, Update
 from tests.support.addresses import peer_from, server_side
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving

@@ -13,10 +13,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from server.app import TallyServer
-from server.protocol import Ack, Error
-from server.state import AddRequest, Outcome
-from server.store.sqlite import SQLiteStore
+from tally.server.app import TallyServer
+from tally.server.protocol import Ack, Error
+from tally.server.state import AddRequest, Outcome
+from tally.server.store.sqlite import SQLiteStore
 from tests.support.peers import Peer
 from tests.support.servers import ServerProcess, serving
 from tests.support.waiting import until

@@ -11,10 +11,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from server.app import TallyServer
-from server.limits import Limits
-from server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
-from server.session import LEGACY_NAME
+from tally.server.app import TallyServer
+from tally.server.limits import Limits
+from tally.server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
+from tally.server.session import LEGACY_NAME
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
 

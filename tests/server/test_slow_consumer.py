@@ -9,10 +9,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from server.app import TallyServer
-from server.connection import TallyConnection
-from server.fanout import MAX_MESSAGES_PER_FRAME
-from server.protocol import SUBPROTOCOL, Update, Welcome
+from tally.server.app import TallyServer
+from tally.server.connection import TallyConnection
+from tally.server.fanout import MAX_MESSAGES_PER_FRAME
+from tally.server.protocol import SUBPROTOCOL, Update, Welcome
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
 

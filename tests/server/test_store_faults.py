@@ -7,13 +7,13 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.protocol import Ack, Error, ErrorCode, Presence, Update
-from server.state import AddRequest, Outcome
-from server.store.sqlite import SQLiteStore
+from tally.server.protocol import Ack, Error, ErrorCode, Presence, Update
+from tally.server.state import AddRequest, Outcome
+from tally.server.store.sqlite import SQLiteStore
+from tally.tui.app import TallyApp
 from tests.support.dashboard import until
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
-from tui.app import TallyApp
 
 
 class SmallDisk(SQLiteStore):

@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from server.ledger import Ledger
-from server.protocol import ErrorCode
-from server.state import AddRequest, Applied, Outcome, Record, Refused
-from server.store.memory import MemoryStore
-from server.store.sqlite import SQLiteStore
+from tally.server.ledger import Ledger
+from tally.server.protocol import ErrorCode
+from tally.server.state import AddRequest, Applied, Outcome, Record, Refused
+from tally.server.store.memory import MemoryStore
+from tally.server.store.sqlite import SQLiteStore
 
 
 class CountingStore(SQLiteStore):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from server.protocol import INT64_MAX, INT64_MIN, ErrorCode
-from server.state import AddRequest, Applied, Duplicate, Head, Refused, Snapshot
-from server.store import Store, open_store
-from server.store.memory import MemoryStore
-from server.store.redis import RedisStore
-from server.store.sqlite import SQLiteStore
+from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
+from tally.server.state import AddRequest, Applied, Duplicate, Head, Refused, Snapshot
+from tally.server.store import Store, open_store
+from tally.server.store.memory import MemoryStore
+from tally.server.store.redis import RedisStore
+from tally.server.store.sqlite import SQLiteStore
 from tests.support.redis_server import RedisServer
 
 RECENT = 120

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from server.app import TallyServer
-from server.connection import TallyConnection
+from tally.server.app import TallyServer
+from tally.server.connection import TallyConnection
 from tests.support.peers import Peer
 
 __all__ = ["bound_socket", "peer_from", "server_side"]

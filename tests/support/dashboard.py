@@ -7,8 +7,8 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.pilot import Pilot
 
+from tally.tui.app import TallyApp
 from tests.support import waiting
-from tui.app import TallyApp
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server import app, cli
-from server.state import AddRequest, Outcome
-from server.store import REDIS_SCHEMES, Store
-from server.store.sqlite import SQLiteStore
+from tally.server import app, cli
+from tally.server.state import AddRequest, Outcome
+from tally.server.store import REDIS_SCHEMES, Store
+from tally.server.store.sqlite import SQLiteStore
 
 
 class ForgetfulStore(SQLiteStore):
@@ -25,7 +25,7 @@ class ForgetfulStore(SQLiteStore):
 
 def forgetful(url: str, **options: Any) -> Store:
     if url.startswith(REDIS_SCHEMES):
-        from server.store.redis import RedisStore
+        from tally.server.store.redis import RedisStore
 
         class ForgetfulRedisStore(RedisStore):
             async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:

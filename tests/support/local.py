@@ -22,7 +22,7 @@ from typing import Any
 from websockets.asyncio.client import unix_connect
 from websockets.typing import Subprotocol
 
-from server.protocol import SUBPROTOCOL_V2, Welcome
+from tally.server.protocol import SUBPROTOCOL_V2, Welcome
 from tests.support.peers import Peer
 from tests.support.servers import REPOSITORY
 
@@ -95,7 +95,7 @@ def server_pids(mark: str) -> list[int]:
             status = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
             if status[0] == "Z":  # a zombie no longer serves anything
                 continue
-            is_server = (b"-m" in argv and b"server" in argv) or any(a.endswith(b"tally-server") for a in argv)
+            is_server = (b"-m" in argv and b"tally.server" in argv) or any(a.endswith(b"tally-server") for a in argv)
             wanted = mark.encode()
             if is_server and any(a == wanted or (wanted.startswith(b"/") and a.startswith(wanted)) for a in argv):
                 pids.append(int(entry.name))

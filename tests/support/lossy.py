@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from textual.message import Message
 
-from server.protocol import Ack, ServerMessage
-from tui.connection import Link
-from tui.messages import Connected, ServerRefused
-from tui.model import Model
+from tally.server.protocol import Ack, ServerMessage
+from tally.tui.connection import Link
+from tally.tui.messages import Connected, ServerRefused
+from tally.tui.model import Model
 
 __all__ = ["LossyLink"]
 

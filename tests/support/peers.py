@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2, Online, ServerMessage, Welcome, decode_server_frame
+from tally.server.protocol import SUBPROTOCOL_V1, SUBPROTOCOL_V2, Online, ServerMessage, Welcome, decode_server_frame
 
 M = TypeVar("M", bound=ServerMessage)
 

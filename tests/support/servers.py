@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from server.app import ServerConfig, TallyServer
-from server.limits import Limits
-from server.store import Store
+from tally.server.app import ServerConfig, TallyServer
+from tally.server.limits import Limits
+from tally.server.store import Store
 
 __all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "serving"]
 
@@ -74,7 +74,9 @@ class ServerProcess:
     The first start takes a free port; restarts reuse it, as a real restart would.
     """
 
-    def __init__(self, db: Path | str, *extra: str, module: str = "server", open_files: int | None = None) -> None:
+    def __init__(
+        self, db: Path | str, *extra: str, module: str = "tally.server", open_files: int | None = None
+    ) -> None:
         """``open_files`` sets the process's limit on open files (soft and hard), as a default system would."""
         self.db = db
         self.extra = extra

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from server.protocol import ClientInfo, Presence, Update, Welcome
+from tally.server.protocol import ClientInfo, Presence, Update, Welcome
+from tally.tui.app import TallyApp
+from tally.tui.messages import Connected, PresenceChanged, UpdatesArrived
 from tests.support.dashboard import log_text, until
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
-from tui.app import TallyApp
-from tui.messages import Connected, PresenceChanged, UpdatesArrived
 
 NOW = 1_795_521_600.0
 

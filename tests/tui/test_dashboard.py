@@ -14,15 +14,15 @@ from textual.binding import Binding
 from textual.command import Command, CommandList, CommandPalette
 from textual.widgets import Input
 
-from server.app import TallyServer
-from server.protocol import HistoryRequest
+from tally.server.app import TallyServer
+from tally.server.protocol import HistoryRequest
+from tally.tui.actions import screenshot_directory
+from tally.tui.app import TallyApp
+from tally.tui.config import load
+from tally.tui.screens.help import HelpScreen
 from tests.support.dashboard import log_text, table_names, until
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
-from tui.actions import screenshot_directory
-from tui.app import TallyApp
-from tui.config import load
-from tui.screens.help import HelpScreen
 
 
 async def test_help_opens_with_f1_or_question_mark_from_anywhere_and_lists_the_apps_keys(server: TallyServer) -> None:
@@ -256,7 +256,7 @@ async def test_a_theme_chosen_in_the_app_is_saved_and_screenshots_go_where_a_dir
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr("tui.actions.platformdirs.user_downloads_path", lambda: home / "Downloads")
+    monkeypatch.setattr("tally.tui.actions.platformdirs.user_downloads_path", lambda: home / "Downloads")
     assert screenshot_directory() == home
     (home / "Downloads").mkdir()
     assert screenshot_directory() == home / "Downloads"

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from textual.pilot import Pilot
 
-from server.app import TallyServer
+from tally.server.app import TallyServer
+from tally.tui.app import TallyApp
 from tests.support.dashboard import log_text, until
 from tests.support.faultproxy import FaultProxy
-from tui.app import TallyApp
 
 
 async def test_dashboards_ride_out_delays_stalls_cuts_and_resets(server: TallyServer) -> None:

@@ -10,17 +10,17 @@ from pathlib import Path
 from textual import events
 from textual.widgets import Label
 
-from server.app import TallyServer
-from server.limits import Limits
-from server.protocol import INT64_MAX, Update
+from tally.server.app import TallyServer
+from tally.server.limits import Limits
+from tally.server.protocol import INT64_MAX, Update
+from tally.tui.app import TallyApp
+from tally.tui.journal import journals_for
+from tally.tui.pending import Pending
+from tally.tui.screens.choice import ChoiceScreen
 from tests.support.dashboard import cell, log_text, until
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import serving
-from tui.app import TallyApp
-from tui.journal import journals_for
-from tui.pending import Pending
-from tui.screens.choice import ChoiceScreen
 
 
 async def test_each_enter_adds_exactly_the_line_at_any_speed(server: TallyServer) -> None:

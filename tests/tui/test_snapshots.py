@@ -16,11 +16,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from server.protocol import ClientInfo, ClientsPage, Error, HistoryPage, HistoryPoint, Presence, Update, Welcome
-from tests.support.dashboard import until
-from tests.support.waiting import until as wait_until
-from tui.app import TallyApp
-from tui.messages import (
+from tally.server.protocol import ClientInfo, ClientsPage, Error, HistoryPage, HistoryPoint, Presence, Update, Welcome
+from tally.tui.app import TallyApp
+from tally.tui.messages import (
     ClientsPageArrived,
     Connected,
     ConnectionLost,
@@ -32,6 +30,8 @@ from tui.messages import (
     ServerRefused,
     UpdatesArrived,
 )
+from tests.support.dashboard import until
+from tests.support.waiting import until as wait_until
 
 NOON = 1_795_521_600.0  # 2026-11-24 12:00:00 UTC
 MONOTONIC = 1000.0
@@ -81,13 +81,13 @@ class FrozenTime:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (
-        "tui.widgets.activity",
-        "tui.widgets.clients",
-        "tui.widgets.status",
-        "tui.widgets.history",
-        "tui.widgets.total",
-        "tui.model",
-        "tui.app",
+        "tally.tui.widgets.activity",
+        "tally.tui.widgets.clients",
+        "tally.tui.widgets.status",
+        "tally.tui.widgets.history",
+        "tally.tui.widgets.total",
+        "tally.tui.model",
+        "tally.tui.app",
     ):
         monkeypatch.setattr(f"{module}.time", FrozenTime)
 

@@ -14,16 +14,16 @@ from textual.widgets import Input, Label
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server.app import TallyServer
-from server.protocol import Presence, Update
+from tally.server.app import TallyServer
+from tally.server.protocol import Presence, Update
+from tally.tui.app import TallyApp
+from tally.tui.messages import UpdatesArrived
+from tally.tui.screens.choice import ChoiceScreen
+from tally.tui.screens.rename import RenameScreen
 from tests.support.dashboard import cell, log_text, table_names, until
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, ServerProcess, serving
-from tui.app import TallyApp
-from tui.messages import UpdatesArrived
-from tui.screens.choice import ChoiceScreen
-from tui.screens.rename import RenameScreen
 
 
 async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: TallyServer) -> None:

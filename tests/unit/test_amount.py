@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.protocol import INT64_MAX, INT64_MIN
-from tui.amount import parse_amount, preview
+from tally.server.protocol import INT64_MAX, INT64_MIN
+from tally.tui.amount import parse_amount, preview
 
 
 @pytest.mark.parametrize(

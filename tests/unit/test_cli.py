@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server import cli as server_cli
-from server.app import default_db_path
-from server.limits import Limits
-from tui import cli as tui_cli
+from tally.server import cli as server_cli
+from tally.server.app import default_db_path
+from tally.server.limits import Limits
+from tally.tui import cli as tui_cli
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +90,7 @@ def test_server_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: li
 
 def test_dashboard_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """This user's own local server (a socket in a private directory), the login name, no token, the system's CAs."""
-    monkeypatch.setattr("tui.cli.getpass.getuser", lambda: "carol")
+    monkeypatch.setattr("tally.tui.cli.getpass.getuser", lambda: "carol")
     args = tui_cli.parse_args([])
     assert (args.url, args.name, args.spawn, args.token, args.cafile) == (
         f"unix://{tmp_path}/run/tally/tally.sock", "carol", True, None, None
@@ -174,7 +174,7 @@ def test_a_bad_tally_url_in_the_environment_is_a_usage_error_too(
 @pytest.mark.parametrize("login", ["\x1b[31mroot", "", "x" * 40])
 def test_an_unusable_login_name_falls_back_to_anonymous(monkeypatch: pytest.MonkeyPatch, login: str) -> None:
     """A login name the server would refuse is not used as the default name."""
-    monkeypatch.setattr("tui.cli.getpass.getuser", lambda: login)
+    monkeypatch.setattr("tally.tui.cli.getpass.getuser", lambda: login)
     assert tui_cli.parse_args([]).name == "anonymous"
 
 
@@ -184,5 +184,5 @@ def test_no_login_name_at_all_falls_back_to_anonymous(monkeypatch: pytest.Monkey
     def no_user() -> str:
         raise OSError("no login name")
 
-    monkeypatch.setattr("tui.cli.getpass.getuser", no_user)
+    monkeypatch.setattr("tally.tui.cli.getpass.getuser", no_user)
     assert tui_cli.parse_args([]).name == "anonymous"

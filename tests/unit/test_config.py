@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tui import cli as tui_cli
-from tui.config import Preferences, config_path, load, save_value
+from tally.tui import cli as tui_cli
+from tally.tui.config import Preferences, config_path, load, save_value
 
 
 def test_the_file_is_in_the_platforms_config_directory(private_directories: Path) -> None:
@@ -47,7 +47,7 @@ def test_saving_a_value_keeps_the_users_comments_and_other_keys(tmp_path: Path) 
 def configured(private_directories: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("TALLY_URL", "TALLY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("tui.cli.getpass.getuser", lambda: "carol")
+    monkeypatch.setattr("tally.tui.cli.getpass.getuser", lambda: "carol")
     path = config_path()
     path.parent.mkdir(parents=True)
     path.write_text('url = "ws://127.0.0.1:7000"\nname = "from-config"\ntheme = "nord"\n')

@@ -6,7 +6,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from server.fanout import frame_header, text_frame
+from tally.server.fanout import frame_header, text_frame
 
 # Each edge of RFC 6455's three length encodings (7 bits, 16 bits, 64 bits), and well past 64 KiB.
 LENGTHS = [0, 1, 125, 126, 65535, 65536, 70_000, 1 << 20]

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from textual.message import Message
 
-from server.protocol import Ack, Error, ErrorCode, Update
-from tui.inbox import Inbox, Resync
-from tui.messages import AddAcknowledged, PendingChanged, ServerRefused, UpdatesArrived
-from tui.model import Model
+from tally.server.protocol import Ack, Error, ErrorCode, Update
+from tally.tui.inbox import Inbox, Resync
+from tally.tui.messages import AddAcknowledged, PendingChanged, ServerRefused, UpdatesArrived
+from tally.tui.model import Model
 
 
 def update(seq: int, total: int) -> Update:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tui.journal import Journal, journals_for
+from tally.tui.journal import Journal, journals_for
 
 
 def test_a_held_journal_is_not_taken_twice(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.limits import TokenBucket
-from server.protocol import ProtocolError, check_name
+from tally.server.limits import TokenBucket
+from tally.server.protocol import ProtocolError, check_name
 
 
 def test_a_token_bucket_allows_bursts_then_the_rate() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from server.protocol import HISTORY_POINTS, ClientInfo, HistoryPoint, Presence, Update, Welcome
-from tui.model import Model
-from tui.pending import Pending
+from tally.server.protocol import HISTORY_POINTS, ClientInfo, HistoryPoint, Presence, Update, Welcome
+from tally.tui.model import Model
+from tally.tui.pending import Pending
 
 ALICE = ClientInfo(id="a1", name="alice", address="127.0.0.1:1", since=1.0, added=10)
 BOB = ClientInfo(id="b2", name="bob", address="127.0.0.1:2", since=2.0, added=0)

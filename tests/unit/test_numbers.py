@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.protocol import INT64_MAX, INT64_MIN
-from tui.numbers import compact, fit, ticks
+from tally.server.protocol import INT64_MAX, INT64_MIN
+from tally.tui.numbers import compact, fit, ticks
 
 
 def test_compact_keeps_three_significant_digits_and_a_suffix() -> None:

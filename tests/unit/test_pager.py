@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from server.protocol import ClientInfo, ClientsPage, Online, Welcome
-from tui.model import Model
-from tui.pager import GIVE_UP_AFTER, STALE_AFTER, Pager
-from tui.widgets.clients import View
+from tally.server.protocol import ClientInfo, ClientsPage, Online, Welcome
+from tally.tui.model import Model
+from tally.tui.pager import GIVE_UP_AFTER, STALE_AFTER, Pager
+from tally.tui.widgets.clients import View
 
 
 def person(n: int) -> ClientInfo:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui.pending import Pending, PendingAdd
+from tally.tui.pending import Pending, PendingAdd
 
 
 def test_each_add_gets_a_fresh_op_id_in_the_order_typed() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.presence import Roster
-from server.protocol import ClientInfo, Presence
+from tally.server.presence import Roster
+from tally.server.protocol import ClientInfo, Presence
 
 
 def person(client_id: str, name: str, *, since: float = 1000.0, added: int = 0) -> ClientInfo:

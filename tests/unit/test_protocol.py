@@ -11,8 +11,8 @@ from typing import cast
 
 import pytest
 
-import server.protocol
-from server.protocol import (
+import tally.server.protocol
+from tally.server.protocol import (
     INT64_MAX,
     INT64_MIN,
     Ack,
@@ -46,7 +46,7 @@ from server.protocol import (
     encode_welcomes,
     session_id,
 )
-from tui.text import plain_text
+from tally.tui.text import plain_text
 
 ALICE = ClientInfo(id="c1", name="alice", address="127.0.0.1:5000", since=1700000000.5, added=3, tag="ab12")
 
@@ -307,7 +307,7 @@ def test_welcomes_from_one_snapshot_differ_only_in_their_heads(version: int) -> 
 
 def test_the_protocol_package_imports_only_the_standard_library() -> None:
     """Every import in server/protocol is the standard library or the package itself (lint-imports checks the rest)."""
-    package = Path(server.protocol.__file__).parent
+    package = Path(tally.server.protocol.__file__).parent
     imported: set[str] = set()
     for source in package.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
@@ -316,7 +316,7 @@ def test_the_protocol_package_imports_only_the_standard_library() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
                 imported.add(node.module)
     outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
-    assert {name for name in outside if not name.startswith("server.protocol")} == set()
+    assert {name for name in outside if not name.startswith("tally.server.protocol")} == set()
 
 
 def test_a_clients_filter_is_short() -> None:

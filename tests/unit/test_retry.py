@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from server.protocol import ErrorCode, ProtocolError
-from tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
+from tally.server.protocol import ErrorCode, ProtocolError
+from tally.tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
 
 
 @pytest.fixture

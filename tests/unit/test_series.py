@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.protocol import HistoryPoint
-from tui.series import POINTS, WINDOWS, Series, chart_data
+from tally.server.protocol import HistoryPoint
+from tally.tui.series import POINTS, WINDOWS, Series, chart_data
 
 NOW = 1_000_000.0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.protocol import INT64_MAX, INT64_MIN, ErrorCode
-from server.state import (
+from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
+from tally.server.state import (
     AddRequest,
     Applied,
     Duplicate,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tui.urls import check_url, public_url
+from tally.tui.urls import check_url, public_url
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ class WebProcess:
 
     def dashboards(self) -> list[int]:
         """The dashboards it runs, one per connected tab."""
-        return [pid for pid in self.group() if argv_of(pid)[1:4] == ["-P", "-m", "tui"]]
+        return [pid for pid in self.group() if argv_of(pid)[1:4] == ["-P", "-m", "tally.tui"]]
 
     def environment_of(self, pid: int) -> list[bytes]:
         """The environment process ``pid`` started with, as ``NAME=value`` entries."""

@@ -11,14 +11,14 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from server.app import TallyServer
-from server.protocol import Presence, Update
+from tally.server.app import TallyServer
+from tally.server.protocol import Presence, Update
+from tally.tui.app import TallyApp
 from tests.support.dashboard import log_text, table_names, until
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import serving
 from tests.web.conftest import StartWeb
-from tui.app import TallyApp
 
 SCREENSHOT_FOR_REVIEW = Path("/tmp/tally-web-screenshot.png")  # also kept in the test's tmp_path
 

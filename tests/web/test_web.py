@@ -18,15 +18,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from server.access import bearer
-from server.protocol import Presence
+from tally.server.access import bearer
+from tally.server.protocol import Presence
+from tally.tui.cli import parse_args
+from tally.tui.web import dashboard_command, is_loopback_host
 from tests.support import waiting
 from tests.support.local import argv_of, user_env
 from tests.support.peers import Peer
 from tests.support.servers import serving
 from tests.web.conftest import StartWeb, WebProcess
-from tui.cli import parse_args
-from tui.web import dashboard_command, is_loopback_host
 
 TOKEN = "correct horse battery staple"
 # Any absolute URL (scheme://host or //host) in HTML, CSS or JavaScript.
@@ -203,7 +203,7 @@ def test_the_dashboard_command_has_the_connection_options_but_never_the_token(tm
     (tmp_path / "ca.pem").write_text("")
     command = command_for("--url", "wss://a:1,ws://b:2", "--name=-x", "--cafile", str(tmp_path / "ca.pem"),
                           "--token", TOKEN, "--insecure-token", "--no-spawn")  # fmt: skip
-    assert command[1:] == ["-P", "-m", "tui", "--name=-x", "--no-spawn", "--url=wss://a:1", "--url=ws://b:2",
+    assert command[1:] == ["-P", "-m", "tally.tui", "--name=-x", "--no-spawn", "--url=wss://a:1", "--url=ws://b:2",
                            f"--cafile={tmp_path / 'ca.pem'}", "--insecure-token"]  # fmt: skip
     # With no --url, the dashboard finds (and, if need be, starts) this user's local server itself.
     assert "--url" not in " ".join(command_for("--name", "me")) and "--no-spawn" not in command_for("--name", "me")

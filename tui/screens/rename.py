@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from server.protocol import ProtocolError, check_name
+from tally.server.protocol import ProtocolError, check_name
 
 __all__ = ["RenameScreen"]
 

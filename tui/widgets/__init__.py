@@ -1,12 +1,12 @@
 """Widgets of the dashboard: each renders what the app gives it."""
 
-from tui.widgets.activity import ActivityLog
-from tui.widgets.amount import AmountEntry, AmountInput
-from tui.widgets.clients import ClientsTable
-from tui.widgets.history import HistoryChart
-from tui.widgets.people import PeoplePanel
-from tui.widgets.status import StatusBar
-from tui.widgets.total import TotalPanel
+from tally.tui.widgets.activity import ActivityLog
+from tally.tui.widgets.amount import AmountEntry, AmountInput
+from tally.tui.widgets.clients import ClientsTable
+from tally.tui.widgets.history import HistoryChart
+from tally.tui.widgets.people import PeoplePanel
+from tally.tui.widgets.status import StatusBar
+from tally.tui.widgets.total import TotalPanel
 
 __all__ = [
     "ActivityLog",

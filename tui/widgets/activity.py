@@ -23,9 +23,9 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import RichLog
 
-from server.protocol import ClientInfo, Error, Presence, Update
-from tui.pending import PendingAdd
-from tui.text import plain_text
+from tally.server.protocol import ClientInfo, Error, Presence, Update
+from tally.tui.pending import PendingAdd
+from tally.tui.text import plain_text
 
 __all__ = ["ActivityLog", "Entry", "LogFilter"]
 

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label
 
-from tui.amount import parse_amount, preview
+from tally.tui.amount import parse_amount, preview
 
 __all__ = ["AmountEntry", "AmountInput"]
 

@@ -20,10 +20,10 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable
 
-from server.protocol import ClientInfo
-from server.protocol.messages import SortKey
-from tui.numbers import fit
-from tui.text import plain_text
+from tally.server.protocol import ClientInfo
+from tally.server.protocol.messages import SortKey
+from tally.tui.numbers import fit
+from tally.tui.text import plain_text
 
 __all__ = ["ClientsTable", "View"]
 

@@ -19,8 +19,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual_plotext import PlotextPlot
 
-from tui.numbers import compact, fit, ticks
-from tui.series import WINDOWS, Series, chart_data
+from tally.tui.numbers import compact, fit, ticks
+from tally.tui.series import WINDOWS, Series, chart_data
 
 __all__ = ["HistoryChart"]
 

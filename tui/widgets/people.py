@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Label
 
-from tui.widgets.clients import ClientsTable
+from tally.tui.widgets.clients import ClientsTable
 
 __all__ = ["PeoplePanel"]
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.text import plain_text
+from tally.tui.text import plain_text
 
 __all__ = ["StatusBar"]
 

@@ -17,7 +17,7 @@ from textual.renderables.digits import Digits as BigDigits
 from textual.timer import Timer
 from textual.widgets import Digits, Label
 
-from tui.numbers import compact
+from tally.tui.numbers import compact
 
 __all__ = ["TotalPanel", "compact", "group_digits"]
 

@@ -20,11 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from tally.server.app import ServerConfig, TallyServer
+from tally.server.app import TallyServer
+from tally.server.config import ServerConfig
 from tally.server.limits import Limits
 from tally.server.store import Store
 
-__all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "serving"]
+__all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "init_ledger", "serving"]
 
 # The checkout under test: child processes start here so that its packages come first.
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -63,6 +64,17 @@ async def serving(
         config = dataclasses.replace(config, ping_interval=keepalive, ping_timeout=keepalive, close_timeout=keepalive)
     async with TallyServer(config, store=store) as server:
         yield server
+
+
+async def init_ledger(url: str, prefix: str = "tally:") -> str:
+    """``tally-server init`` for a Redis, as an operator runs it once before a cluster's first server."""
+    from tally.server.store.redis import RedisStore
+
+    store = RedisStore(url, prefix=prefix)
+    try:
+        return await store.create()
+    finally:
+        await store.close()
 
 
 _LISTENING = re.compile(r"serving on (ws://\S+)")

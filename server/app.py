@@ -114,6 +114,7 @@ class TallyServer:
         self.max_connections = limits.max_connections
         self._server: Server | None = None
         self._loaded = False
+        self._waiting = ""  # why the store is not open yet, while it is not
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -162,13 +163,17 @@ class TallyServer:
         if self._server is None:
             return "starting"
         if not self._loaded:
-            return f"waiting for the store ({self.health.reason or 'loading'})"
+            return f"waiting for the store ({self._waiting or 'loading'})"
         if not self.health.available:
             return f"the store is {self.health.state}: {self.health.reason}"
         return None
 
     def _store_changed(self, old: StoreStatus, new: StoreStatus) -> None:
         """Once per change of the store's state: one log line, one message to every dashboard."""
+        self.publisher.store_changed(new)
+        self.ledger.wake_readers()
+        if not self._loaded:
+            return  # starting: the wait for the store says it in a line of its own
         extra = {"event": "store"}
         if new.state == "available":
             log.warning("the store is available again (%s for %.0f s)", old.state, new.since - old.since, extra=extra)
@@ -177,8 +182,6 @@ class TallyServer:
                       extra=extra)  # fmt: skip
         else:
             log.error("the store is unavailable (%s): refusing adds until it is back", new.reason, extra=extra)
-        self.publisher.store_changed(new)
-        self.ledger.wake_readers()
 
     def _check_resume(self, resume: Resume) -> None:
         """A resuming dashboard's sealed claim, judged in the background (see ``LedgerView.judge``)."""
@@ -266,7 +269,7 @@ class TallyServer:
             open_connections=lambda: self.handler.open_connections,
             metrics=self.metrics,
             ready=self.not_ready,
-            serving=lambda: self._loaded,
+            serving=lambda: self._loaded and bool(self.view.id),
         )
         options: dict[str, Any] = {
             "select_subprotocol": select_subprotocol,
@@ -301,13 +304,11 @@ class TallyServer:
         )  # fmt: skip
 
     async def _open(self) -> None:
-        await self.ledger.start()
+        # A cluster loads the shared ledger (with who is online) before the writer starts: a try that fails
+        # leaves nothing running, and the next try starts from scratch.
         if self.cluster is not None:
-            try:
-                await self.cluster.start()
-            except BaseException:
-                await self.ledger.stop()
-                raise
+            await self.cluster.start()
+        await self.ledger.start()
 
     async def _wait_for_store(self, open_store: Callable[[], Awaitable[None]]) -> None:
         """Open the store; while it does not answer, say so once and try again (until ``store_timeout``)."""
@@ -320,7 +321,7 @@ class TallyServer:
                 await open_store()
                 break
             except StoreUnavailable as exc:
-                self.health.failed(str(exc))
+                self._waiting = str(exc)
                 if not waited:
                     log.warning("waiting for the store: %s (ctrl+c stops)", exc, extra={"event": "store"})
                     waited = True

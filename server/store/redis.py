@@ -33,7 +33,6 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as redis
-from redis import exceptions as redis_errors
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ResponseError
 
@@ -48,9 +47,8 @@ from tally.server.store.base import (
     PresenceEntry,
     StoreError,
     StoreRewound,
-    StoreUnavailable,
 )
-from tally.server.store.redis_repair import RedisRepair, parse_mark, parse_restore
+from tally.server.store.redis_repair import RedisRepair, parse_mark, parse_restore, reachable
 from tally.server.store.scripts import lua_script
 
 __all__ = ["STREAM_LENGTH", "RedisStore", "client_from", "client_json", "connect", "record_from"]
@@ -132,12 +130,11 @@ class RedisStore(RedisRepair):
         replica_timeout: float = 1.0,
     ) -> None:
         """``replicas``: acknowledge an add only once that many replicas have it (``replica_timeout`` each)."""
-        self.url = url
         self.retention = retention
         self.allow_no_persistence = allow_no_persistence
         self.replicas = replicas
         self.replica_timeout = replica_timeout
-        super().__init__(connect(url), prefix)
+        super().__init__(url, connect(url), prefix)
         self.ledger = ""
         self._saw = Head()
         self._saw_epoch = 0
@@ -150,6 +147,7 @@ class RedisStore(RedisRepair):
 
     # -- creating and opening ----------------------------------------------------------
 
+    @reachable
     async def create(self) -> str:
         """Create a new, empty ledger (``tally-server init``); raises :class:`LedgerLost` if one is there."""
         await self._check_persistence()
@@ -162,17 +160,8 @@ class RedisStore(RedisRepair):
     async def open(self, *, recent: int) -> Snapshot:
         return (await self.load(recent=recent)).snapshot
 
+    @reachable
     async def load(self, *, recent: int) -> Loaded:
-        try:
-            return await self._load_now(recent)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            # BusyLoadingError is a ConnectionError: a Redis still reading its files.
-            loading = isinstance(exc, redis_errors.BusyLoadingError)
-            raise StoreUnavailable(
-                f"{self.url} {'is loading its data' if loading else f'does not answer ({exc})'}"
-            ) from None
-
-    async def _load_now(self, recent: int) -> Loaded:
         if not self._checked:
             await self._check_persistence()
             self._checked = True
@@ -229,9 +218,11 @@ class RedisStore(RedisRepair):
 
     # -- adding -------------------------------------------------------------------------
 
+    @reachable
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         return await self._run_apply(batch, at, repair=False)
 
+    @reachable
     async def reapply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         return await self._run_apply(batch, at, repair=True)
 
@@ -275,6 +266,7 @@ class RedisStore(RedisRepair):
 
     # -- following and presence -----------------------------------------------------------
 
+    @reachable
     async def read(self, position: str, *, block: float) -> tuple[str, list[Record | PresenceEntry]]:
         replies = await self.redis.xread({self.key("log"): position}, count=1000, block=max(1, int(block * 1000)))
         entries: list[Record | PresenceEntry] = []
@@ -288,10 +280,12 @@ class RedisStore(RedisRepair):
                     entries.append(PresenceEntry(event, client_from(fields["client"])))
         return position, entries
 
+    @reachable
     async def announce(self, server: str, event: PresenceEvent, client: ClientInfo) -> None:
         keys = [self.key("meta"), self.key("log"), self.key(f"clients:{server}")]
         await self._presence(keys=keys, args=[event, client.id, client_json(client), server, STREAM_LENGTH])
 
+    @reachable
     async def beat(self, server: str, ttl: float) -> Beat:
         keys = [self.key(n) for n in ("servers", "meta", "log", "rewound", "repair")]
         args: list[str | int] = [server, max(1, int(ttl * 1000)), self.prefix, STREAM_LENGTH, self.ledger,
@@ -299,9 +293,11 @@ class RedisStore(RedisRepair):
         alive, epoch, mark, round_, *reaped = await self._heartbeat(keys=keys, args=args)
         return Beat(bool(alive), tuple(reaped), int(epoch), parse_mark(mark), round_)
 
+    @reachable
     async def retire(self, server: str) -> None:
         await self.redis.zrem(self.key("servers"), server)
 
+    @reachable
     async def digest_at(self, seq: int) -> str | None:
         entry = cast(
             "list[tuple[str, dict[str, str]]]", await self.redis.xrange(self.key("log"), f"{seq}-0", f"{seq}-0")
@@ -313,6 +309,7 @@ class RedisStore(RedisRepair):
 
     # -- history and retention ---------------------------------------------------------------
 
+    @reachable
     async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for moment in times:
@@ -327,6 +324,7 @@ class RedisStore(RedisRepair):
                     points.append(HistoryPoint(int(seq), float(at), int(total)))
         return points
 
+    @reachable
     async def prune(self, before: float) -> None:
         """Thin points older than ``before`` to one a minute; forget sessions unseen since.
 

@@ -47,6 +47,7 @@ class Scenario:
     durable: bool = False  # a database file, not :memory:, so that each commit costs its fsync
     chart: Chart | None = None
     subject: str = "tally"  # the peer whose figures are divided by the others' in the ratio column
+    twins: tuple[str, ...] = ()  # peers measured at the baseline too, with --baseline
 
     def sizes(self, quick: bool) -> tuple[int, ...]:
         return self.quick_clients if quick else self.clients
@@ -89,17 +90,17 @@ SCENARIOS = {
             clients=(1000,), quick_clients=(500,),
         ),
         Scenario(
-            "durable", server_load.durable, (("acked_per_s", False),),
+            "durable", server_load.durable, (("acked_per_s", False), ("server_cpu_us_per_add", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "3", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
-            peers=("tally-1commit", "tally"), durable=True,
+            peers=("tally-1commit", "tally"), durable=True, twins=("tally",),
         ),
         Scenario(
             "redis_durable", server_load.durable,
             (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
-            peers=("tally", "tally-redis"), durable=True, subject="tally-redis",
+            peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),
         ),
         Scenario(
             "cluster_fanout", server_load.cluster_fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),

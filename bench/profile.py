@@ -30,9 +30,11 @@ from bench.scenarios import SCENARIOS
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (stage, re.compile(pattern))
     for stage, pattern in (
-        ("receive: socket read, WebSocket frames, pacing", r"_read_ready|websockets/|server/connection\.py|Session\.spend"),
+        ("receive: socket read, WebSocket frames, pacing",
+         r"_read_ready|websockets/|server/connection\.py|Session\.spend"),
         ("decode and validate", r"server/protocol/decoding\.py"),
-        ("submit (session to ledger queue)", r"DashboardSession\._handle |Session\.submit|Ledger\.submit|pace_in_flight"),
+        ("submit (session to ledger queue)",
+         r"DashboardSession\._handle |Session\.submit|Ledger\.submit|pace_in_flight"),
         ("commit (ledger, store, witness, seal)",
          r"server/(ledger|commit|state|view|witness|history|repair|cluster)\.py|server/store/|redis/|sqlite3"),
         ("publish (record to update)", r"server/publish\.py"),
@@ -59,12 +61,12 @@ def summarise(files: list[Path], us_per_add: float | None = None, top: int = 15)
     leaves: collections.Counter[str] = collections.Counter()
     for path in files:
         for line in path.read_text(errors="replace").splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not stack or not count.isdigit():
+            stack, _, number = line.rpartition(" ")
+            if not stack or not number.isdigit():
                 continue
             frames = stack.split(";")
-            stages[stage_of(frames)] += int(count)
-            leaves[frames[-1]] += int(count)
+            stages[stage_of(frames)] += int(number)
+            leaves[frames[-1]] += int(number)
     total = sum(stages.values()) or 1
     per_add = "" if us_per_add is None else " µs per add |"
     lines = [f"{total:,} samples" + ("" if us_per_add is None else f"; server CPU {us_per_add:.1f} µs per add"), "",
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.baseline:
             parser.error("a baseline peer needs --baseline")
         peer = run.baseline_twin(peer, args.baseline)
-    flags = _without_value(scenario.flags, "--seconds") + ("--seconds", str(args.seconds))
+    flags = (*_without_value(scenario.flags, "--seconds"), "--seconds", str(args.seconds))
     out = run.ROOT / "bench" / "results" / f"profile-{args.scenario}-{args.peer}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     out.parent.mkdir(exist_ok=True)
     result = run.measure(peer, run.Case(scenario, args.clients, (args.peer,), flags), out)

@@ -170,7 +170,7 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         # Servers on Redis remember the last seq they saw in their state directory: a fresh one each time.
-        env = {**os.environ, "XDG_STATE_HOME": tmp}
+        env = {**os.environ, "XDG_STATE_HOME": tmp, **dict(case.scenario.peer_env)}
         try:
             redis_pid = 0
             if peer.redis:
@@ -217,10 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a first look")
     parser.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
-    parser.add_argument("--baseline", metavar="PYTHON",
-                        help="an interpreter whose tally.server is the baseline (see python -m bench.baseline)")
-    parser.add_argument("--profile", metavar="DIR", type=Path,
-                        help="sample each Tally server with py-spy into DIR (collapsed stacks; slows it a little)")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="an interpreter whose tally.server is the baseline (see python -m bench.baseline)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="sample each Tally server with py-spy into DIR (collapsed stacks; slows it a little)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("node") and not (NODE_DIR / "node_modules" / "ws").exists():
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)

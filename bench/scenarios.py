@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import server_load
+from bench import fleet, server_load
 from bench.swarm import Options, Swarm
 
 Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
@@ -48,6 +48,7 @@ class Scenario:
     chart: Chart | None = None
     subject: str = "tally"  # the peer whose figures are divided by the others' in the ratio column
     twins: tuple[str, ...] = ()  # peers measured at the baseline too, with --baseline
+    peer_env: tuple[tuple[str, str], ...] = ()  # set for the servers of this scenario
 
     def sizes(self, quick: bool) -> tuple[int, ...]:
         return self.quick_clients if quick else self.clients
@@ -73,6 +74,19 @@ SCENARIOS = {
             # 200 updates a run, so that p99 is not just the slowest of a few dozen.
             flags=("--rate", "20", "--updates", "200"), quick_flags=("--rate", "20", "--updates", "40"),
             chart=Chart("p99_ms", "Fan-out p99 latency (ms) against connected clients"),
+        ),
+        Scenario(
+            # The same measure at the sizes a team reaches, with the dashboards held by a fleet of client
+            # processes (Node ws clients) so that the generator outruns the server; its CPU is reported beside
+            # the server's. The counter peers send their count of users at most once a second, as Tally
+            # does in a room this large (sent on every join, it would be 50 million frames at 10,000).
+            "fanout_fleet", fleet.fanout,
+            (("p50_ms", True), ("p99_ms", True), ("server_cpu_pct", True), ("gen_cpu_pct", True),
+             ("generator_bound", True), ("server_cpu_us_per_delivery", True)),
+            clients=(5000, 10_000), quick_clients=(2000,),
+            flags=("--rate", "5", "--updates", "60", "--workers", "2"),
+            quick_flags=("--rate", "5", "--updates", "20", "--workers", "2"),
+            peer_env=(("BENCH_COUNT_INTERVAL", "1"),),
         ),
         Scenario(
             "capacity", server_load.capacity, (("updates_per_s", False), ("cpu_us_per_delivery", True)),

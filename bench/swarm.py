@@ -63,6 +63,8 @@ class Options:
     pids: tuple[int, ...]  # the servers', for their memory and CPU (one per server)
     redis_pid: int = 0  # redis-server's, for its CPU (0: no Redis)
     churn: float = 100.0  # joins (and as many leaves) a second
+    workers: int = 2  # client processes of a fleet (bench.fleet)
+    worker_kind: str = "node"  # what they are: Node ws clients, or "python" (the lean asyncio client)
 
     @property
     def pid(self) -> int:

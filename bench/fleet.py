@@ -12,8 +12,10 @@ when the last of its clients had it, on the monotonic clock, which is one
 clock for every process on Linux.
 
 Beside each figure it reports what the generator spent (its workers and
-itself, in % of one core) and what the server did, and says when the generator
-was the bottleneck: when it used nearly all the cores it may run on.
+itself, in % of one core, and per update) and what the server did, and says
+when the generator was the bottleneck: when it used nearly all the cores it
+may run on, or took longer to read an update on every socket than the server
+took to send it (the latency is then mostly the generator's).
 
     python -m bench.fleet --worker --dialect tally --port 8765 --clients 2000 --first 0
 """
@@ -136,12 +138,25 @@ class Meter:
         return (cpu_seconds(*self.options.pids), cpu_seconds(self.options.redis_pid),
                 own.ru_utime + own.ru_stime + cpu_seconds(*self.fleet.pids))  # fmt: skip
 
-    def result(self, deliveries: int, updates: int) -> dict[str, Any]:
-        elapsed = time.monotonic() - self.start
-        server, redis, generator = (after - before for after, before in zip(self._read(), self.before, strict=True))
+    def spent(self) -> tuple[float, tuple[float, float, float]]:
+        """Seconds since the start, and the CPU seconds the servers, Redis and the generator spent in them."""
+        after = self._read()
+        return time.monotonic() - self.start, (after[0] - self.before[0], after[1] - self.before[1],
+                                               after[2] - self.before[2])  # fmt: skip
+
+    def result(self, deliveries: int, updates: int, rest: tuple[float, tuple[float, float, float]]) -> dict[str, Any]:
+        """The figures, less what the servers and Redis spend at rest (``rest``: a quiet stretch just before,
+        with its liveness sweeps and cluster heartbeats), so that the per-update costs are the updates'."""
+        elapsed, (server, redis, generator) = self.spent()
+        quiet, (server_rest, redis_rest, _) = rest
+        server = max(0.0, server - server_rest / quiet * elapsed)
+        redis = max(0.0, redis - redis_rest / quiet * elapsed)
+        # The generator is the bottleneck when it used nearly all its cores, or when it took longer to read an
+        # update on every socket than the servers took to send it: the latency is then mostly its own.
+        bound = generator / elapsed > SATURATED * self.cores or generator > server
         result = {"deliveries_per_s": deliveries / elapsed, "server_cpu_pct": server / elapsed * 100,
-                  "gen_cpu_pct": generator / elapsed * 100,
-                  "generator_bound": float(generator / elapsed > SATURATED * self.cores),
+                  "gen_cpu_pct": generator / elapsed * 100, "generator_bound": float(bound),
+                  "server_ms_per_update": server / updates * 1e3, "gen_ms_per_update": generator / updates * 1e3,
                   "server_cpu_us_per_delivery": server / deliveries * 1e6,
                   "server_cpu_us_per_update": server / updates * 1e6}  # fmt: skip
         if self.options.redis_pid:
@@ -157,6 +172,13 @@ async def fanout(swarm: Swarm, options: Options) -> dict[str, Any]:
     return await paced(swarm, options, (0,), send_paced, spread)
 
 
+async def scale(swarm: Swarm, options: Options) -> dict[str, Any]:
+    """Fan-out over a cluster: the fleet's dashboards spread evenly over every server, the adder on the first."""
+    from bench.server_load import send_paced, spread
+
+    return await paced(swarm, options, tuple(range(len(swarm.ports))), send_paced, spread)
+
+
 async def paced(
     swarm: Swarm, options: Options, servers: tuple[int, ...], send_paced: Any, spread: Any
 ) -> dict[str, Any]:
@@ -170,13 +192,20 @@ async def paced(
         if not await swarm.wait(swarm.synced, 60):
             return {"valid": False, "why": "the adder did not sync"}
         await asyncio.sleep(1.5)  # past the server's once-a-second count of who is online
+        idle = Meter(options, fleet)
+        await asyncio.sleep(2.0)
+        rest = idle.spent()
         meter = Meter(options, fleet)
         sent = await send_paced(swarm, sender, options.rate, options.updates)
         arrivals = await fleet.collect(options.updates, 120)
         if arrivals is None:
             return {"valid": False, "why": "an update was lost or out of order"}
         latencies = [(at - then) * 1000 for at, then in zip(arrivals, sent, strict=True)]
-        return {"valid": True, **spread(latencies), **meter.result(options.updates * options.clients, options.updates)}
+        return {
+            "valid": True,
+            **spread(latencies),
+            **meter.result(options.updates * options.clients, options.updates, rest),
+        }
     finally:
         await fleet.stop()
 

@@ -116,8 +116,19 @@ def free_port() -> int:
         return port
 
 
-# The load generator (and every process it starts) runs on every CPU but the servers'.
-GENERATOR_CPUS = tuple(range(1, os.cpu_count() or 1)) or (0,)
+CPUS = os.cpu_count() or 1
+
+
+def server_cpus(servers: int) -> list[int]:
+    """The CPU of each server, then Redis's: one each where the machine also leaves two for the load
+    generator; else all on CPU 0 (on two cores, servers and Redis on one, the generator on the other)."""
+    return list(range(servers + 1)) if servers + 3 <= CPUS else [0] * (servers + 1)
+
+
+def generator_cpus(servers: int = 1) -> tuple[int, ...]:
+    """The load generator (and every process it starts) runs on every CPU the servers do not."""
+    taken = set(server_cpus(servers))
+    return tuple(cpu for cpu in range(CPUS) if cpu not in taken) or (0,)
 
 
 def pinned(*cpus: int) -> Any:
@@ -134,12 +145,13 @@ def pinned(*cpus: int) -> Any:
     return pin
 
 
-def start(label: str, argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a server (pinned to CPU 0) on a free port; return once it accepts connections."""
+def start(label: str, argv: list[str], env: dict[str, str] | None = None, cpu: int = 0
+          ) -> tuple[subprocess.Popen[bytes], int]:  # fmt: skip
+    """Start a server (pinned to ``cpu``) on a free port; return once it accepts connections."""
     port = free_port()
     argv = [arg.replace("{port}", str(port)) for arg in argv]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               preexec_fn=pinned(0))  # fmt: skip
+                               preexec_fn=pinned(cpu))  # fmt: skip
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -160,7 +172,7 @@ def profiled(pid: int, out: Path) -> subprocess.Popen[bytes]:
     argv = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--gil", "--nonblocking", "--format", "raw",
             "--output", str(out)]  # fmt: skip
     sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=pinned(*GENERATOR_CPUS))  # fmt: skip
+                               preexec_fn=pinned(*generator_cpus()))  # fmt: skip
     time.sleep(0.5)  # attached before the load starts
     return sampler
 
@@ -174,7 +186,8 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
         try:
             redis_pid = 0
             if peer.redis:
-                redis, redis_port = start("redis-server", [arg.replace("{dir}", tmp) for arg in REDIS])
+                redis, redis_port = start("redis-server", [arg.replace("{dir}", tmp) for arg in REDIS],
+                                          cpu=server_cpus(peer.servers)[-1])  # fmt: skip
                 processes.append(redis)
                 redis_pid, db = redis.pid, f"redis://127.0.0.1:{redis_port}/0"
                 created = subprocess.run([arg.replace("{db}", db) for arg in peer.init], cwd=ROOT, env=env,
@@ -184,8 +197,9 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
             else:
                 db = str(Path(tmp) / "bench.db") if case.scenario.durable else ":memory:"
             ports = []
-            for _ in range(peer.servers):
-                server, port = start(peer.label, [arg.replace("{db}", db) for arg in peer.argv], env)
+            for index in range(peer.servers):
+                argv = [arg.replace("{db}", db) for arg in peer.argv]
+                server, port = start(peer.label, argv, env, server_cpus(peer.servers)[index])
                 processes.append(server)
                 ports.append(port)
             servers = processes[-peer.servers :]
@@ -194,7 +208,7 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
                     "--scenario", case.scenario.name, "--clients", str(case.clients), *case.flags]  # fmt: skip
             sampler = None if profile is None else profiled(servers[0].pid, profile)
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                                  preexec_fn=pinned(*GENERATOR_CPUS))  # fmt: skip
+                                  preexec_fn=pinned(*generator_cpus(peer.servers)))  # fmt: skip
             if sampler is not None:
                 sampler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
                 sampler.wait(60)
@@ -267,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in SCENARIOS.values():
         if scenario.chart is not None:
             rows = [r for r in summary if r["scenario"] == scenario.name and r["metric"] == scenario.chart.metric]
+            if not rows:
+                continue
             saved.append(f"{stamp}-{scenario.name}.svg")
             (out / saved[-1]).write_text(line_chart(rows, scenario.chart.title, PEERS))
     print(f"\nsaved bench/results/{' and '.join(saved)}", file=sys.stderr)

@@ -65,6 +65,12 @@ async def dashboard(swarm: Swarm, options: Options) -> dict[str, Any]:
     return await absorb(swarm, options)
 
 
+async def dashboard_cost(swarm: Swarm, options: Options) -> dict[str, Any]:
+    from bench.dashboard import cost
+
+    return await cost(swarm, options)
+
+
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
@@ -81,12 +87,23 @@ SCENARIOS = {
             # the server's. The counter peers send their count of users at most once a second, as Tally
             # does in a room this large (sent on every join, it would be 50 million frames at 10,000).
             "fanout_fleet", fleet.fanout,
-            (("p50_ms", True), ("p99_ms", True), ("server_cpu_pct", True), ("gen_cpu_pct", True),
+            (("p50_ms", True), ("p99_ms", True), ("server_ms_per_update", True), ("gen_ms_per_update", True),
              ("generator_bound", True), ("server_cpu_us_per_delivery", True)),
             clients=(5000, 10_000), quick_clients=(2000,),
-            flags=("--rate", "5", "--updates", "60", "--workers", "2"),
-            quick_flags=("--rate", "5", "--updates", "20", "--workers", "2"),
+            # 2 a second: on two cores, one update on 10,000 sockets takes the server and the generator each
+            # about 0.12 s of a core, and the machine is shared.
+            flags=("--rate", "2", "--updates", "40", "--workers", "2"),
+            quick_flags=("--rate", "2", "--updates", "16", "--workers", "2"),
             peer_env=(("BENCH_COUNT_INTERVAL", "1"),),
+        ),
+        Scenario(
+            # Not in python -m bench's rounds (no sizes): python -m bench.scale runs it, sized on its command line.
+            "scale", fleet.scale,
+            (("p50_ms", True), ("p99_ms", True), ("deliveries_per_s", False), ("server_cpu_us_per_delivery", True),
+             ("redis_cpu_us_per_delivery", True), ("server_cpu_us_per_update", True), ("redis_cpu_us_per_update", True),
+             ("server_ms_per_update", True), ("gen_ms_per_update", True), ("gen_cpu_pct", True),
+             ("generator_bound", True)),
+            clients=(), quick_clients=(), peers=("tally-cluster",), durable=True, subject="tally-cluster",
         ),
         Scenario(
             "capacity", server_load.capacity, (("updates_per_s", False), ("cpu_us_per_delivery", True)),
@@ -147,6 +164,13 @@ SCENARIOS = {
             "dashboard", dashboard, (("updates_per_s", False), ("key_p50_ms", True), ("key_p99_ms", True)),
             clients=(1,), quick_clients=(1,),
             flags=("--rate", "1000", "--seconds", "4"), quick_flags=("--rate", "1000", "--seconds", "2"),
+            peers=("tally",),
+        ),
+        Scenario(
+            # A real dashboard process in a terminal: its CPU idle, and while others add 30 times a second.
+            "dashboard_cost", dashboard_cost, (("idle_cpu_pct", True), ("busy_cpu_pct", True)),
+            clients=(1,), quick_clients=(1,),
+            flags=("--rate", "30", "--seconds", "5"), quick_flags=("--rate", "30", "--seconds", "3"),
             peers=("tally",),
         ),
     )

@@ -16,6 +16,7 @@ ratio column divides now by the baseline.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -56,6 +57,7 @@ class Peer:
     dialect: str
     servers: int = 1  # a cluster: this many servers on one Redis
     redis: bool = False  # "{db}" is a redis-server started for the measurement (and a ledger created in it)
+    needs: str = ""  # a module the peer imports that Tally does not depend on: left out where it is missing
 
     @property
     def init(self) -> list[str]:
@@ -82,6 +84,10 @@ PEERS = {
     "tally-1commit": Peer(
         "tally-1commit", "Tally, one commit per add",
         (PY, "-m", "bench.peers.tally_one_commit", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally",
+    ),
+    "tally-uvloop": Peer(
+        "tally-uvloop", "Tally on uvloop",
+        (PY, "-m", "bench.peers.tally_uvloop", "--port", "{port}", "--db", "{db}", *UNLIMITED), "tally", needs="uvloop",
     ),
     "tally-redis": Peer(
         "tally-redis", "Tally, Redis store",
@@ -254,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         print("redis-server is not installed: the peers on Redis are left out", file=sys.stderr)
         selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if not PEERS[p].redis), c.flags)
                     for c in selected]  # fmt: skip
+    missing = {key for key, peer in PEERS.items() if peer.needs and importlib.util.find_spec(peer.needs) is None}
+    for key in missing:
+        print(f"{PEERS[key].needs} is not installed: {PEERS[key].label} is left out", file=sys.stderr)
+    selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p not in missing), c.flags) for c in selected]
     if args.baseline:
         selected = with_baseline(selected, args.baseline)
     if args.profile:

@@ -124,7 +124,7 @@ SCENARIOS = {
             "durable", server_load.durable, (("acked_per_s", False), ("server_cpu_us_per_add", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "3", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
-            peers=("tally-1commit", "tally"), durable=True, twins=("tally",),
+            peers=("tally-1commit", "tally", "tally-uvloop"), durable=True, twins=("tally",),
         ),
         Scenario(
             "redis_durable", server_load.durable,

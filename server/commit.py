@@ -51,6 +51,10 @@ class Commit(ABC):
     async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
         """Store ``requests`` in one go; one outcome each. Applied records are taken by the ledger when published."""
 
+    async def probe(self, ledger: Ledger, at: float) -> None:
+        """After a failed commit, with no adds to try: an empty one, so that the store is known to be back."""
+        await self.commit(ledger, [], at)
+
     @abstractmethod
     async def prune(self, before: float) -> None:
         """Forget what is older than the retention window."""
@@ -76,9 +80,10 @@ class LocalCommit(Commit):
         except Exception as exc:
             # A failed commit may still have reached the disk; the snapshot decides.
             self._stale = True
-            ledger.health.failed(str(exc) or type(exc).__name__)
-            return not_stored(ledger.health.reason or str(exc), len(requests))
-        ledger.health.ok()
+            reason = str(exc) or type(exc).__name__
+            ledger.health.failed(reason, "commit")
+            return not_stored(reason, len(requests))
+        ledger.health.ok("commit")
         records = [outcome.record for outcome in outcomes if isinstance(outcome, Applied)]
         if records:
             ledger.take(records)
@@ -106,7 +111,7 @@ class SharedCommit(Commit):
 
     async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
         health = ledger.health
-        if not health.available:
+        if health.state == "rewound":  # the store refuses too; this spares it the round trip
             return not_stored(health.reason, len(requests))
         view = ledger.view
         epoch = view.epoch
@@ -116,8 +121,10 @@ class SharedCommit(Commit):
             health.rewound(str(exc))
             return not_stored(str(exc), len(requests))
         except Exception as exc:
-            health.failed(str(exc) or type(exc).__name__)
-            return not_stored(str(exc) or "the shared store failed", len(requests))
+            reason = str(exc) or type(exc).__name__
+            health.failed(reason, "commit")
+            return not_stored(reason, len(requests))
+        health.ok("commit")
         applied = [
             Witnessed(epoch, outcome.record, request.undo)
             for request, outcome in zip(requests, outcomes, strict=True)

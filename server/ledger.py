@@ -39,6 +39,8 @@ log = logging.getLogger("tally.server")
 MAX_ADDS_PER_COMMIT = 1000
 # How often op ids past the retention window are forgotten.
 PRUNE_INTERVAL = 600.0
+# After a failed commit, how often the store is tried again with nothing in it, to know when it is back.
+PROBE_INTERVAL = 1.0
 
 Waiting = tuple[AddRequest, "asyncio.Future[Outcome]", float]
 
@@ -53,15 +55,18 @@ class Ledger:
         view: LedgerView | None = None,
         retention: float = 86_400.0,
         max_batch: int = MAX_ADDS_PER_COMMIT,
+        probe_interval: float = PROBE_INTERVAL,
         metrics: Metrics | None = None,
     ) -> None:
-        """``publish`` sends records out (in order, once each); ``max_batch`` bounds one commit."""
+        """``publish`` sends records out (in order, once each); ``max_batch`` bounds one commit; after a failed
+        commit the store is tried again every ``probe_interval`` seconds while no add comes to try it."""
         self.commit = commit
         self.publish = publish
         self.health = health
         self.view = view or LedgerView()
         self.retention = retention
         self.max_batch = max_batch
+        self.probe_interval = probe_interval
         self.metrics = metrics
         self._queue: list[Waiting] = []
         self._wakeup = asyncio.Event()
@@ -131,7 +136,14 @@ class Ledger:
 
     async def _write_forever(self) -> None:
         while True:
-            await self._wakeup.wait()
+            if self.health.failing("commit") and not self._closing:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.probe_interval)
+                except TimeoutError:
+                    await self.commit.probe(self, time.time())
+                    continue
+            else:
+                await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]

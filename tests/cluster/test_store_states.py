@@ -124,7 +124,7 @@ async def test_an_outage_is_one_state_each_way(tmp_path: Path, redis_prefix: str
             )
             redis.kill()
             away = await alice.next_of(StoreStatus, timeout=10)
-            assert away.state == "unavailable" and redis.url.removeprefix("unix://") in away.reason or away.reason
+            assert (away.state == "unavailable" and redis.url.removeprefix("unix://") in away.reason) or away.reason
             await alice.send(type="add", op="1", amount=5)
             refusal = await alice.next_of(Error, timeout=10)
             assert (refusal.code, refusal.op) == (ErrorCode.UNAVAILABLE, "1") and "not stored" in refusal.message

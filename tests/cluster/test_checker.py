@@ -165,7 +165,7 @@ async def promote_a_lagging_replica(rig: Rig) -> None:
     replica = rig.replica
     assert replica is not None
     async with client(replica) as redis:
-        await redis.execute_command("REPLICAOF", "NO", "ONE")  # lagging from here on
+        await redis.replicaof("NO", "ONE")  # lagging from here on
     stopped = rig.acked()
     await until(lambda: rig.acked() >= min(stopped + 50, WRITERS * ADDS), timeout=60, what="adds on the master only")
     assert rig.acked() < WRITERS * ADDS, "the replica lags behind acknowledged adds"

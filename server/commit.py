@@ -72,6 +72,10 @@ class LocalCommit(Commit):
         ledger.view.load(await self.store.open(recent=RECENT_KEPT))
 
     async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
+        if ledger.health.state == "rewound":
+            # Found by a dashboard's sealed claim: the file is older than what was acknowledged. Only an operator
+            # can say what is right (restore the right file, or restart with --accept-ledger-loss).
+            return not_stored(ledger.health.reason, len(requests))
         try:
             if self._stale:
                 ledger.view.load(await self.store.open(recent=RECENT_KEPT))

@@ -91,7 +91,9 @@ class LedgerView:
             return ()
         if not self.recent or self.recent[0].seq > after + 1:
             return None
-        return tuple(record for record in self.recent if record.seq > after)
+        missed = tuple(record for record in self.recent if record.seq > after)
+        # All of them, or none: old records thinned out past retention leave gaps.
+        return missed if len(missed) == self.seq - after else None
 
     def points(self, count: int) -> tuple[HistoryPoint, ...]:
         """The last ``count`` points of the total, oldest first."""

@@ -91,6 +91,10 @@ class Store(ABC):
         """The history's fingerprint after update ``seq``, if the store still has it (None: not known)."""
         return None
 
+    async def start_epoch(self) -> int:
+        """Carry on from what the store holds in a new epoch (an operator accepted a loss); the new epoch."""
+        raise StoreError("this store's epoch moves with the repair of its ledger")
+
     @abstractmethod
     async def prune(self, before: float) -> None:
         """Forget op ids (and the detail of updates) older than ``before``; keep one point a minute."""

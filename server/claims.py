@@ -18,8 +18,8 @@ from collections.abc import Callable
 from tally.server.health import StoreHealth
 from tally.server.protocol import Resume
 from tally.server.repair import Repair
-from tally.server.state import Head
-from tally.server.store.base import Claim, SharedStore, Store
+from tally.server.state import Claim, Head
+from tally.server.store.base import SharedStore, Store
 from tally.server.view import LedgerView
 
 __all__ = ["ClaimChecker"]

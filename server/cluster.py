@@ -30,8 +30,8 @@ from tally.server.ledger import Ledger
 from tally.server.presence import Announcer, Roster
 from tally.server.protocol import ClientInfo, Presence
 from tally.server.repair import Repair
-from tally.server.state import Head, Record, chain
-from tally.server.store.base import Claim, Loaded, NoLedger, PresenceEntry, SharedStore, StoreError, StoreUnavailable
+from tally.server.state import Claim, Head, Record, chain
+from tally.server.store.base import Loaded, NoLedger, PresenceEntry, SharedStore, StoreError, StoreUnavailable
 from tally.server.tasks import stop_if_cancelled
 from tally.server.view import RECENT_KEPT
 from tally.server.witness import Mark, Witness

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tally.server.protocol import HistoryPoint, Resume
-from tally.server.state import Head, Record, Snapshot, saturating_add, seal
-from tally.server.store.base import Claim
+from tally.server.state import Claim, Head, Record, Snapshot, saturating_add, seal
 
 __all__ = ["RECENT_KEPT", "Judgement", "LedgerView"]
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from tally.server.protocol import ClientInfo, HistoryPoint
 from tally.server.protocol.messages import PresenceEvent
-from tally.server.state import AddRequest, Head, Outcome, Record, Snapshot, Witnessed
+from tally.server.state import AddRequest, Claim, Head, Outcome, Record, Snapshot, Witnessed
 
 __all__ = [
     "Beat",
@@ -112,15 +112,6 @@ class RewoundMark:
     since: float  # Unix seconds
     found: int  # the seq the store was found at
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What one server (or a dashboard's sealed resume) last saw of the ledger: the truth cannot be older."""
-
-    ledger: str
-    epoch: int
-    head: Head
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,8 @@ from tally.server.ledger import Ledger
 from tally.server.presence import Announcer, Roster
 from tally.server.protocol import ClientInfo, Presence
 from tally.server.repair import Repair
-from tally.server.state import Head, Record, chain
-from tally.server.store.base import Claim, Loaded, PresenceEntry, SharedStore, StoreError
+from tally.server.state import Claim, Head, Record, chain
+from tally.server.store.base import Loaded, NoLedger, PresenceEntry, SharedStore, StoreError, StoreUnavailable
 from tally.server.tasks import stop_if_cancelled
 from tally.server.view import RECENT_KEPT
 from tally.server.witness import Mark, Witness
@@ -111,7 +111,11 @@ class Cluster(Announcer):
     # -- loading, and deciding what a ledger that changed means -------------------------------
 
     async def _reload(self, *, first: bool = False) -> None:
-        loaded = await self.store.load(recent=RECENT_KEPT)
+        try:
+            loaded = await self.store.load(recent=RECENT_KEPT)
+        except NoLedger:
+            await self._gone()
+            raise
         refused = await self._judge(loaded)
         if refused:
             self.lost = refused
@@ -127,7 +131,26 @@ class Cluster(Announcer):
             self.resync(f"the ledger was repaired and carries on in epoch {loaded.snapshot.epoch}")
         if loaded.repair is not None and loaded.repair.epoch == loaded.snapshot.epoch:
             await self.repair.catch_up(loaded.repair)
-        self.health.ok()
+        self.health.repaired()
+        self.health.ok("follower")
+
+    async def _gone(self) -> None:
+        """No ledger in the store: if this machine saw one there, it was lost (FLUSHALL while no server ran to
+        notice): mark it rewound and take part in its repair; raises StoreUnavailable until it is back."""
+        mark = await self.store.rewound()
+        if mark is None:
+            known = await self.witness.marks(self.place)
+            if not known:
+                return  # a store that never held a ledger this machine saw: NoLedger stands
+            seen = known[0]
+            why = f"ledger {seen.ledger} is gone from the store (this machine saw it at update {seen.head.seq})"
+            log.error("%s: rebuilding it from the witness", why, extra={"event": "store"})
+            mark = await self.repair.report(why, 0)
+        if not self.ledger.view.key:
+            known = await self.witness.marks(self.place)
+            self.ledger.view.key = known[0].key if known else ""
+        await self.repair.step(mark, lease=self.ttl * 2)
+        raise StoreUnavailable(f"the ledger is being repaired ({mark.reason})")
 
     async def _judge(self, loaded: Loaded) -> str:
         """Why ``loaded`` must not be served ("" if it may): the ledger is marked rewound, or is less than was seen."""
@@ -213,7 +236,7 @@ class Cluster(Announcer):
 
     def _lose(self, why: str) -> None:
         self.lost = why or "the store is unreachable"
-        self.health.failed(self.lost)
+        self.health.failed(self.lost, "follower")
         self.ledger.wake_readers()
 
     def _take(self, entries: list[Record | PresenceEntry]) -> None:

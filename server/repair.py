@@ -32,8 +32,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tally.server.state import Applied, Witnessed
-from tally.server.store.base import Claim, Restore, RewoundMark, SharedStore
+from tally.server.state import Applied, Claim, Witnessed
+from tally.server.store.base import Restore, RewoundMark, SharedStore
 
 if TYPE_CHECKING:
     from tally.server.view import LedgerView
@@ -96,6 +96,7 @@ class Repair:
         self.clock = clock
         self._claimed = ""  # the round this server has claimed for
         self._reported = ""  # the round this server has said it repaired
+        self._stuck = ""  # the round this server said it cannot repair
         self._planned: dict[str, float] = {}  # rounds this server saw planned, and when
 
     async def report(self, reason: str, found: int) -> RewoundMark:
@@ -149,7 +150,15 @@ class Repair:
         claim = self.view.claim()
         if claim.ledger:
             await self.store.claim(self.server_id, claim)
-        witnessed = await self.witness.mark(claim.ledger) if claim.ledger else None
+        # What this machine's witness saw may be newer (a server that died here), or all there is (one starting).
+        # It is asked by ledger, whichever URL named the store then; by this URL only if the store holds none.
+        now = None if claim.ledger else await self.store.head_now()
+        ledger = claim.ledger or (now[0] if now is not None else "")
+        if ledger:
+            witnessed = await self.witness.mark(ledger)
+        else:
+            known = await self.witness.marks(self.place)
+            witnessed = known[0] if known else None
         if witnessed is not None and (witnessed.epoch, witnessed.head.seq) > (claim.epoch, claim.head.seq):
             kept = Claim(witnessed.ledger, witnessed.epoch, witnessed.head)
             await self.store.claim(f"{self.server_id}/witness", kept)
@@ -160,10 +169,12 @@ class Repair:
         store_claim = None if now is None else Claim(*now)
         base = choose_base(await self.store.claims(), store_claim, accept_loss=self.accept_loss)
         if base is None:
-            log.error(
-                "the ledger is marked rewound (%s), and no server remembers it: waiting for one that does, or "
-                "restart a server with --accept-ledger-loss to carry on from what the store holds", mark.reason,
-            )  # fmt: skip
+            if self._stuck != mark.round:
+                self._stuck = mark.round
+                log.error(
+                    "the ledger is marked rewound (%s), and no server remembers it: waiting for one that does, or "
+                    "restart a server with --accept-ledger-loss to carry on from what the store holds", mark.reason,
+                )  # fmt: skip
             return None
         if store_claim is not None and await self._holds(store_claim, base):
             log.warning("the ledger was marked rewound (%s), but the store holds everything seen", mark.reason)

@@ -243,6 +243,14 @@ class SQLiteStore(Store):
     def _digest_at(self, seq: int) -> str | None:
         return _fetch_digest(self.db, seq)
 
+    async def start_epoch(self) -> int:
+        def bump() -> int:
+            with self._transaction() as db:
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'epoch'")
+                return int(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+        return await self._run(bump)
+
     async def digest_at(self, seq: int) -> str | None:
         return await self._read(lambda db: _fetch_digest(db, seq))
 

@@ -100,6 +100,7 @@ class ServerProcess:
         self.log_lines = 0
         self.log_bytes = 0
         self.log: list[str] = []  # the first lines, and the last ones (bounded)
+        self.warnings: list[str] = []  # every warning and error (bounded), whatever floods the rest
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and return its URL once it listens."""
@@ -133,6 +134,8 @@ class ServerProcess:
         raise RuntimeError("server did not start:\n" + "".join(self.log))
 
     def _logged(self, line: str) -> None:
+        if (" WARNING " in line or " ERROR " in line) and len(self.warnings) < 1000:
+            self.warnings.append(line)
         self.log_lines += 1
         self.log_bytes += len(line)
         self.log.append(line)

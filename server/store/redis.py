@@ -38,7 +38,17 @@ from redis.exceptions import ResponseError
 
 from tally.server.protocol import ClientInfo, ErrorCode, HistoryPoint
 from tally.server.protocol.messages import PresenceEvent
-from tally.server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot
+from tally.server.state import (
+    AddRequest,
+    Applied,
+    Duplicate,
+    Head,
+    Outcome,
+    Record,
+    Refused,
+    Snapshot,
+    thin_to_minutes,
+)
 from tally.server.store.base import (
     Beat,
     LedgerLost,
@@ -334,11 +344,8 @@ class RedisStore(RedisRepair):
         old = cast(
             "list[tuple[str, float]]", await self.redis.zrangebyscore(points, "-inf", f"({before!r}", withscores=True)
         )
-        last_of_minute: dict[int, str] = {}
-        for member, at in old:
-            last_of_minute[int(at // 60)] = member
-        keep = set(last_of_minute.values())
-        drop = [member for member, _ in old if member not in keep]
+        keep = thin_to_minutes((int(member.split(":")[0]), at) for member, at in old)
+        drop = [member for member, _ in old if int(member.split(":")[0]) not in keep]
         for start in range(0, len(drop), 1000):
             await self.redis.zrem(points, *drop[start : start + 1000])
         seen = await self.redis.hgetall(self.key("seen"))

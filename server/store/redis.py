@@ -304,6 +304,17 @@ class RedisStore(RedisRepair):
         return Beat(bool(alive), tuple(reaped), int(epoch), parse_mark(mark), round_)
 
     @reachable
+    async def announce_all(self, server: str, clients: Sequence[ClientInfo]) -> None:
+        """This server's clients are exactly ``clients``: its list in the store is rewritten, each one announced."""
+        keys = [self.key("meta"), self.key("log"), self.key(f"clients:{server}")]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(keys[2])
+            for client in clients:
+                await self._presence(keys=keys, args=["joined", client.id, client_json(client), server, STREAM_LENGTH],
+                                     client=pipe)  # fmt: skip
+            await pipe.execute()
+
+    @reachable
     async def retire(self, server: str) -> None:
         await self.redis.zrem(self.key("servers"), server)
 

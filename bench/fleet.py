@@ -6,7 +6,18 @@ thousand dashboards it, and not the server, sets the pace. A fleet spreads
 the dashboards over worker processes, Node `ws` clients by default
 (bench/peers/node/clients.js; ``--worker-kind python`` runs this module's
 worker instead, with the lean asyncio client), which the operating system can
-run on every core the load generator was given. The load generator keeps the
+run on every core the load generator was given.
+
+Reading one small frame costs a client about what writing it costs the server
+(on loopback both are mostly the kernel's work), so on a machine where the
+generator has no more cores than the server it cannot outrun it by reading
+every socket. With ``--readers F`` below 1 (Node workers), only that share of
+the dashboards, spread evenly, reads each update as it comes, and the latency
+is taken over them; the others read every 5 s (so they answer pings), and at
+the end every dashboard is drained and checked to have had every update in
+order, as always. The server does the same work either way (each write lands
+in the socket's buffer) but for waking a reader on this machine, which over a
+network is the reader's machine's work. The load generator keeps the
 one client that adds, and so the clock: each worker reports, for every update,
 when the last of its clients had it, on the monotonic clock, which is one
 clock for every process on Linux.
@@ -82,6 +93,8 @@ class Fleet:
             port = swarm.ports[servers[w % len(servers)]]
             common = ["--dialect", swarm.dialect.name, "--port", str(port), "--clients", str(share),
                       "--first", str(first), "--concurrency", "250"]  # fmt: skip
+            if kind == "node":
+                common += ["--readers", str(options.readers)]
             argv = (["node", str(NODE_CLIENTS), *common] if kind == "node"
                     else [sys.executable, "-m", "bench.fleet", "--worker", *common])  # fmt: skip
             process = await asyncio.create_subprocess_exec(
@@ -107,15 +120,21 @@ class Fleet:
         return [w.process.pid for w in self.workers]
 
     async def collect(self, updates: int, timeout: float) -> list[float] | None:
-        """When the last client of the fleet had each of the next ``updates`` updates; None if one was lost."""
-        answers = await asyncio.gather(*(w.ask({"collect": updates, "timeout": timeout}, timeout + 30)
-                                         for w in self.workers))  # fmt: skip
+        """When the last (timed) client of the fleet had each of the next ``updates`` updates; None if one was lost."""
+        answers = await self._ask_all({"collect": updates, "timeout": timeout}, timeout)
         if not all(a.get("valid") for a in answers):
             return None
         arrivals = [a["arrivals"] for a in answers]
         if any(at is None for worker in arrivals for at in worker):
             return None
         return [max(worker[k] for worker in arrivals) for k in range(updates)]
+
+    async def drained(self, updates: int, timeout: float) -> bool:
+        """Whether every client of the fleet, once it read what was left, had ``updates`` updates in order."""
+        return all(a.get("valid") for a in await self._ask_all({"drain": updates, "timeout": timeout}, timeout))
+
+    async def _ask_all(self, command: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(w.ask(command, timeout + 30) for w in self.workers)))
 
     async def stop(self) -> None:
         for worker in self.workers:
@@ -145,17 +164,19 @@ class Meter:
                                                after[2] - self.before[2])  # fmt: skip
 
     def result(self, deliveries: int, updates: int, rest: tuple[float, tuple[float, float, float]]) -> dict[str, Any]:
-        """The figures, less what the servers and Redis spend at rest (``rest``: a quiet stretch just before,
-        with its liveness sweeps and cluster heartbeats), so that the per-update costs are the updates'."""
+        """The figures; the costs per update and per delivery are less what each process spends at rest
+        (``rest``: a quiet stretch just before, with its liveness sweeps, heartbeats and timers)."""
         elapsed, (server, redis, generator) = self.spent()
-        quiet, (server_rest, redis_rest, _) = rest
+        gross = generator
+        quiet, (server_rest, redis_rest, generator_rest) = rest
         server = max(0.0, server - server_rest / quiet * elapsed)
         redis = max(0.0, redis - redis_rest / quiet * elapsed)
+        generator = max(0.0, generator - generator_rest / quiet * elapsed)
         # The generator is the bottleneck when it used nearly all its cores, or when it took longer to read an
         # update on every socket than the servers took to send it: the latency is then mostly its own.
-        bound = generator / elapsed > SATURATED * self.cores or generator > server
+        bound = gross / elapsed > SATURATED * self.cores or generator > server
         result = {"deliveries_per_s": deliveries / elapsed, "server_cpu_pct": server / elapsed * 100,
-                  "gen_cpu_pct": generator / elapsed * 100, "generator_bound": float(bound),
+                  "gen_cpu_pct": gross / elapsed * 100, "generator_bound": float(bound),
                   "server_ms_per_update": server / updates * 1e3, "gen_ms_per_update": generator / updates * 1e3,
                   "server_cpu_us_per_delivery": server / deliveries * 1e6,
                   "server_cpu_us_per_update": server / updates * 1e6}  # fmt: skip
@@ -223,7 +244,9 @@ async def worker(args: argparse.Namespace) -> None:
         command = json.loads(line)
         if command.get("quit"):
             break
-        n, trackers = command["collect"], list(swarm.trackers.values())
+        # Every client reads as updates come: a drain is the same check as a collect.
+        n = command["collect"] if "collect" in command else command["drain"]
+        trackers = list(swarm.trackers.values())
         done = await swarm.wait(lambda: all(t.last is not None and t.base is not None and t.last - t.base >= n  # noqa: B023
                                             for t in trackers), command["timeout"], interval=0.02)  # noqa: B023  # fmt: skip
         arrivals = []

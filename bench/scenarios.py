@@ -92,8 +92,8 @@ SCENARIOS = {
             clients=(5000, 10_000), quick_clients=(2000,),
             # 2 a second: on two cores, one update on 10,000 sockets takes the server and the generator each
             # about 0.12 s of a core, and the machine is shared.
-            flags=("--rate", "2", "--updates", "40", "--workers", "2"),
-            quick_flags=("--rate", "2", "--updates", "16", "--workers", "2"),
+            flags=("--rate", "2", "--updates", "40", "--workers", "2", "--readers", "0.2"),
+            quick_flags=("--rate", "2", "--updates", "16", "--workers", "2", "--readers", "0.2"),
             peer_env=(("BENCH_COUNT_INTERVAL", "1"),),
         ),
         Scenario(

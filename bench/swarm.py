@@ -64,7 +64,8 @@ class Options:
     redis_pid: int = 0  # redis-server's, for its CPU (0: no Redis)
     churn: float = 100.0  # joins (and as many leaves) a second
     workers: int = 2  # client processes of a fleet (bench.fleet)
-    worker_kind: str = "node"  # what they are: Node ws clients, or "python" (the lean asyncio client)
+    worker_kind: str = "node"  # what they are: Node clients, or "python" (the lean asyncio client)
+    readers: float = 1.0  # the share of a fleet's dashboards that read each update as it comes (bench.fleet)
 
     @property
     def pid(self) -> int:

@@ -49,13 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=60, help="adds in all (default 60)")
     parser.add_argument("--workers", type=int, default=0, help="client processes (default: one per server)")
     parser.add_argument("--worker-kind", choices=["node", "python"], default="node")
+    parser.add_argument(
+        "--readers",
+        type=float,
+        default=1.0,
+        help="share of the dashboards timed as updates come; the rest read every 5 s (see bench.fleet)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     base = run.PEERS["tally-cluster"]
     peer = run.Peer("tally-scale", f"Tally, {args.servers} servers on Redis", base.argv, base.dialect,
                     servers=args.servers, redis=True)  # fmt: skip
     flags = ("--rate", str(args.rate), "--updates", str(args.updates), "--workers", str(args.workers or args.servers),
-             "--worker-kind", args.worker_kind)  # fmt: skip
+             "--worker-kind", args.worker_kind, "--readers", str(args.readers))  # fmt: skip
     case = run.Case(SCENARIOS["scale"], args.servers * args.dashboards, (peer.key,), flags)
     results: list[dict[str, Any]] = []
     for round_index in range(args.rounds):

@@ -18,15 +18,15 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: floa
 
 def table_names(app: TallyApp) -> list[str]:
     """The Name column as plain text, row by row."""
-    table = app.clients
+    table = app.dashboard.clients
     return [str(table.get_cell(row, "name")) for row in table.rows]
 
 
 def log_text(app: TallyApp) -> str:
     """Everything in the activity log as plain text, a line per entry however the log wraps it."""
-    return app.activity.selected_text()
+    return app.dashboard.activity.selected_text()
 
 
 def cell(app: TallyApp, client_id: str, column: str) -> str:
-    value = app.clients.get_cell(client_id, column)
+    value = app.dashboard.clients.get_cell(client_id, column)
     return value.plain if isinstance(value, Text) else str(value)

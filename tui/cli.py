@@ -39,6 +39,14 @@ exit status: 0 done · 2 usage · 3 refused (invalid amount, overflow…) · 4 n
 """
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (it costs every start-up otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"tally {version()}")
+        parser.exit()
+
+
 def default_name() -> str:
     try:
         return check_name(getpass.getuser())
@@ -129,7 +137,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"tally {version()}")
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument(
         "--theme", default=None, help="the dashboard's colours (default: the last one chosen, kept in config.toml)"
     )

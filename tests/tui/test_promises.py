@@ -168,8 +168,11 @@ async def test_what_a_session_added_survives_reconnects_and_restarts(db_path: Pa
     async with serving(db_path, port=port) as server:
         app = make_app(LinkOptions(server.url, "alice"), pending=pending)  # the same session (the CLI keeps it on disk)
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.dashboard.status.state == "connected")
-            assert app.model.you is not None and cell(app, app.model.you, "added") == "+40"
+            await until(pilot, lambda: app.dashboard.status.state == "connected" and app.model.you is not None)
+            you = app.model.you
+            assert you is not None and app.model.me is not None and app.model.me.added == 40, "from the welcome"
+            # The table redraws a changed list a few times a second at most: wait for it, not for the clock.
+            await until(pilot, lambda: you in app.dashboard.clients.rows and cell(app, you, "added") == "+40")
 
 
 async def test_offline_the_last_known_total_looks_stale_and_pending_adds_project_it() -> None:

@@ -114,7 +114,8 @@ def scenario(*steps: Callable[[TallyApp], Awaitable[object] | None]) -> Callable
         assert isinstance(app, TallyApp)
         # The app is ready before its default screen, the dashboard, has composed its panels.
         await until(pilot, lambda: len(app.dashboard.entry.query(Input)) > 0, what="composed")
-        app.dashboard.entry.query_one(Input).cursor_blink = False  # a blinking cursor would make pictures differ
+        for box in app.dashboard.query(Input):  # the amount and the people filter: a blinking cursor
+            box.cursor_blink = False  # would make pictures differ (by when each was taken, on a busy machine)
         for step in steps:
             result = step(app)
             if result is not None:

@@ -15,6 +15,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from tally.tui.app import make_app  # noqa: E402
+from tally.tui.link import LinkOptions  # noqa: E402
 from tests.support.dashboard import until  # noqa: E402
 from tests.support.peers import Peer  # noqa: E402
 from tests.support.servers import UNLIMITED_RATE, serving  # noqa: E402

@@ -16,14 +16,17 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tally.server import version
 from tally.server.protocol import ProtocolError, check_name
 from tally.tui import config
 from tally.tui.amount import parse_amount
-from tally.tui.link import LinkOptions
 from tally.tui.local_server import LocalServerError, default_url, ensure_local_server
 from tally.tui.urls import check_url, is_loopback, split_urls
+
+if TYPE_CHECKING:
+    from tally.tui.link import LinkOptions
 
 __all__ = ["main", "parse_args"]
 
@@ -205,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
         return 2
+    from tally.tui.link import LinkOptions  # here: `tally --help` and `tally web` need no websockets client
+
     options = LinkOptions(args.urls, args.name, token=args.token, tls=tls, start_server=start_server)
     if args.command in ("add", "watch", "status"):
         from tally.tui import scripting

@@ -167,6 +167,8 @@ class TallyServer:
         self.metrics.total.set_function(lambda: self.ledger.total)
         self.metrics.seq.set_function(lambda: self.ledger.seq)
         self.metrics.online.set_function(lambda: len(self.roster))
+        self.metrics.watch_store(lambda: "available" if self.ledger.available else "unavailable")
+        self.metrics.connections_max.set_function(lambda: self.max_connections)
         self.cluster: Cluster | None = None
         self.presence: Announcer
         if getattr(store, "shared", False):

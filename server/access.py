@@ -47,8 +47,10 @@ class Admission:
         open_connections: Callable[[], int],
         metrics: Metrics,
         ready: Callable[[], str | None],
+        serving: Callable[[], bool] = lambda: True,
     ) -> None:
-        """``ready`` says why the server cannot serve adds now (for /readyz), or None."""
+        """``ready`` says why the server cannot serve adds now (for /readyz), or None; until ``serving`` is
+        true (the ledger is loaded) WebSocket handshakes are refused with 503."""
         # Compare digests: constant time whatever the lengths of what is sent.
         self._expected = None if token is None else _digest(bearer(token))
         self.gate = gate
@@ -56,6 +58,7 @@ class Admission:
         self.open_connections = open_connections
         self.metrics = metrics
         self.ready = ready
+        self.serving = serving
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path in HEALTH_PATHS:
@@ -88,6 +91,10 @@ class Admission:
         if self.open_connections() >= self.max_connections:
             text = "Too many connections; try again later.\n"
             return "full", connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, text)
+        if not self.serving():
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Starting: waiting for the store.\n")
+            response.headers["Retry-After"] = "1"
+            return "starting", response
         if self._expected is None:
             return None
         if entry is not None and entry.auth.tokens < 1:

@@ -4,40 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import resource
 import secrets
 import signal
-import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import platformdirs
-from websockets.asyncio.server import Server, ServerConnection, serve, unix_serve
-from websockets.typing import Origin, Subprotocol
+from websockets.asyncio.server import Server, serve, unix_serve
 
 from tally.server import version
 from tally.server.access import Admission
+from tally.server.claims import ClaimChecker
+from tally.server.commit import Commit, LocalCommit, SharedCommit
+from tally.server.config import (
+    ServerConfig,
+    exposed,
+    file_limit,
+    origins,
+    select_subprotocol,
+    tls_context,
+)
 from tally.server.connection import Gate, Liveness, connection_class
 from tally.server.fanout import Fanout
 from tally.server.handler import Handler
+from tally.server.health import StoreHealth
+from tally.server.history import HistoryReader
 from tally.server.ledger import Ledger
-from tally.server.limits import Limits
 from tally.server.monitoring import Metrics
 from tally.server.presence import Announcer, LocalPresence, Roster
-from tally.server.protocol import HISTORY_POINTS, SUBPROTOCOLS, LimitsInfo, ServerInfo, Welcome
-from tally.server.session import RECENT_IN_WELCOME, Room, update_of
-from tally.server.state import Record
+from tally.server.protocol import ServerInfo, StoreStatus
+from tally.server.publish import Publisher
+from tally.server.session import Room
 from tally.server.store import Store, open_store
+from tally.server.store.base import SharedStore, StoreUnavailable
+from tally.server.view import LedgerView
+from tally.server.witness import Witness, default_witness_path
 
 if TYPE_CHECKING:
     from tally.server.cluster import Cluster
-    from tally.server.store.redis import RedisStore
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "TallyServer", "default_db_path", "file_limit"]
+__all__ = ["StoreTimeout", "TallyServer"]
 
 log = logging.getLogger("tally.server")
 # Pending connections the kernel may queue for us (it caps this at net.core.somaxconn).
@@ -46,99 +53,6 @@ BACKLOG = 4096
 RESERVED_FDS = 32
 # And sockets still in their handshake beyond the connection cap.
 HANDSHAKE_FDS = 64
-# A v1 welcome lists everyone; past this many it lists the first ones (the frame must stay
-# well under a dashboard's 1 MiB limit).
-V1_WELCOME_CLIENTS = 1000
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-
-
-def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-    """Speak the newest tally version offered; otherwise carry on without a subprotocol.
-
-    websockets refuses a client that offers none when the server lists one;
-    the original blog client offers none and must keep working.
-    """
-    return next((Subprotocol(ours) for ours in SUBPROTOCOLS if ours in offered), None)
-
-
-def exposed(host: str) -> bool:
-    """True if ``host`` can be reached from other machines (anything but loopback)."""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name that may resolve anywhere
-
-
-def origins(allowed: tuple[str, ...]) -> Sequence[Origin | None] | None:
-    """websockets' ``origins``: no Origin header (not a browser) is always fine."""
-    if "*" in allowed:
-        return None
-    return [None, *(Origin(origin) for origin in allowed)]
-
-
-def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
-    if cert is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
-
-
-def default_db_path() -> Path:
-    return platformdirs.user_data_path("tally") / "tally.db"
-
-
-def file_limit() -> int:
-    """Raise the soft limit on open files to the hard one, and return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    return soft
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    # Serve on this Unix socket instead of host and port (the per-user local server).
-    unix: str | None = None
-    # A path, ":memory:", or a store URL (memory://, sqlite:///path).
-    db: str = field(default_factory=lambda: str(default_db_path()))
-    # Start even if the stored ledger went backwards (a new epoch begins).
-    accept_ledger_loss: bool = False
-    # With a Redis store: the prefix of its keys (several tallies may share one Redis), and
-    # whether to serve from a Redis that keeps no append-only file.
-    redis_prefix: str = "tally:"
-    redis_no_persistence: bool = False
-    # In a cluster, how long a server that stopped beating counts as alive (its clients then leave).
-    cluster_ttl: float = 5.0
-    # Stop after this many seconds with no connection (for auto-started servers).
-    exit_when_idle: float | None = None
-    limits: Limits = field(default_factory=Limits)
-    # A shared secret clients must send as "Authorization: Bearer <token>".
-    token: str | None = None
-    # Serve wss:// with this certificate chain and key.
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    # Browser pages allowed to connect, by Origin; clients that send no Origin
-    # (dashboards, scripts) always may. ("*",) allows any page.
-    allow_origins: tuple[str, ...] = ()
-    # permessage-deflate costs memory per connection and invites compression bombs.
-    compression: bool = False
-    # Send every client's address to every dashboard (only the operator sees them otherwise).
-    show_addresses: bool = False
-    # A silently dead peer is dropped once it has sent nothing, not even a pong,
-    # for ping_interval + ping_timeout (20 s). close_timeout bounds a clean close.
-    ping_interval: float = 10.0
-    ping_timeout: float = 10.0
-    close_timeout: float = 5.0
 
 
 class TallyServer:
@@ -147,49 +61,88 @@ class TallyServer:
     ``async with TallyServer(config) as server:`` serves until the block ends.
     """
 
-    def __init__(self, config: ServerConfig, *, store: Store | None = None) -> None:
-        """``store`` overrides the one ``config.db`` names (tests inject faulty ones)."""
+    def __init__(self, config: ServerConfig, *, store: Store | None = None, witness: Witness | None = None) -> None:
+        """``store`` and ``witness`` override the ones ``config`` names (tests inject faulty ones)."""
         self.config = config
         # The id prefixes every client id, which must be unique across a cluster's servers.
         self.info = ServerInfo(version=version(), id=secrets.token_hex(4))
         limits = config.limits
         self.metrics = Metrics()
+        self.health = StoreHealth()
         self.roster = Roster(live_presence=limits.live_presence)
-        self.fanout = Fanout(self._current_welcome, self.roster, self.metrics)
-        store = store or open_store(
+        self.view = LedgerView()
+        roster = self.roster
+        self.fanout = Fanout(lambda v: self.publisher.welcome(v), lambda: (len(roster), roster.live), self.metrics)
+        self.publisher = Publisher(self.view, self.roster, self.fanout, server=self.info, limits=limits)
+        self.store = store or open_store(
             config.db,
             accept_loss=config.accept_ledger_loss,
             retention=limits.retention,
             redis_prefix=config.redis_prefix,
             redis_no_persistence=config.redis_no_persistence,
+            redis_replicas=config.redis_replicas,
+            redis_replica_timeout=config.redis_replica_timeout,
         )
-        self.ledger = Ledger(store, self._publish, retention=limits.retention, metrics=self.metrics)
-        self.metrics.total.set_function(lambda: self.ledger.total)
-        self.metrics.seq.set_function(lambda: self.ledger.seq)
-        self.metrics.online.set_function(lambda: len(self.roster))
-        self.metrics.watch_store(lambda: "available" if self.ledger.available else "unavailable")
-        self.metrics.connections_max.set_function(lambda: self.max_connections)
         self.cluster: Cluster | None = None
         self.presence: Announcer
-        if getattr(store, "shared", False):
-            # Imported only for a shared store: Redis's client is an optional extra.
-            from tally.server.cluster import Cluster
-
-            self.cluster = Cluster(
-                cast("RedisStore", store), self.ledger, self.roster, self.fanout, self.info.id, ttl=config.cluster_ttl
-            )
-            self.presence = self.cluster
+        commit: Commit
+        if isinstance(self.store, SharedStore):
+            self.witness = witness or Witness(Path(config.witness) if config.witness else default_witness_path())
+            commit = SharedCommit(self.store, self.witness, place=self.place)
         else:
-            self.presence = LocalPresence(self.roster, self.fanout)
+            commit = LocalCommit(self.store)
+        self.ledger = Ledger(
+            commit, self.publisher.records, self.health, view=self.view, retention=limits.retention,
+            max_batch=config.max_batch, metrics=self.metrics,
+        )  # fmt: skip
+        self.history = HistoryReader(self.store, self.view)
+        if isinstance(self.store, SharedStore):
+            self.cluster = self.presence = self._cluster(self.store)
+        else:
+            self.presence = LocalPresence(self.roster, self.publisher.presence)
+        self.health.listeners.append(self._store_changed)
+        self.metrics.total.set_function(lambda: self.view.total)
+        self.metrics.seq.set_function(lambda: self.view.seq)
+        self.metrics.online.set_function(lambda: len(self.roster))
+        self.metrics.watch_store(lambda: self.health.state)
+        self.metrics.connections_max.set_function(lambda: self.max_connections)
+        self.claims = ClaimChecker(
+            self.store, self.view, self.health, repair=self.cluster.repair if self.cluster else None,
+            accept_loss=config.accept_ledger_loss, resync=self.fanout.close_all,
+        )  # fmt: skip
         room = Room(
-            self.ledger, self.roster, self.presence, self.fanout, limits, self.info, self.metrics, config.show_addresses
-        )
+            self.ledger, self.roster, self.presence, self.publisher, self.fanout, self.history, limits, self.info,
+            self.metrics, self.claims.check, config.show_addresses,
+        )  # fmt: skip
         self.handler = Handler(room)
         self.liveness = Liveness(interval=config.ping_interval, timeout=config.ping_timeout)
         self.gate = Gate(limits, capacity=0)
         self.max_connections = limits.max_connections
         self._server: Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loaded = False
+        self._waiting = ""  # why the store is not open yet, while it is not
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def place(self) -> str:
+        """The store's URL, and its prefix for Redis: where the witness says a ledger lived."""
+        return f"{self.config.db} {self.config.redis_prefix}" if self.cluster or self.store.shared else self.config.db
+
+    def _cluster(self, store: SharedStore) -> Cluster:
+        # Imported only for a shared store: Redis's client is an optional extra.
+        from tally.server.cluster import Cluster
+        from tally.server.repair import Repair
+
+        ttl = self.config.cluster_ttl
+        heartbeat = min(1.0, ttl / 3)
+        repair = Repair(
+            store, self.witness, self.view, self.info.id, place=self.place, retention=self.config.limits.retention,
+            grace=2 * heartbeat, wait_for=3 * ttl, accept_loss=self.config.accept_ledger_loss,
+        )  # fmt: skip
+        return Cluster(
+            store, self.ledger, self.roster, self.publisher.presence, self.info.id, self.witness, repair,
+            place=self.place, resync=self.fanout.close_all, ttl=ttl, heartbeat=heartbeat,
+        )  # fmt: skip
 
     @property
     def server(self) -> Server:
@@ -215,11 +168,26 @@ class TallyServer:
         """Why this server cannot serve adds now (for /readyz), or None."""
         if self._server is None:
             return "starting"
-        if self.cluster is not None and self.cluster.lost:
-            return f"the shared ledger is lost ({self.cluster.lost})"
-        if not self.ledger.available:
-            return "the store is unavailable"
+        if not self._loaded:
+            return f"waiting for the store ({self._waiting or 'loading'})"
+        if not self.health.available:
+            return f"the store is {self.health.state}: {self.health.reason}"
         return None
+
+    def _store_changed(self, old: StoreStatus, new: StoreStatus) -> None:
+        """Once per change of the store's state: one log line, one message to every dashboard."""
+        self.publisher.store_changed(new)
+        self.ledger.wake_readers()
+        if not self._loaded:
+            return  # starting: the wait for the store says it in a line of its own
+        extra = {"event": "store"}
+        if new.state == "available":
+            log.warning("the store is available again (%s for %.0f s)", old.state, new.since - old.since, extra=extra)
+        elif new.state == "rewound":
+            log.error("the store lost acknowledged history (%s): refusing adds until it is repaired", new.reason,
+                      extra=extra)  # fmt: skip
+        else:
+            log.error("the store is unavailable (%s): refusing adds until it is back", new.reason, extra=extra)
 
     async def __aenter__(self) -> TallyServer:
         await self.start()
@@ -243,29 +211,28 @@ class TallyServer:
             )
             self.max_connections = max(fit, 1)
 
-    async def start(self) -> None:
+    def _warn_if_exposed(self) -> None:
         config = self.config
-        if config.unix is None and exposed(config.host):
-            if config.token is None:
-                log.warning(
-                    "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
-                    "Set --token-file (or TALLY_TOKEN) unless this network is trusted.",
-                    config.host,
-                )
-            elif config.tls_cert is None:
-                log.warning(
-                    "LISTENING ON %s WITH A TOKEN BUT WITHOUT TLS: the token crosses the network in clear text. "
-                    "Set --tls-cert and --tls-key unless this network is trusted.",
-                    config.host,
-                )
+        if config.unix is not None or not exposed(config.host):
+            return
+        if config.token is None:
+            log.warning(
+                "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this address can add to the total. "
+                "Set --token-file (or TALLY_TOKEN) unless this network is trusted.",
+                config.host,
+            )
+        elif config.tls_cert is None:
+            log.warning(
+                "LISTENING ON %s WITH A TOKEN BUT WITHOUT TLS: the token crosses the network in clear text. "
+                "Set --tls-cert and --tls-key unless this network is trusted.",
+                config.host,
+            )
+
+    async def start(self) -> None:
+        """Listen (health endpoints answer at once), then open the store, waiting for it if it is away."""
+        config = self.config
+        self._warn_if_exposed()
         self._plan_connections()
-        await self.ledger.start()
-        if self.cluster is not None:
-            try:
-                await self.cluster.start()
-            except BaseException:
-                await self.ledger.stop()
-                raise
         admission = Admission(
             token=config.token,
             gate=self.gate,
@@ -273,6 +240,7 @@ class TallyServer:
             open_connections=lambda: self.handler.open_connections,
             metrics=self.metrics,
             ready=self.not_ready,
+            serving=lambda: self._loaded and bool(self.view.id),
         )
         options: dict[str, Any] = {
             "select_subprotocol": select_subprotocol,
@@ -287,37 +255,70 @@ class TallyServer:
             "open_timeout": config.limits.hello_timeout,
             "create_connection": connection_class(self.gate, config.limits),
         }
+        if config.unix is not None:
+            self._server = await unix_serve(self.handler, config.unix, **options)
+        else:
+            # asyncio's default backlog of 100 overflows in a join storm, and a dropped
+            # handshake waits a whole second for TCP to retry it.
+            self._server = await serve(self.handler, config.host, config.port, backlog=BACKLOG, **options)
         try:
-            if config.unix is not None:
-                self._server = await unix_serve(self.handler, config.unix, **options)
-            else:
-                # asyncio's default backlog of 100 overflows in a join storm, and a dropped
-                # handshake waits a whole second for TCP to retry it.
-                self._server = await serve(self.handler, config.host, config.port, backlog=BACKLOG, **options)
+            await self._wait_for_store(self._open)
         except BaseException:
-            await self.ledger.stop()
+            self._server.close()
+            await self._server.wait_closed()
             raise
-        self._tasks.append(asyncio.create_task(self.liveness.run(lambda: self.server.connections, self.gate)))
+        self._loaded = True
+        self._own(self.liveness.run(lambda: self.server.connections, self.gate))
         log.info(
             "serving on %s (store: %s, ledger %s, total=%d, seq=%d)",
-            self.url,
-            self.config.db,
-            self.ledger.id,
-            self.ledger.total,
-            self.ledger.seq,
-        )
+            self.url, self.config.db, self.view.id, self.view.total, self.view.seq,
+        )  # fmt: skip
+
+    async def _open(self) -> None:
+        # A cluster loads the shared ledger (with who is online) before the writer starts: a try that fails
+        # leaves nothing running, and the next try starts from scratch.
+        if self.cluster is not None:
+            await self.cluster.start()
+        await self.ledger.start()
+
+    async def _wait_for_store(self, open_store: Callable[[], Awaitable[None]]) -> None:
+        """Open the store; while it does not answer, say so once and try again (until ``store_timeout``)."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+        deadline = None if config.store_timeout is None else loop.time() + config.store_timeout
+        waited = False
+        while True:
+            try:
+                await open_store()
+                break
+            except StoreUnavailable as exc:
+                self._waiting = str(exc)
+                if not waited:
+                    log.warning("waiting for the store: %s (ctrl+c stops)", exc, extra={"event": "store"})
+                    waited = True
+                if deadline is not None and loop.time() >= deadline:
+                    raise StoreTimeout(f"the store did not answer within {config.store_timeout:g} s ({exc})") from None
+                await asyncio.sleep(config.store_retry)
+        if waited:
+            log.warning("the store answered", extra={"event": "store"})
+
+    def _own(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self.claims.tasks]:
             task.cancel()
         if self._server is not None:
             self._server.close(reason="server stopped")
             await self._server.wait_closed()
-        if self.cluster is not None:
-            await self.cluster.stop()
-        await self.ledger.stop()
-        log.info("stopped (total=%d, seq=%d)", self.ledger.total, self.ledger.seq)
+        if self._loaded:
+            if self.cluster is not None:
+                await self.cluster.stop()
+            await self.ledger.stop()
+        log.info("stopped (total=%d, seq=%d)", self.view.total, self.view.seq)
 
     async def run(self) -> None:
         """Serve until SIGINT, SIGTERM or (if configured) idleness; then stop cleanly."""
@@ -326,7 +327,16 @@ class TallyServer:
         # Before starting: a signal that arrives as soon as "serving on" is logged must stop cleanly too.
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await self.start()
+        starting = asyncio.ensure_future(self.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # stopped while waiting for the store
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        stopped.cancel()
+        starting.result()
         try:
             if self.config.exit_when_idle is None:
                 await stop.wait()
@@ -336,43 +346,30 @@ class TallyServer:
             await self.stop()
 
     async def _wait_until_idle(self, stop: asyncio.Event, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        idle_since = loop.time()
+        """Return once no connection has been open for ``seconds`` (or ``stop`` is set)."""
+        handler = self.handler
         while not stop.is_set():
-            if self.server.connections:
-                idle_since = loop.time()
-            elif loop.time() - idle_since >= seconds:
+            changed = handler.changed()
+            if handler.open_connections:
+                await _first(stop.wait(), changed)
+                continue
+            try:
+                async with asyncio.timeout(seconds):
+                    await _first(stop.wait(), changed)
+            except TimeoutError:
                 log.info("no connection for %.0f s; exiting", seconds)
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
-    def _current_welcome(self, version: int) -> Welcome:
-        """Everything joiners of this moment share (``you`` and their own fields are filled in per joiner)."""
-        ledger, roster, limits = self.ledger, self.roster, self.config.limits
-        # v1 has no pages: it gets the first ones. v2 gets everyone in a small room, and
-        # asks for a page at a time in a large one.
-        everyone = roster.clients() if roster.live else ()
-        clients = roster.clients(limit=V1_WELCOME_CLIENTS) if version == 1 else everyone
-        recent = list(ledger.recent)[-RECENT_IN_WELCOME:] if version >= 2 else []
-        return Welcome(
-            you="",
-            total=ledger.total,
-            seq=ledger.seq,
-            clients=clients,
-            history=ledger.points(HISTORY_POINTS),
-            ledger=ledger.id,
-            epoch=ledger.epoch,
-            server=self.info,
-            limits=LimitsInfo(
-                max_amount=limits.max_amount, rate=limits.rate, burst=limits.burst, retention=limits.retention
-            ),
-            online=len(roster),
-            live=roster.live,
-            recent=tuple(update_of(record) for record in recent),
-        )
 
-    def _publish(self, records: Sequence[Record]) -> None:
-        for record in records:
-            self.roster.credit(record.client, self.ledger.contribution(record.session))
-            self.fanout.publish(update_of(record))
+class StoreTimeout(Exception):
+    """The store did not answer at start within ``--store-timeout``."""
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    """Wait until the first of ``waits`` is done; cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

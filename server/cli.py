@@ -16,10 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from tally.server.app import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, TallyServer, default_db_path
+from tally.server.admin import init_ledger, restore_ledger
+from tally.server.app import StoreTimeout, TallyServer
+from tally.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_db_path
 from tally.server.limits import Limits
 from tally.server.logs import Bounded, JsonLines
-from tally.server.store.base import LedgerLost
+from tally.server.store.base import StoreError
 
 __all__ = ["main", "parse_args", "read_token"]
 
@@ -38,9 +40,24 @@ def read_token(value: str | None, path: str | None, parser: argparse.ArgumentPar
     return value or None
 
 
+# What an exit status means (also in `tally-server --help` and docs/cli.md).
+EXIT_HELP = """
+commands:
+  tally-server [options]                  serve (the default)
+  tally-server init --db URL              create a new, empty ledger in a Redis (a server never creates one itself)
+  tally-server restore --db URL           rebuild a ledger the Redis lost entirely, from this machine's witness log
+
+exit status: 0 stopped cleanly · 1 the store cannot be served (damaged, rewound, no ledger, no persistence)
+· 2 usage, or the address is in use · 3 the store did not answer within --store-timeout
+"""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="tally-server", description="Serve one shared, durable total to Tally dashboards."
+        prog="tally-server",
+        description="Serve one shared, durable total to Tally dashboards.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     parser.add_argument(
@@ -66,6 +83,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="serve from a Redis that keeps no append-only file (acknowledged adds may be lost if it restarts)",
     )
     parser.add_argument(
+        "--redis-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with a redis:// store, acknowledge an add only once N replicas have it (Redis WAIT); "
+        "otherwise it is refused unavailable (default: 0)",
+    )
+    parser.add_argument(
+        "--redis-replica-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long an add waits for --redis-replicas (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--witness",
+        metavar="PATH",
+        help="with a shared store, where this machine keeps its record of the adds its servers acknowledged "
+        "(default: witness.db in the user's state directory)",
+    )
+    parser.add_argument(
+        "--store-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="at start, give up (exit 3) if the store does not answer within this long (default: wait for it)",
+    )
+    parser.add_argument(
         "--cluster-ttl",
         type=float,
         default=5.0,
@@ -76,7 +120,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--accept-ledger-loss",
         action="store_true",
-        help="start even though the database went backwards or was replaced (a new epoch begins)",
+        help="start even though the database went backwards or was replaced (a new epoch begins); with a shared "
+        "store, repair a ledger marked rewound that no server remembers, from what the store holds",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
@@ -154,6 +199,10 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         accept_ledger_loss=args.accept_ledger_loss,
         redis_prefix=args.redis_prefix,
         redis_no_persistence=args.redis_no_persistence,
+        redis_replicas=args.redis_replicas,
+        redis_replica_timeout=args.redis_replica_timeout,
+        witness=args.witness,
+        store_timeout=args.store_timeout,
         cluster_ttl=args.cluster_ttl,
         exit_when_idle=args.exit_when_idle,
         limits=limits,
@@ -167,15 +216,24 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else None
+    args = parse_args(arguments)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler(args.log_format)]
     )
     # websockets logs every failed handshake at INFO; keep our one line per event readable.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Third-party loggers say the same as our one line, with a traceback: not for expected conditions.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
+        if command is not None:
+            return asyncio.run(COMMANDS[command](config_from(args)))
         asyncio.run(TallyServer(config_from(args)).run())
-    except LedgerLost as exc:
+    except StoreTimeout as exc:
+        log.error("%s", exc)
+        return 3
+    except StoreError as exc:
         log.error("%s", exc)
         return 1
     except sqlite3.Error as exc:
@@ -199,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+COMMANDS = {"init": init_ledger, "restore": restore_ledger}
 
 
 if __name__ == "__main__":

@@ -13,8 +13,16 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from tally.server.connection import TallyConnection
-from tally.server.presence import Roster
-from tally.server.protocol import Online, Presence, ServerMessage, Welcome, encode, encode_batch, encode_welcomes
+from tally.server.protocol import (
+    Online,
+    Presence,
+    ServerMessage,
+    StoreStatus,
+    Welcome,
+    encode,
+    encode_batch,
+    encode_welcomes,
+)
 
 if TYPE_CHECKING:
     from tally.server.monitoring import Metrics
@@ -90,10 +98,15 @@ class Fanout:
     """
 
     def __init__(
-        self, current_welcome: Callable[[int], Welcome], roster: Roster, metrics: Metrics | None = None
+        self,
+        current_welcome: Callable[[int], Welcome],
+        count: Callable[[], tuple[int, bool]],
+        metrics: Metrics | None = None,
     ) -> None:
+        """``current_welcome`` builds what joiners share; ``count`` is how many people are online and whether
+        the room is live (its joins and leaves sent one by one)."""
         self.current_welcome = current_welcome
-        self.roster = roster
+        self.count = count
         self.metrics = metrics
         self.subscribers: dict[int, set[ServerConnection]] = {version: set() for version in VERSIONS}
         self._queue: list[ServerMessage] = []
@@ -109,6 +122,7 @@ class Fanout:
         self._count_sent_at = float("-inf")
         # A welcome can outgrow max_buffer on its own; the backlog allowed is max_buffer on top of the latest one.
         self._welcome_size = 0
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def connections(self) -> set[ServerConnection]:
@@ -118,6 +132,15 @@ class Fanout:
         """Welcome ``connection`` at the next flush (``personal`` builds its own fields), then keep it subscribed."""
         self._joining[connection] = _Joiner(version, personal)
         self._schedule(soon=False)
+
+    def close_all(self, reason: str) -> None:
+        """Close every subscribed connection (code 1012: reconnect), e.g. so that each resynchronises."""
+        for connection in list(self.connections):
+            transport = connection.transport
+            if connection.protocol.state is State.OPEN and not transport.is_closing():
+                task = asyncio.get_running_loop().create_task(_close(connection, reason))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     def unsubscribe(self, connection: ServerConnection) -> None:
         for subscribers in self.subscribers.values():
@@ -168,11 +191,11 @@ class Fanout:
 
     def _count_message(self, loop_time: float, others: bool) -> Online | None:
         """The count for v2 dashboards, if it changed and it is time to say so."""
-        count = (len(self.roster), self.roster.live)
+        count = self.count()
         if count == self._sent_count:
             return None
         live_changed = count[1] != self._sent_count[1]
-        if not (self.roster.live or live_changed or others or loop_time - self._count_sent_at >= COUNT_INTERVAL):
+        if not (count[1] or live_changed or others or loop_time - self._count_sent_at >= COUNT_INTERVAL):
             # Not yet: look again when the interval is up (a timer of its own, so that it never
             # holds back a flush that welcomes or answers someone).
             if self._count_timer is None:
@@ -193,10 +216,14 @@ class Fanout:
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
         self._queued_presence.clear()
-        live = self.roster.live
+        live = self.count()[1]
         for version, subscribers in self.subscribers.items():
-            # v1 dashboards always get every presence event; v2 ones only in a live room.
-            messages = [m for m in queue if version == 1 or live or not isinstance(m, Presence)]
+            # v1 dashboards always get every presence event (and know no store states); v2 ones only in a live room.
+            messages: list[ServerMessage]
+            if version == 1:
+                messages = [m for m in queue if not isinstance(m, StoreStatus)]
+            else:
+                messages = [m for m in queue if live or not isinstance(m, Presence)]
             # With nobody subscribed yet the count reaches nobody: it must not count as sent (the
             # joiners of this flush have it in their welcomes), or the first dashboards to be
             # welcomed would wait COUNT_INTERVAL for a change that came just after.
@@ -266,3 +293,10 @@ class Fanout:
         for connection in stalled:
             log.warning("drop   %s: %s", connection.remote_address, connection.closing_reason, extra={"event": "drop"})
             self.unsubscribe(connection)
+
+
+async def _close(connection: ServerConnection, reason: str) -> None:
+    try:
+        await connection.close(1012, reason)
+    except Exception as exc:  # it went away meanwhile
+        log.debug("close: %s", exc)

@@ -8,8 +8,10 @@ client and gets a :class:`~server.session.BlogSession`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+from collections.abc import Awaitable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -44,8 +46,14 @@ class Handler:
     def __init__(self, room: Room) -> None:
         self.room = room
         self.open_connections = 0
+        self._changed = asyncio.Event()
         # Unique across a cluster: the server's id, then a counter.
         self._ids = (f"{room.server.id}.{n:x}" for n in itertools.count(1))
+
+    def changed(self) -> Awaitable[object]:
+        """Done when the number of open connections next changes (for a server that exits when idle)."""
+        self._changed.clear()
+        return self._changed.wait()
 
     async def __call__(self, connection: ServerConnection) -> None:
         version = protocol_version(connection)
@@ -58,6 +66,7 @@ class Handler:
             else BlogSession(self.room, connection, client_id)
         )
         self.open_connections += 1
+        self._changed.set()
         gauge = self.room.metrics.open_for(PROTOCOL_LABELS[version])
         gauge.inc()
         try:
@@ -66,6 +75,7 @@ class Handler:
             pass
         finally:
             self.open_connections -= 1
+            self._changed.set()
             gauge.dec()
             self.room.fanout.unsubscribe(connection)
             # Its adds first, then its leave: nobody sees an add after its author left.

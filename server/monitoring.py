@@ -48,7 +48,7 @@ HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 STORE_STATES = ("available", "unavailable", "rewound")
 # Every label value known in advance, so each series exists (at 0) from the first scrape.
 PROTOCOLS = ("tally.v2", "tally.v1", "bare")
-HANDSHAKE_REFUSALS = ("full", "address_full", "address_rate", "token", "auth_throttled")
+HANDSHAKE_REFUSALS = ("full", "address_full", "address_rate", "starting", "token", "auth_throttled")
 ERROR_CODES = tuple(value for name, value in vars(ErrorCode).items() if name.isupper())
 DROP_REASONS = ("slow",)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

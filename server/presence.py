@@ -15,24 +15,14 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
-from tally.server.protocol import ClientInfo, Presence
+from tally.server.protocol import ClientInfo, Presence, sort_key
 from tally.server.protocol.messages import SortKey
-
-if TYPE_CHECKING:
-    from tally.server.fanout import Fanout
 
 __all__ = ["Announcer", "LocalPresence", "Roster"]
 
 # A sorted view is rebuilt at most this often; pages may lag changes by as much.
 VIEW_MAX_AGE = 1.0
-
-_SORT_KEYS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
-    "name": lambda c: (c.name.casefold(), c.since),
-    "added": lambda c: (c.added, c.name.casefold()),
-    "since": lambda c: (c.since, c.name.casefold()),
-}
 
 
 class Roster:
@@ -122,17 +112,20 @@ class Roster:
         built = self._views.get((sort, descending))
         # A small room sorts in no time: always fresh. A large one reuses a view for a moment.
         if built is None or self.live or now - built[0] > VIEW_MAX_AGE:
-            built = (now, sorted(self._people.values(), key=_SORT_KEYS[sort], reverse=descending))
+            built = (now, sorted(self._people.values(), key=sort_key(sort), reverse=descending))
             self._views[sort, descending] = built
         return built[1]
 
 
 class Announcer(ABC):
-    """How joins, leaves and renames reach everyone: at once on one server, through Redis in a cluster."""
+    """How joins, leaves and renames reach everyone: at once on one server, through the store in a cluster.
 
-    def __init__(self, roster: Roster, fanout: Fanout) -> None:
+    ``publish`` sends a presence event to every dashboard (it may wait a moment for company).
+    """
+
+    def __init__(self, roster: Roster, publish: Callable[[Presence], None]) -> None:
         self.roster = roster
-        self.fanout = fanout
+        self.publish = publish
 
     @abstractmethod
     async def join(self, info: ClientInfo) -> None: ...
@@ -148,14 +141,14 @@ class LocalPresence(Announcer):
     """One server: the roster changes at once, and the fan-out tells everyone (presence may wait for company)."""
 
     async def join(self, info: ClientInfo) -> None:
-        self.fanout.publish(self.roster.join(info), soon=False)
+        self.publish(self.roster.join(info))
 
     async def leave(self, client_id: str) -> ClientInfo | None:
         left = self.roster.leave(client_id)
         if left is None:
             return None
-        self.fanout.publish(left, soon=False)
+        self.publish(left)
         return left.client
 
     async def rename(self, client_id: str, name: str) -> None:
-        self.fanout.publish(self.roster.rename(client_id, name), soon=False)
+        self.publish(self.roster.rename(client_id, name))

@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
@@ -26,6 +27,7 @@ from websockets.frames import CloseCode
 
 from tally.server.connection import TallyConnection
 from tally.server.fanout import Fanout
+from tally.server.history import HistoryReader
 from tally.server.ledger import Ledger
 from tally.server.limits import Limits
 from tally.server.monitoring import Metrics
@@ -43,16 +45,16 @@ from tally.server.protocol import (
     HistoryRequest,
     ProtocolError,
     Rename,
+    Resume,
     ServerInfo,
-    Update,
-    Welcome,
     check_name,
     decode_client,
     session_id,
 )
-from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused
+from tally.server.publish import Publisher, session_tag
+from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Refused
 
-__all__ = ["LEGACY_NAME", "BlogSession", "DashboardSession", "Room", "Session", "update_of"]
+__all__ = ["LEGACY_NAME", "BlogSession", "DashboardSession", "Room", "Session"]
 
 log = logging.getLogger("tally.server")
 
@@ -61,44 +63,27 @@ LEGACY_NAME = "blog client"
 # What a message costs of the connection's budget, beyond the frame itself: these are
 # broadcast to everyone, or make the server work.
 EXTRA_COST = {Rename: 9, ClientsRequest: 4, HistoryRequest: 9}
-# How many updates a fresh dashboard is sent for its activity log.
-RECENT_IN_WELCOME = 20
-# A dashboard that missed more than this is sent a snapshot, not a replay.
-MAX_MISSED = 1000
 _LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
-
-
-def session_tag(session: str | None) -> str:
-    """A short, public form of a session, telling apart people with the same name."""
-    return "" if session is None else session[:4]
-
-
-def update_of(record: Record) -> Update:
-    """The ``update`` message for a stored record."""
-    return Update(
-        seq=record.seq,
-        total=record.total,
-        amount=record.amount,
-        name=record.name,
-        client=record.client,
-        op=record.op,
-        at=record.at,
-        tag=session_tag(record.session),
-        undoes=record.undoes,
-    )
 
 
 @dataclass(frozen=True, slots=True)
 class Room:
-    """What every connection shares: the ledger, who is here, the fan-out, the limits, the server's identity."""
+    """What every connection shares: the ledger, who is here, the way out, the limits, the server's identity.
+
+    ``check_resume`` looks at a resuming dashboard's sealed claim of where it left off,
+    in the background: a store that lost that history is reported (see ``LedgerView.judge``).
+    """
 
     ledger: Ledger
     roster: Roster
     presence: Announcer
+    publisher: Publisher
     fanout: Fanout
+    history: HistoryReader
     limits: Limits
     server: ServerInfo
     metrics: Metrics
+    check_resume: Callable[[Resume], None]
     show_addresses: bool = False
 
 
@@ -166,7 +151,7 @@ class Session(ABC):
             id=self.client_id,
             name=name,
             since=time.time(),
-            added=room.ledger.contribution(session),
+            added=room.ledger.view.contribution(session),
             address=self.address if room.show_addresses else None,
             tag=session_tag(session),
         )
@@ -214,7 +199,12 @@ class DashboardSession(Session):
         else:
             # Presence may wait a moment for company; the welcome follows at that flush.
             await self.join(self.name, self.session)
-        self.room.fanout.welcome(self.connection, lambda: self._personal_welcome(hello), self.version)
+        room = self.room
+        room.fanout.welcome(
+            self.connection, lambda: room.publisher.personal(hello, self.client_id, self.session), self.version
+        )
+        if hello.resume is not None:
+            room.check_resume(hello.resume)
         received = self.room.metrics.received_for(f"tally.v{self.version}")
         async for frame in self.connection:
             await self.spend()
@@ -231,26 +221,6 @@ class DashboardSession(Session):
         if self.watcher:
             self.room.roster.watchers -= 1
         await super().leave()
-
-    def _personal_welcome(self, hello: Hello) -> Welcome:
-        """This joiner's own part of the welcome, built at the flush that sends it."""
-        ledger = self.room.ledger
-        missed = None
-        resume = hello.resume
-        if resume is not None and (resume.ledger, resume.epoch) == (ledger.id, ledger.epoch):
-            records = ledger.missed(resume.seq)
-            if records is not None and len(records) <= MAX_MISSED:
-                missed = tuple(update_of(record) for record in records)
-        return Welcome(
-            you=self.client_id,
-            total=0,
-            seq=0,
-            clients=(),
-            history=(),
-            session=self.session or "",
-            added=ledger.contribution(self.session),
-            missed=missed,
-        )
 
     async def _await_hello(self) -> Hello | None:
         """The first valid hello; every other message is refused."""
@@ -298,7 +268,7 @@ class DashboardSession(Session):
 
     async def _history(self, request: HistoryRequest) -> None:
         try:
-            points = await self.room.ledger.history(request.since, request.points)
+            points = await self.room.history.answer(request.since, request.points)
         except Exception as exc:
             log.error("history unavailable (%s)", exc)
             raise ProtocolError(
@@ -365,7 +335,7 @@ class BlogSession(Session):
             case Refused(code=code, message=message):
                 return self._refusal(code, message)
             case Duplicate():  # bare-number adds carry no op id, so nothing can repeat them
-                return f"Server records total={self.room.ledger.total}"
+                return f"Server records total={self.room.ledger.view.total}"
 
     def _refusal(self, code: str, message: str) -> str:
         self.note("refuse", "refuse %s %s: %s", self.client_id, code, message, code=code)

@@ -7,8 +7,10 @@ returns, all in one transaction. The ledger and the handler pass the outcomes on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode, HistoryPoint
 
@@ -16,6 +18,7 @@ __all__ = [
     "AddRequest",
     "Applied",
     "Batch",
+    "Claim",
     "Duplicate",
     "Head",
     "OpKey",
@@ -24,9 +27,13 @@ __all__ = [
     "Record",
     "Refused",
     "Snapshot",
+    "Witnessed",
     "apply_batch",
+    "chain",
     "next_total",
     "saturating_add",
+    "seal",
+    "thin_to_minutes",
 ]
 
 # (session, op): what makes a resend recognisable.
@@ -62,6 +69,8 @@ class Record:
     session: str | None
     op: str | None
     undoes: int | None = None  # the seq of the update this one took back
+    # The history's fingerprint after this update (see chain): equal fingerprints at one seq mean one history.
+    digest: str = ""
 
     def point(self) -> HistoryPoint:
         return HistoryPoint(seq=self.seq, at=self.at, total=self.total)
@@ -72,11 +81,36 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class OpRecord:
-    """What a store remembers of an applied op: enough to answer a resend and to check an undo."""
+    """What a store remembers of an applied op: enough to answer a resend and to check an undo.
+
+    ``undone_by`` is the seq of the update that took this op back, if one did: an op is undone once.
+    """
 
     seq: int
     amount: int
     undoes: int | None = None
+    undone_by: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Witnessed:
+    """An applied add as the server that acknowledged it keeps it (``tally.server.witness``).
+
+    Enough to make its op id known again, or to apply it again by its op id, if the
+    store loses it: ``undo`` is the op it took back, if it was an undo.
+    """
+
+    epoch: int
+    record: Record
+    undo: str | None = None
+
+    def request(self) -> AddRequest:
+        """The add again, as it was received; one from the bare-number path gets an op id of its own here,
+        so that applying it again is idempotent too (servers sharing a witness may both restore it)."""
+        r = self.record
+        if r.op is None:
+            return AddRequest(r.amount, r.name, r.client, f"restored:{self.epoch}", str(r.seq))
+        return AddRequest(r.amount, r.name, r.client, r.session, r.op, self.undo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +140,20 @@ Outcome = Applied | Duplicate | Refused
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The latest total and the seq of the update that made it."""
+    """The latest total, the seq of the update that made it, and the history's fingerprint there."""
 
     total: int = 0
     seq: int = 0
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one server (or a dashboard's sealed resume) last saw of the ledger: the truth cannot be older."""
+
+    ledger: str
+    epoch: int
+    head: Head
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +169,52 @@ class Snapshot:
     head: Head
     recent: tuple[Record, ...]
     contributions: dict[str, int]
+    # The ledger's own secret: it seals what the server tells clients (see seal).
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What applying a batch produced: one outcome per request, the records to save, the new head."""
+    """What applying a batch produced: one outcome per request, the records to save, the new head.
+
+    ``undone`` are the ops (of earlier batches) this batch took back, each with the seq that did:
+    the store marks them, so that none is undone twice.
+    """
 
     outcomes: list[Outcome]
     records: list[Record]
     head: Head
+    undone: list[tuple[OpKey, int]]
+
+
+def chain(previous: str, seq: int, session: str | None, op: str | None, amount: int, total: int) -> str:
+    """The history's fingerprint after update ``seq``: a digest chained through every update.
+
+    Two stores (or a store and what a server or a dashboard saw) that agree on the
+    fingerprint at one seq hold the same history up to it; a store restored from an
+    older copy and grown again past that seq does not. ``lua/apply.lua`` computes the
+    same digest (SHA-1 over the same text, the first 16 hex digits).
+    """
+    text = f"{previous}|{seq}|{session or ''}|{op or ''}|{amount}|{total}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def seal(key: str, ledger: str, epoch: int, seq: int, total: int, digest: str) -> str:
+    """Proof that a server of this ledger said "update ``seq`` left ``total`` with fingerprint ``digest``".
+
+    Dashboards send the last one back when they resume; only a server that knows the
+    ledger's key can make one, so a client cannot claim a history that never was.
+    """
+    text = f"{ledger}|{epoch}|{seq}|{total}|{digest}"
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def thin_to_minutes(moments: Iterable[tuple[int, float]]) -> set[int]:
+    """Of ``(seq, at)`` pairs in seq order, the seqs kept past retention: the last update of each minute."""
+    last_of_minute: dict[int, int] = {}
+    for seq, at in moments:
+        last_of_minute[int(at // 60)] = seq
+    return set(last_of_minute.values())
 
 
 def next_total(total: int, amount: int) -> int | Refused:
@@ -169,15 +250,16 @@ def apply_batch(
       of this batch used it) is a duplicate and changes nothing; if it came
       with a different amount it is a ``conflict``, never an ack;
     - zero is refused (it would tell everyone that nothing happened);
-    - an undo must name an op of the same session with the opposite amount;
+    - an undo must name an op of the same session with the opposite amount, not undone before;
     - an add that would take the total out of the 64-bit range is refused;
     - anything else gets the next seq and becomes a record.
 
     A refusal changes nothing, so the requests after it apply as if it had
     never been sent.
     """
-    total, seq = head.total, head.seq
+    total, seq, digest = head.total, head.seq, head.digest
     seen_here: dict[OpKey, OpRecord] = {}
+    undone_here: list[tuple[OpKey, int]] = []
 
     def lookup(key: OpKey) -> OpRecord | None:
         found = seen_here.get(key)
@@ -198,24 +280,36 @@ def apply_batch(
         if request.amount == 0:
             outcomes.append(Refused(ErrorCode.INVALID_AMOUNT, "0 changes nothing; add a number other than zero"))
             continue
-        if request.undo is not None and (undone is None or undone.amount != -request.amount):
-            outcomes.append(
-                Refused(
-                    ErrorCode.INVALID_UNDO,
-                    f"op {request.undo} is not an add of {-request.amount:+,} by this session that is still kept",
-                )
-            )
-            continue
+        if request.undo is not None:
+            refusal = _check_undo(request, undone)
+            if refusal is not None:
+                outcomes.append(refusal)
+                continue
         new_total = next_total(total, request.amount)
         if isinstance(new_total, Refused):
             outcomes.append(new_total)
             continue
         seq, total = seq + 1, new_total
+        digest = chain(digest, seq, request.session, request.op, request.amount, total)
         record = Record(
-            seq, at, request.amount, total, request.name, request.client, request.session, request.op, undoes
+            seq, at, request.amount, total, request.name, request.client, request.session, request.op, undoes, digest
         )
         records.append(record)
         outcomes.append(Applied(record))
         if key is not None:
             seen_here[key] = record.op_record()
-    return Batch(outcomes, records, Head(total, seq))
+        if undone is not None and request.undo is not None:
+            undone_key = (request.session, request.undo)
+            seen_here[undone_key] = replace(undone, undone_by=seq)
+            undone_here.append((undone_key, seq))
+    return Batch(outcomes, records, Head(total, seq, digest), undone_here)
+
+
+def _check_undo(request: AddRequest, undone: OpRecord | None) -> Refused | None:
+    """Why an undo cannot apply (None if it can): it names an op of this session, of the opposite amount, once."""
+    if undone is None or undone.amount != -request.amount:
+        message = f"op {request.undo} is not an add of {-request.amount:+,} by this session that is still kept"
+        return Refused(ErrorCode.INVALID_UNDO, message)
+    if undone.undone_by is not None:
+        return Refused(ErrorCode.INVALID_UNDO, f"op {request.undo} was already undone (update {undone.undone_by})")
+    return None

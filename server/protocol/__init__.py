@@ -47,9 +47,11 @@ from tally.server.protocol.messages import (
     Resume,
     ServerInfo,
     ServerMessage,
+    StoreStatus,
     Update,
     Welcome,
     session_id,
+    sort_key,
 )
 from tally.server.protocol.names import check_name, is_unsafe
 
@@ -86,6 +88,7 @@ __all__ = [
     "Resume",
     "ServerInfo",
     "ServerMessage",
+    "StoreStatus",
     "Update",
     "Welcome",
     "check_name",
@@ -97,4 +100,5 @@ __all__ = [
     "encode_welcomes",
     "is_unsafe",
     "session_id",
+    "sort_key",
 ]

@@ -17,12 +17,14 @@ from tally.server.protocol.messages import (
     ID_MAX_CHARS,
     INT64_MAX,
     INT64_MIN,
+    MARK_CHARS,
     PAGE_MAX,
     PRESENCE_EVENTS,
     ROLES,
     SECRET_MAX_CHARS,
     SECRET_MIN_CHARS,
     SORT_KEYS,
+    STORE_STATES,
     Ack,
     Add,
     ClientInfo,
@@ -41,6 +43,7 @@ from tally.server.protocol.messages import (
     Resume,
     ServerInfo,
     ServerMessage,
+    StoreStatus,
     Update,
     Welcome,
 )
@@ -126,6 +129,16 @@ class _Fields:
             self.fail(f"'{key}' must be 1 to {ID_MAX_CHARS} printable ASCII characters")
         return value
 
+    def mark(self, key: str) -> str:
+        """A fingerprint or a seal: MARK_CHARS lowercase hex digits."""
+        value = self.text(key)
+        if len(value) != MARK_CHARS or value.strip("0123456789abcdef"):
+            self.fail(f"'{key}' must be {MARK_CHARS} lowercase hex digits")
+        return value
+
+    def optional_mark(self, key: str) -> str:
+        return self.mark(key) if key in self.obj else ""
+
     def optional_ident(self, key: str) -> str | None:
         return None if self.obj.get(key) is None else self.ident(key)
 
@@ -193,6 +206,16 @@ def _secret(fields: _Fields) -> str:
     return value
 
 
+def _resume(fields: _Fields) -> Resume:
+    ledger, epoch, seq = fields.ident("ledger"), fields.int64("epoch"), fields.int64("seq")
+    claim = [key for key in ("total", "fingerprint", "seal") if key in fields.obj]
+    if not claim:
+        return Resume(ledger, epoch, seq)
+    if len(claim) != 3:
+        fields.fail("'resume' carries total, fingerprint and seal together, or none of them")
+    return Resume(ledger, epoch, seq, fields.int64("total"), fields.mark("fingerprint"), fields.mark("seal"))
+
+
 def _filter(fields: _Fields) -> str:
     value = fields.text("filter") if "filter" in fields.obj else ""
     if len(value) > FILTER_MAX_CHARS:
@@ -212,9 +235,7 @@ def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
             name=name,
             secret=_secret(fields),
             role=fields.choice("role", ROLES, "person"),
-            resume=None
-            if resume is None
-            else Resume(ledger=resume.ident("ledger"), epoch=resume.int64("epoch"), seq=resume.int64("seq")),
+            resume=None if resume is None else _resume(resume),
         )
     if kind == Add.TYPE:
         fields.op = fields.ident("op")
@@ -268,7 +289,16 @@ def _update(fields: _Fields) -> Update:
         at=fields.number("at"),
         tag=fields.text("tag") if "tag" in fields.obj else "",
         undoes=None if fields.obj.get("undoes") is None else fields.int64("undoes"),
+        fingerprint=fields.optional_mark("fingerprint"),
+        seal=fields.optional_mark("seal"),
     )
+
+
+def _store(fields: _Fields) -> StoreStatus:
+    state = STORE_STATES.get(fields.text("state"))
+    if state is None:
+        fields.fail("unknown store state")
+    return StoreStatus(state=state, reason=fields.text("reason"), since=fields.number("since"))
 
 
 def _limits(fields: _Fields) -> LimitsInfo:
@@ -311,6 +341,7 @@ def _server_message(kind: str, fields: _Fields) -> ServerMessage:
         server = fields.optional_nested("server")
         limits = fields.optional_nested("limits")
         missed = fields.optional_items("missed")
+        store = fields.optional_nested("store")
         clients = tuple(_client_info(item) for item in fields.items("clients"))
         return Welcome(
             you=fields.ident("you"),
@@ -328,6 +359,9 @@ def _server_message(kind: str, fields: _Fields) -> ServerMessage:
             online=fields.int64("online") if "online" in fields.obj else len(clients),
             live=fields.flag("live", True),
             recent=tuple(_update(u) for u in fields.optional_items("recent") or ()),
+            fingerprint=fields.optional_mark("fingerprint"),
+            seal=fields.optional_mark("seal"),
+            store=None if store is None else _store(store),
         )
     if kind == Update.TYPE:
         return _update(fields)
@@ -356,4 +390,6 @@ def _server_message(kind: str, fields: _Fields) -> ServerMessage:
         )
     if kind == HistoryPage.TYPE:
         return HistoryPage(id=fields.ident("id"), points=tuple(_point(p) for p in fields.items("points")))
+    if kind == StoreStatus.TYPE:
+        return _store(fields)
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")

@@ -25,6 +25,7 @@ from tally.server.protocol.messages import (
     Online,
     Presence,
     Rename,
+    StoreStatus,
     Update,
     Welcome,
 )
@@ -75,7 +76,14 @@ def _update_to_wire(update: Update, version: int) -> dict[str, object]:
         wire["tag"] = update.tag
         if update.undoes is not None:
             wire["undoes"] = update.undoes
+        if update.fingerprint:
+            wire["fingerprint"] = update.fingerprint
+            wire["seal"] = update.seal
     return wire
+
+
+def _store_to_wire(status: StoreStatus) -> dict[str, object]:
+    return {"state": status.state, "reason": status.reason, "since": status.since}
 
 
 def _welcome_head(message: Welcome, version: int) -> dict[str, object]:
@@ -106,6 +114,11 @@ def _welcome_body(message: Welcome, version: int) -> dict[str, object]:
         body["online"] = message.online
         body["live"] = message.live
         body["recent"] = [_update_to_wire(u, version) for u in message.recent]
+        if message.fingerprint:
+            body["fingerprint"] = message.fingerprint
+            body["seal"] = message.seal
+        if message.store is not None:
+            body["store"] = _store_to_wire(message.store)
     body["clients"] = [_client_info_to_wire(c, version) for c in message.clients]
     body["history"] = [_point_to_wire(p) for p in message.history]
     return body
@@ -123,7 +136,10 @@ def _to_wire(message: Message, version: int) -> dict[str, object]:
                 body["role"] = message.role
                 if message.resume is not None:
                     resume = message.resume
-                    body["resume"] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
+                    wire: dict[str, object] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
+                    if resume.total is not None:
+                        wire |= {"total": resume.total, "fingerprint": resume.fingerprint, "seal": resume.seal}
+                    body["resume"] = wire
         case Add(op=op, amount=amount, undo=undo):
             body = {"op": op, "amount": amount}
             if undo is not None:
@@ -164,6 +180,8 @@ def _to_wire(message: Message, version: int) -> dict[str, object]:
             }
         case HistoryPage(id=request_id, points=points):
             body = {"id": request_id, "points": [_point_to_wire(p) for p in points]}
+        case StoreStatus():
+            body = _store_to_wire(message)
     return {"type": message.TYPE, **body}
 
 

@@ -8,6 +8,7 @@ JSON and :mod:`server.protocol.decoding` back, validating every field.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
@@ -16,6 +17,7 @@ __all__ = [
     "ID_MAX_CHARS",
     "INT64_MAX",
     "INT64_MIN",
+    "MARK_CHARS",
     "NAME_MAX_CHARS",
     "PAGE_MAX",
     "PRESENCE_EVENTS",
@@ -23,6 +25,7 @@ __all__ = [
     "SECRET_MAX_CHARS",
     "SECRET_MIN_CHARS",
     "SORT_KEYS",
+    "STORE_STATES",
     "SUBPROTOCOL",
     "SUBPROTOCOLS",
     "SUBPROTOCOL_V1",
@@ -49,9 +52,12 @@ __all__ = [
     "ServerInfo",
     "ServerMessage",
     "SortKey",
+    "StoreState",
+    "StoreStatus",
     "Update",
     "Welcome",
     "session_id",
+    "sort_key",
 ]
 
 SUBPROTOCOL_V1 = "tally.v1"
@@ -74,6 +80,10 @@ Role: TypeAlias = Literal["person", "watcher"]
 ROLES: dict[str, Role] = {"person": "person", "watcher": "watcher"}
 SortKey: TypeAlias = Literal["name", "added", "since"]
 SORT_KEYS: dict[str, SortKey] = {"name": "name", "added": "added", "since": "since"}
+StoreState: TypeAlias = Literal["available", "unavailable", "rewound"]
+STORE_STATES: dict[str, StoreState] = {"available": "available", "unavailable": "unavailable", "rewound": "rewound"}
+# A history fingerprint and a seal are this many hex digits.
+MARK_CHARS = 16
 
 
 def session_id(secret: str, version: int = 2) -> str:
@@ -89,16 +99,29 @@ def session_id(secret: str, version: int = 2) -> str:
     return digest.hexdigest()[:32]
 
 
+def sort_key(sort: SortKey) -> Callable[[ClientInfo], tuple[object, ...]]:
+    """The order of the people list for ``sort``: the server's pages and the dashboard's table agree on it."""
+    return _SORTS[sort]
+
+
 # -- client -> server ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """Where a reconnecting client left off: the ledger, its epoch, and the last seq it has."""
+    """Where a reconnecting client left off: the ledger, its epoch, and the last seq it has.
+
+    With ``total``, ``fingerprint`` and ``seal`` (all three, as the server sent them with
+    that update or welcome), the server can tell whether its store still holds that
+    history: a store restored from an older copy does not, and the server says so.
+    """
 
     ledger: str
     epoch: int
     seq: int
+    total: int | None = None
+    fingerprint: str = ""
+    seal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +241,10 @@ class Update:
 
     ``client`` is the connection that added (it may have left since); ``op``
     is that client's op id, ``None`` for adds from the bare-number path.
-    ``undoes`` (v2) is the seq of the update this add took back.
+    ``undoes`` (v2) is the seq of the update this add took back. ``fingerprint``
+    (v2) is the history's digest after this update (equal at one seq means the same
+    history) and ``seal`` the server's proof that it said so: a client sends both back
+    when it resumes (see :class:`Resume`).
     """
 
     TYPE: ClassVar[str] = "update"
@@ -231,6 +257,26 @@ class Update:
     at: float
     tag: str = ""
     undoes: int | None = None
+    fingerprint: str = ""
+    seal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """(v2) Whether the server can store adds now, sent to everyone when that changes (and in the welcome).
+
+    ``unavailable``: the store is away (down, loading, a disk fault); adds are refused
+    ``unavailable`` meanwhile and should be kept and sent again once it is ``available``.
+    ``rewound``: the store lost acknowledged updates (restored from an older copy, a
+    replica promoted, emptied); adds are refused until the servers have restored them,
+    then a new epoch begins and clients resynchronise. ``reason`` is for people;
+    ``since`` (Unix seconds) is when this state began.
+    """
+
+    TYPE: ClassVar[str] = "store"
+    state: StoreState
+    reason: str = ""
+    since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +289,8 @@ class Welcome:
     them, and a client asks for pages with ``clients`` requests.
     ``recent`` are the last few updates, for the activity log; ``missed``,
     when not ``None``, are all the updates after the ``resume`` seq.
+    ``fingerprint`` and ``seal`` are those of the head (see :class:`Update`);
+    ``store`` says whether adds can be stored now.
     """
 
     TYPE: ClassVar[str] = "welcome"
@@ -261,7 +309,16 @@ class Welcome:
     online: int = 0
     live: bool = True
     recent: tuple[Update, ...] = ()
+    fingerprint: str = ""
+    seal: str = ""
+    store: StoreStatus | None = None
 
+
+_SORTS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
+    "name": lambda c: (c.name.casefold(), c.since),
+    "added": lambda c: (c.added, c.name.casefold()),
+    "since": lambda c: (c.since, c.name.casefold()),
+}
 
 PresenceEvent: TypeAlias = Literal["joined", "left", "renamed"]
 PRESENCE_EVENTS: dict[str, PresenceEvent] = {"joined": "joined", "left": "left", "renamed": "renamed"}
@@ -332,5 +389,5 @@ class HistoryPage:
 
 
 ClientMessage: TypeAlias = Hello | Add | Rename | ClientsRequest | HistoryRequest
-ServerMessage: TypeAlias = Welcome | Update | Presence | Online | Ack | Error | ClientsPage | HistoryPage
+ServerMessage: TypeAlias = Welcome | Update | Presence | Online | Ack | Error | ClientsPage | HistoryPage | StoreStatus
 Message: TypeAlias = ClientMessage | ServerMessage

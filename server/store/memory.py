@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import bisect
+import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tally.server.protocol import HistoryPoint
-from tally.server.state import AddRequest, Head, OpKey, OpRecord, Outcome, Record, Snapshot, apply_batch, saturating_add
+from tally.server.state import (
+    AddRequest,
+    Head,
+    OpKey,
+    OpRecord,
+    Outcome,
+    Record,
+    Snapshot,
+    apply_batch,
+    saturating_add,
+    thin_to_minutes,
+)
 from tally.server.store.base import Store
 
 __all__ = ["MemoryStore"]
@@ -16,13 +29,20 @@ __all__ = ["MemoryStore"]
 class MemoryStore(Store):
     def __init__(self) -> None:
         self.ledger = uuid.uuid4().hex[:16]
-        self.head = Head()
+        self.key = secrets.token_hex(16)
+        self.head = Head(digest=self.ledger)
         self.records: list[Record] = []  # oldest first; pruned to one a minute past retention
         self.ops: dict[OpKey, OpRecord] = {}
         self.contributions: dict[str, int] = {}
+        self.epoch = 1
+
+    async def start_epoch(self) -> int:
+        self.epoch += 1
+        return self.epoch
 
     async def open(self, *, recent: int) -> Snapshot:
-        return Snapshot(self.ledger, 1, self.head, tuple(self.records[-recent:]), dict(self.contributions))
+        records = tuple(self.records[-recent:]) if recent else ()
+        return Snapshot(self.ledger, self.epoch, self.head, records, dict(self.contributions), self.key)
 
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         result = apply_batch(self.head, batch, at=at, applied_before=self.ops.get)
@@ -35,6 +55,9 @@ class MemoryStore(Store):
                 self.contributions[record.session] = saturating_add(
                     self.contributions.get(record.session, 0), record.amount
                 )
+        for key, by in result.undone:
+            if key in self.ops:
+                self.ops[key] = replace(self.ops[key], undone_by=by)
         return result.outcomes
 
     async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
@@ -47,17 +70,12 @@ class MemoryStore(Store):
         return points
 
     async def prune(self, before: float) -> None:
-        kept: list[Record] = []
-        for record in self.records:
-            if record.at >= before:
-                kept.append(record)
-            elif kept and int(kept[-1].at // 60) == int(record.at // 60):
-                kept[-1] = record  # the last of each minute stands for it
-            else:
-                kept.append(record)
-            if record.at < before and record.op is not None:
+        old = [record for record in self.records if record.at < before]
+        keep = thin_to_minutes((record.seq, record.at) for record in old) | {self.head.seq}
+        for record in old:
+            if record.op is not None:
                 self.ops.pop((record.session, record.op), None)
-        self.records = kept
+        self.records = [record for record in self.records if record.at >= before or record.seq in keep]
 
     async def close(self) -> None:
         pass

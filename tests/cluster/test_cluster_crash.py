@@ -14,7 +14,7 @@ import pytest
 from tests.support.lossy import LossyLink
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, init_ledger
 from tests.support.waiting import until
 
 # The real pacing (each link sends at 80% of the rate), small enough that queues exceed the burst.
@@ -37,6 +37,7 @@ class ClusterRun:
 async def cluster_crash_run(tmp_path: Path, *, module: str = "tally.server", seed: int = 7) -> ClusterRun:
     rng = random.Random(seed)
     redis = RedisServer(tmp_path / "redis").start()
+    await init_ledger(redis.url, "crash:")
     extra = ("--redis-prefix", "crash:", *PACED)
     servers = [ServerProcess(redis.url, *extra, module=module) for _ in range(3)]
     with contextlib.ExitStack() as stack:

@@ -118,7 +118,7 @@ def redis_example(directory: Path) -> str:
         script.append(command)
         if command.startswith("redis-server"):
             script.append(f"ready {redis_port}")
-        elif command.startswith("tally-server"):
+        elif command.startswith("tally-server --port"):
             script.append(f"ready {first if f'--port {first}' in command else second}")
     script.extend(line.split("#")[0].strip() for line in stop.splitlines())
     return "\n".join(script) + "\n"

@@ -11,7 +11,8 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tally.server.app import TallyServer, exposed
+from tally.server.app import TallyServer
+from tally.server.config import exposed
 from tally.server.protocol import SUBPROTOCOL
 from tally.tui.app import TallyApp
 from tests.support.dashboard import until

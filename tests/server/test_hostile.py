@@ -51,7 +51,7 @@ async def test_nobody_can_spend_your_op_ids_without_your_secret() -> None:
         for op in ("3", "4", "5"):  # alice's next adds: new updates, never someone else's acks
             await alice.send(type="add", op=op, amount=100)
             ack = await answer(alice, op)
-            assert isinstance(ack, Ack) and next(r for r in server.ledger.recent if r.seq == ack.seq).amount == 100
+            assert isinstance(ack, Ack) and next(r for r in server.view.recent if r.seq == ack.seq).amount == 100
         assert server.ledger.total == 20 + 20 + 300
         await alice.send(type="add", op="1", amount=10)  # a resend of her own: the original ack
         assert await answer(alice, "1") == Ack(op="1", seq=1)

@@ -85,7 +85,7 @@ async def test_one_address_shares_one_budget_and_others_are_not_slowed() -> None
         (answer,) = await acks(other, 1, timeout=5)
         assert isinstance(answer, Ack)
         assert tally.ledger.seq < 40
-        assert "s" not in {r.op for r in tally.ledger.recent}, "the second connection waits on its address's budget"
+        assert "s" not in {r.op for r in tally.view.recent}, "the second connection waits on its address's budget"
         first.connection.transport.abort()  # it still owes its address a few seconds
         for peer in (second, other):
             await peer.close()

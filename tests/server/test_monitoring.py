@@ -76,7 +76,7 @@ async def test_readiness_follows_the_store(tmp_path: Path) -> None:
         await alice.send(type="add", op="1", amount=1)
         assert (await alice.next_of(Error)).code == "unavailable"
         status, text = await get(server, "/readyz")
-        assert (status, text) == (503, "not ready: the store is unavailable\n")
+        assert (status, text) == (503, "not ready: the store is unavailable: disk I/O error\n")
         assert (await get(server, "/healthz"))[0] == 200
         store.broken = False
         await alice.send(type="add", op="2", amount=1)

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from tally.server.protocol import Ack, Error, ErrorCode, Presence, Update
+from tally.server.protocol import Ack, Error, ErrorCode, Presence, StoreStatus, Update
 from tally.server.state import AddRequest, Outcome
 from tally.server.store.sqlite import SQLiteStore
 from tally.tui.app import TallyApp
@@ -85,3 +85,25 @@ async def test_a_locked_database_refuses_then_recovers_and_the_dashboard_retries
                 other.execute("COMMIT")
                 await until(pilot, lambda: app.status.pending == 0 and app.total.total == 7, timeout=15)
         assert stored_total(store.path) == (1, 7)
+
+
+async def test_a_database_deleted_under_the_server_acknowledges_nothing_more(tmp_path: Path) -> None:
+    """The SQLite file deleted while the server runs: the next add is refused with the reason (never acknowledged
+    into the unlinked file), every dashboard is told the store is away, /readyz says why; moved back, it serves on."""
+    path = tmp_path / "tally.db"
+    async with serving(path, limits=UNLIMITED_RATE) as server, await Peer.join(server.url, "alice") as alice:
+        await alice.send(type="add", op="1", amount=5)
+        await alice.next_of(Ack)
+        path.rename(tmp_path / "aside.db")
+        await alice.send(type="add", op="2", amount=7)
+        told = await alice.next_of(StoreStatus)  # the state first, then the refusal it explains
+        assert told.state == "unavailable" and str(path) in told.reason
+        refusal = await alice.expect(Error)
+        assert (refusal.code, refusal.op) == (ErrorCode.UNAVAILABLE, "2") and "deleted or moved" in refusal.message
+        assert server.not_ready() == f"the store is unavailable: {told.reason}"
+        await alice.send(type="add", op="3", amount=1)
+        assert (await alice.next_of(Error)).op == "3", "still nothing acknowledged"
+        (tmp_path / "aside.db").rename(path)
+        await alice.send(type="add", op="4", amount=1)
+        assert (await alice.next_of(StoreStatus)).state == "available"
+        assert (await alice.next_of(Ack)).op == "4"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
-from tally.server.state import AddRequest, Applied, Duplicate, Head, Refused, Snapshot
+from tally.server.state import AddRequest, Applied, Duplicate, Head, Refused, Snapshot, chain
 from tally.server.store import Store, open_store
+from tally.server.store.base import NoLedger, StoreGone
 from tally.server.store.memory import MemoryStore
 from tally.server.store.redis import RedisStore
 from tally.server.store.sqlite import SQLiteStore
@@ -27,35 +30,38 @@ StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
-def new_store(
+async def new_store(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
 ) -> StoreFactory:
     """Builds stores of one kind; for SQLite and Redis, each one reopens the same ledger."""
-    return factory(request.param, tmp_path, redis_server, redis_prefix)
+    return await factory(request.param, tmp_path, redis_server, redis_prefix)
 
 
-def factory(kind: str, tmp_path: Path, redis_server: RedisServer, prefix: str) -> StoreFactory:
+async def factory(kind: str, tmp_path: Path, redis_server: RedisServer, prefix: str) -> StoreFactory:
     if kind == "memory":
         return MemoryStore
     if kind == "sqlite":
         return lambda: SQLiteStore(tmp_path / "tally.db")
-    return lambda: RedisStore(redis_server.url, prefix=prefix, sidecar_dir=tmp_path)
+    creator = RedisStore(redis_server.url, prefix=prefix)
+    await creator.create()  # a server never creates a Redis ledger by itself: tally-server init does
+    await creator.close()
+    return lambda: RedisStore(redis_server.url, prefix=prefix)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def durable_store(
+async def durable_store(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
 ) -> StoreFactory:
     """The stores that keep their ledger when closed."""
-    return factory(request.param, tmp_path, redis_server, redis_prefix)
+    return await factory(request.param, tmp_path, redis_server, redis_prefix)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def pruned_store(
+async def pruned_store(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer, redis_prefix: str
 ) -> StoreFactory:
     """The stores that forget op ids when pruned (Redis expires them instead)."""
-    return factory(request.param, tmp_path, redis_server, redis_prefix)
+    return await factory(request.param, tmp_path, redis_server, redis_prefix)
 
 
 @pytest.fixture
@@ -74,8 +80,8 @@ async def reopen(new_store: StoreFactory) -> tuple[Store, Snapshot]:
 async def test_a_new_store_is_empty(store: Store) -> None:
     """Total and seq start at zero with no records; the ledger has an id and a first epoch."""
     snapshot = await store.open(recent=RECENT)
-    assert (snapshot.head, snapshot.recent, snapshot.contributions) == (Head(0, 0), (), {})
-    assert snapshot.ledger and snapshot.epoch == 1
+    assert (snapshot.head, snapshot.recent, snapshot.contributions) == (Head(0, 0, snapshot.ledger), (), {})
+    assert snapshot.ledger and snapshot.epoch == 1 and len(snapshot.key) == 32, "a ledger has its own key"
 
 
 async def test_adds_apply_in_order_with_consecutive_seqs(store: Store) -> None:
@@ -153,12 +159,39 @@ async def test_undo_and_contributions(store: Store, new_store: StoreFactory) -> 
         await again.close()
 
 
+async def test_an_op_is_undone_once(store: Store) -> None:
+    """A second undo of the same op is refused, in the same batch or a later one; a redo (undo of the undo) is not."""
+    first = await store.apply([add(5, "1"), add(-5, "2", undo="1"), add(-5, "3", undo="1")], at=1.0)
+    assert (
+        isinstance(first[2], Refused)
+        and first[2].code == ErrorCode.INVALID_UNDO
+        and "already undone" in first[2].message
+    )
+    later = await store.apply([add(-5, "4", undo="1"), add(5, "5", undo="2")], at=2.0)
+    assert isinstance(later[0], Refused) and "update 2" in later[0].message
+    assert isinstance(later[1], Applied) and later[1].record.undoes == 2
+
+
+async def test_every_store_chains_the_same_fingerprints(store: Store) -> None:
+    """Each update's fingerprint follows from the one before by the one rule (Lua computes the same as Python)."""
+    snapshot = await store.open(recent=RECENT)
+    outcomes = await store.apply([add(5, "1"), add(-2, "2"), add(10), add(INT64_MAX, "3"), add(-7, "4")], at=3.0)
+    records = [o.record for o in outcomes if isinstance(o, Applied)]
+    previous = snapshot.head.digest
+    for record in records:
+        assert record.digest == chain(previous, record.seq, record.session, record.op, record.amount, record.total)
+        previous = record.digest
+    again = await store.open(recent=RECENT)
+    assert again.head.digest == previous and [r.digest for r in again.recent] == [r.digest for r in records]
+    assert await store.digest_at(records[1].seq) in (records[1].digest, None)
+
+
 async def test_the_snapshot_keeps_the_most_recent_records(store: Store) -> None:
     """A snapshot carries the head and the last records asked for, oldest first."""
     await store.apply([add(1) for _ in range(RECENT + 5)], at=3.0)
     snapshot = await store.open(recent=RECENT)
     assert [r.seq for r in snapshot.recent] == list(range(6, RECENT + 6))
-    assert snapshot.head == Head(RECENT + 5, RECENT + 5)
+    assert (snapshot.head.total, snapshot.head.seq) == (RECENT + 5, RECENT + 5)
 
 
 async def test_history_answers_the_total_at_given_times(store: Store) -> None:
@@ -190,7 +223,8 @@ async def test_redis_op_ids_expire_after_the_retention(
     redis_server: RedisServer, redis_prefix: str, tmp_path: Path
 ) -> None:
     """Redis keeps each op id under a key that expires with the retention window, not forever."""
-    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path, retention=3600)
+    store = RedisStore(redis_server.url, prefix=redis_prefix, retention=3600)
+    await store.create()
     await store.open(recent=RECENT)
     await store.apply([add(5, "1")], at=1.0)
     ttl = await store.redis.ttl(store.key("op:s1:1"))
@@ -202,8 +236,9 @@ async def test_redis_writes_only_under_its_prefix_and_forgets_sessions_unseen_si
     redis_server: RedisServer, redis_prefix: str, tmp_path: Path
 ) -> None:
     """Another app's keys in the same Redis are never touched; a session's contribution goes when it is unseen."""
-    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path, retention=3600)
+    store = RedisStore(redis_server.url, prefix=redis_prefix, retention=3600)
     before = set(await store.redis.keys("*"))  # other tests' ledgers, in the same redis-server
+    await store.create()
     await store.open(recent=RECENT)
     await store.apply([add(5, "1")], at=1.0)
     await store.apply([add(6, "2")], at=2.0)
@@ -215,20 +250,6 @@ async def test_redis_writes_only_under_its_prefix_and_forgets_sessions_unseen_si
     await store.close()
 
 
-async def test_redis_serves_on_when_its_sidecar_cannot_be_written(
-    redis_server: RedisServer, redis_prefix: str, tmp_path: Path
-) -> None:
-    """A full or read-only disk weakens only the check at the next start: publishing must not fail for it."""
-    store = RedisStore(redis_server.url, prefix=redis_prefix, sidecar_dir=tmp_path / "state")
-    await store.open(recent=RECENT)
-    (tmp_path / "state").mkdir(exist_ok=True)
-    shutil.rmtree(tmp_path / "state")
-    (tmp_path / "state").write_text("a file where the directory was")
-    store.saw(1)  # would raise NotADirectoryError
-    assert store.seen == 1
-    await store.close()
-
-
 async def test_everything_survives_a_reopen(durable_store: StoreFactory) -> None:
     """Total, seq, records and op ids survive closing and opening again."""
     store = durable_store()
@@ -236,7 +257,8 @@ async def test_everything_survives_a_reopen(durable_store: StoreFactory) -> None
     await store.apply([add(5, "1"), add(6, "2")], at=1.0)
     await store.close()
     second, snapshot = await reopen(durable_store)
-    assert (snapshot.head, len(snapshot.recent)) == (Head(11, 2), 2)
+    assert (snapshot.head.total, snapshot.head.seq, len(snapshot.recent)) == (11, 2, 2)
+    assert snapshot.head.digest == snapshot.recent[-1].digest != "", "the fingerprint survives too"
     assert await second.apply([add(5, "1")], at=2.0) == [Duplicate(1)]
     await second.close()
 
@@ -250,7 +272,7 @@ async def test_a_failed_sqlite_batch_leaves_nothing_behind(tmp_path: Path) -> No
     with pytest.raises(Exception, match="NOT NULL"):
         await store.apply([add(3, "3"), poison], at=2.0)
     snapshot = await store.open(recent=RECENT)
-    assert snapshot.head == Head(1, 1)
+    assert (snapshot.head.total, snapshot.head.seq) == (1, 1)
     await store.close()
 
 
@@ -269,3 +291,59 @@ def test_an_unknown_store_url_is_refused() -> None:
     """A scheme we do not support fails loudly instead of writing a file named like a URL."""
     with pytest.raises(ValueError, match="unsupported"):
         open_store("postgres://db")
+
+
+async def test_a_redis_store_never_creates_a_ledger_by_itself(redis_server: RedisServer, redis_prefix: str) -> None:
+    """Opening an empty Redis says there is no ledger and how to make one, and writes nothing."""
+    store = RedisStore(redis_server.url, prefix=redis_prefix)
+    with pytest.raises(NoLedger, match="tally-server init"):
+        await store.open(recent=RECENT)
+    assert await store.redis.keys(f"{redis_prefix}*") == []
+    ledger = await store.create()
+    with pytest.raises(Exception, match="already holds ledger"):
+        await store.create()
+    assert (await store.open(recent=RECENT)).ledger == ledger
+    await store.close()
+
+
+@pytest.mark.parametrize("change", ["delete", "rename", "replace"])
+async def test_a_sqlite_file_changed_under_the_store_is_noticed_before_the_ack(tmp_path: Path, change: str) -> None:
+    """Deleted, moved away or replaced: the next batch raises instead of returning outcomes to acknowledge, and so
+    does every one after it until the file is back."""
+    path = tmp_path / "tally.db"
+    store = SQLiteStore(path)
+    await store.open(recent=RECENT)
+    await store.apply([add(1, "1")], at=1.0)
+    if change == "delete":
+        path.unlink()
+    elif change == "rename":
+        path.rename(tmp_path / "moved.db")
+    else:
+        other = SQLiteStore(tmp_path / "other.db")
+        await other.open(recent=RECENT)
+        await other.close()
+        os.replace(tmp_path / "other.db", path)
+    for op in ("2", "3"):
+        with pytest.raises(StoreGone):
+            await store.apply([add(1, op)], at=2.0)
+    if change == "rename":
+        (tmp_path / "moved.db").rename(path)  # moved back: the same file, served again
+        assert isinstance((await store.apply([add(1, "4")], at=3.0))[0], Applied)
+    await store.close()
+
+
+async def test_sqlite_history_is_read_beside_the_writer(tmp_path: Path) -> None:
+    """A history request is answered while the writer's thread is busy: reads never wait behind commits."""
+    store = SQLiteStore(tmp_path / "tally.db")
+    await store.open(recent=RECENT)
+    await store.apply([add(5, "1")], at=100.0)
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    blocked = loop.run_in_executor(store._writer, release.wait)  # the writer, stuck in a long commit
+    try:
+        points = await asyncio.wait_for(store.history([50.0, 150.0]), timeout=10)
+        assert [(p.seq, p.total) for p in points] == [(1, 5)]
+    finally:
+        release.set()
+        await blocked
+    await store.close()

@@ -20,11 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from tally.server.app import ServerConfig, TallyServer
+from tally.server.app import TallyServer
+from tally.server.config import ServerConfig
 from tally.server.limits import Limits
 from tally.server.store import Store
 
-__all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "serving"]
+__all__ = ["REPOSITORY", "UNLIMITED", "UNLIMITED_RATE", "ServerProcess", "init_ledger", "serving"]
 
 # The checkout under test: child processes start here so that its packages come first.
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -65,6 +66,17 @@ async def serving(
         yield server
 
 
+async def init_ledger(url: str, prefix: str = "tally:") -> str:
+    """``tally-server init`` for a Redis, as an operator runs it once before a cluster's first server."""
+    from tally.server.store.redis import RedisStore
+
+    store = RedisStore(url, prefix=prefix)
+    try:
+        return await store.create()
+    finally:
+        await store.close()
+
+
 _LISTENING = re.compile(r"serving on (ws://\S+)")
 
 
@@ -88,6 +100,7 @@ class ServerProcess:
         self.log_lines = 0
         self.log_bytes = 0
         self.log: list[str] = []  # the first lines, and the last ones (bounded)
+        self.warnings: list[str] = []  # every warning and error (bounded), whatever floods the rest
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and return its URL once it listens."""
@@ -121,6 +134,8 @@ class ServerProcess:
         raise RuntimeError("server did not start:\n" + "".join(self.log))
 
     def _logged(self, line: str) -> None:
+        if (" WARNING " in line or " ERROR " in line) and len(self.warnings) < 1000:
+            self.warnings.append(line)
         self.log_lines += 1
         self.log_bytes += len(line)
         self.log.append(line)

@@ -30,7 +30,7 @@ async def test_each_enter_adds_exactly_the_line_at_any_speed(server: TallyServer
         await until(pilot, lambda: app.status.state == "connected")
         await pilot.press(*(["1", "enter"] * 20), "1", "2", "enter", "-", "3", "enter")
         await until(pilot, lambda: server.ledger.seq == 22 and not app.model.pending, what="every add")
-        assert [r.amount for r in server.ledger.recent] == [1] * 20 + [12, -3]
+        assert [r.amount for r in server.view.recent] == [1] * 20 + [12, -3]
 
 
 async def test_each_pasted_line_is_one_add(server: TallyServer) -> None:
@@ -40,7 +40,7 @@ async def test_each_pasted_line_is_one_add(server: TallyServer) -> None:
         await until(pilot, lambda: app.status.state == "connected")
         app.entry.input.post_message(events.Paste("5\n7\r\n1,000\n4"))
         await until(pilot, lambda: server.ledger.seq == 3, what="three adds")
-        assert [r.amount for r in server.ledger.recent] == [5, 7, 1000]
+        assert [r.amount for r in server.view.recent] == [5, 7, 1000]
         assert app.entry.input.value == "4"
 
 
@@ -67,7 +67,7 @@ async def test_a_paste_skips_blank_lines_and_lands_at_the_cursor(server: TallySe
         await pilot.press("1", "2", "home")
         app.entry.input.post_message(events.Paste("3\n"))
         await until(pilot, lambda: server.ledger.seq == 3)
-        assert [r.amount for r in server.ledger.recent] == [5, 7, 312]
+        assert [r.amount for r in server.view.recent] == [5, 7, 312]
 
 
 async def test_the_servers_bound_is_checked_before_sending() -> None:
@@ -106,8 +106,8 @@ async def test_undo_takes_back_your_last_add_and_can_itself_be_undone(server: Ta
         await until(pilot, lambda: app.total.total == 107 and not app.model.pending)
         await pilot.press("ctrl+z")
         await until(pilot, lambda: app.total.total == 100 and not app.model.pending, what="undone")
-        undo = server.ledger.recent[-1]
-        assert (undo.amount, undo.undoes) == (-7, server.ledger.recent[-2].seq)
+        undo = server.view.recent[-1]
+        assert (undo.amount, undo.undoes) == (-7, server.view.recent[-2].seq)
         assert "undid update" in log_text(app)
         await pilot.press("ctrl+z")  # the undo is undone: +7 again
         await until(pilot, lambda: app.total.total == 107 and not app.model.pending, what="redone")
@@ -205,7 +205,7 @@ async def test_pending_adds_are_never_sent_to_a_different_ledger(tmp_path: Path)
                 app.link.reconnect_now()
                 await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
                 text = str(app.screen.query_one("#choice-text", Label).render())
-                assert first_ledger in text and second.ledger.id in text
+                assert first_ledger in text and second.view.id in text
                 await until(pilot, lambda: "different ledger" in log_text(app), what="said loudly in the log")
                 assert second.ledger.seq == 0, "nothing was sent to the other ledger"
                 await pilot.click("#keep")

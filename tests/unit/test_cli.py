@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tally.server import cli as server_cli
-from tally.server.app import default_db_path
+from tally.server.config import default_db_path
 from tally.server.limits import Limits
 from tally.tui import cli as tui_cli
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
 from tally.server.state import (
     AddRequest,
@@ -13,8 +15,11 @@ from tally.server.state import (
     Record,
     Refused,
     apply_batch,
+    chain,
     next_total,
     saturating_add,
+    seal,
+    thin_to_minutes,
 )
 
 
@@ -26,22 +31,29 @@ def never_seen(key: OpKey) -> OpRecord | None:
     return None
 
 
+def plain(head: Head) -> Head:
+    """The head without its fingerprint, for tests of the arithmetic."""
+    return Head(head.total, head.seq)
+
+
 def test_an_empty_batch_changes_nothing() -> None:
     """No requests: no outcomes, no records, the same head."""
     result = apply_batch(Head(7, 3), [], at=1.0, applied_before=never_seen)
-    assert (result.outcomes, result.records, result.head) == ([], [], Head(7, 3))
+    assert (result.outcomes, result.records, result.head) == ([], [], Head(7, 3)), (
+        "the head is not even re-fingerprinted"
+    )
 
 
 def test_adds_apply_in_order_on_top_of_the_head() -> None:
     """Each add gets the next seq and the running total, and its record says who added what and when."""
     result = apply_batch(Head(100, 41), [add(5, "1"), add(-2, "2"), add(10)], at=9.5, applied_before=never_seen)
-    assert result.records == [
+    assert [replace(record, digest="") for record in result.records] == [
         Record(seq=42, at=9.5, amount=5, total=105, name="alice", client="c1", session="s1", op="1"),
         Record(seq=43, at=9.5, amount=-2, total=103, name="alice", client="c1", session="s1", op="2"),
         Record(seq=44, at=9.5, amount=10, total=113, name="alice", client="c1", session=None, op=None),
     ]
     assert result.outcomes == [Applied(record) for record in result.records]
-    assert result.head == Head(113, 44)
+    assert plain(result.head) == Head(113, 44)
 
 
 def test_a_repeat_within_one_batch_is_a_duplicate_of_the_first() -> None:
@@ -49,7 +61,7 @@ def test_a_repeat_within_one_batch_is_a_duplicate_of_the_first() -> None:
     result = apply_batch(Head(), [add(5, "1"), add(5, "1"), add(1, "2")], at=1.0, applied_before=never_seen)
     assert result.outcomes[1] == Duplicate(1)
     assert [(r.seq, r.op, r.total) for r in result.records] == [(1, "1", 5), (2, "2", 6)]
-    assert result.head == Head(6, 2)
+    assert plain(result.head) == Head(6, 2)
 
 
 def test_an_op_applied_in_an_earlier_batch_is_a_duplicate() -> None:
@@ -88,13 +100,13 @@ def test_an_overflow_is_refused_and_does_not_consume_a_seq() -> None:
     refused = result.outcomes[0]
     assert isinstance(refused, Refused) and refused.code == ErrorCode.OVERFLOW
     assert [(r.seq, r.total, r.op) for r in result.records] == [(10, INT64_MAX, "2")]
-    assert result.head == Head(INT64_MAX, 10)
+    assert plain(result.head) == Head(INT64_MAX, 10)
 
 
 def test_an_overflow_below_the_range_is_refused_too() -> None:
     """The total may not go below the smallest signed 64-bit integer either."""
     result = apply_batch(Head(INT64_MIN, 1), [add(-1, "1")], at=1.0, applied_before=never_seen)
-    assert isinstance(result.outcomes[0], Refused) and result.records == [] and result.head == Head(INT64_MIN, 1)
+    assert isinstance(result.outcomes[0], Refused) and result.records == [] and plain(result.head) == Head(INT64_MIN, 1)
 
 
 def test_a_refused_op_id_is_not_remembered() -> None:
@@ -119,21 +131,21 @@ def test_an_op_resent_with_another_amount_is_a_conflict_never_an_ack() -> None:
     conflict = result.outcomes[0]
     assert isinstance(conflict, Refused) and conflict.code == ErrorCode.CONFLICT and "+5" in conflict.message
     assert result.outcomes[1] == Duplicate(3)
-    assert (result.records, result.head) == ([], Head(5, 3))
+    assert (result.records, plain(result.head)) == ([], Head(5, 3))
 
 
 def test_a_repeat_within_a_batch_with_another_amount_is_a_conflict() -> None:
     """Two dashboards sharing a session that pick the same op: the second is refused, not folded into the first."""
     result = apply_batch(Head(), [add(5, "1"), add(7, "1")], at=1.0, applied_before=never_seen)
     assert isinstance(result.outcomes[1], Refused) and result.outcomes[1].code == ErrorCode.CONFLICT
-    assert result.head == Head(5, 1)
+    assert plain(result.head) == Head(5, 1)
 
 
 def test_zero_is_refused_on_every_path() -> None:
     """An add of zero (with an op id or from the bare-number path) changes nothing and takes no seq."""
     result = apply_batch(Head(9, 2), [add(0, "1"), add(0)], at=1.0, applied_before=never_seen)
     assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_AMOUNT for o in result.outcomes)
-    assert (result.records, result.head) == ([], Head(9, 2))
+    assert (result.records, plain(result.head)) == ([], Head(9, 2))
 
 
 def test_an_undo_takes_back_an_add_of_the_same_session() -> None:
@@ -152,7 +164,7 @@ def test_an_undo_of_an_unknown_op_or_the_wrong_amount_is_refused() -> None:
     batch = [add(-4, "2", undo="1"), add(-2, "3", undo="9"), add(-1, "4", undo="nope")]
     result = apply_batch(Head(5, 4), batch, at=1.0, applied_before=seen.get)
     assert all(isinstance(o, Refused) and o.code == ErrorCode.INVALID_UNDO for o in result.outcomes)
-    assert result.head == Head(5, 4)
+    assert plain(result.head) == Head(5, 4)
 
 
 def test_contributions_saturate_instead_of_overflowing() -> None:
@@ -160,3 +172,45 @@ def test_contributions_saturate_instead_of_overflowing() -> None:
     assert saturating_add(INT64_MAX - 1, 5) == INT64_MAX
     assert saturating_add(INT64_MIN + 1, -5) == INT64_MIN
     assert saturating_add(10, -3) == 7
+
+
+def test_an_op_is_undone_once() -> None:
+    """An op already taken back cannot be taken back again, in a later batch or the same one."""
+    seen: dict[OpKey, OpRecord] = {("s1", "1"): OpRecord(4, 5, undone_by=6)}
+    result = apply_batch(Head(5, 6), [add(-5, "7", undo="1")], at=1.0, applied_before=seen.get)
+    refused = result.outcomes[0]
+    assert isinstance(refused, Refused) and refused.code == ErrorCode.INVALID_UNDO and "update 6" in refused.message
+    fresh: dict[OpKey, OpRecord] = {("s1", "1"): OpRecord(4, 5)}
+    twice = apply_batch(Head(5, 4), [add(-5, "2", undo="1"), add(-5, "3", undo="1")], at=1.0, applied_before=fresh.get)
+    assert isinstance(twice.outcomes[0], Applied) and isinstance(twice.outcomes[1], Refused)
+    assert twice.undone == [(("s1", "1"), 5)], "the store is told which op to mark"
+
+
+def test_every_update_carries_the_fingerprint_of_the_history_up_to_it() -> None:
+    """The fingerprint chains through every update: the same history gives the same one, another does not."""
+    first = apply_batch(Head(0, 0, "L1"), [add(5, "1"), add(2, "2")], at=1.0, applied_before=never_seen)
+    again = apply_batch(Head(0, 0, "L1"), [add(5, "1"), add(2, "2")], at=9.0, applied_before=never_seen)
+    other = apply_batch(Head(0, 0, "L1"), [add(5, "x"), add(2, "2")], at=1.0, applied_before=never_seen)
+    assert [r.digest for r in first.records] == [r.digest for r in again.records], "time is not part of it"
+    assert first.records[0].digest == chain("L1", 1, "s1", "1", 5, 5)
+    assert first.records[1].digest == chain(first.records[0].digest, 2, "s1", "2", 2, 7) == first.head.digest
+    assert other.records[1].digest != first.records[1].digest, "a different add before: a different history"
+    assert len(first.head.digest) == 16 and int(first.head.digest, 16) >= 0
+
+
+def test_a_seal_proves_who_said_it() -> None:
+    """Only the ledger's key makes a seal; any field changed, or another key, gives another one."""
+    sealed = seal("k" * 32, "L1", 1, 7, 42, "0123456789abcdef")
+    assert len(sealed) == 16
+    assert sealed == seal("k" * 32, "L1", 1, 7, 42, "0123456789abcdef")
+    assert sealed not in {
+        seal("j" * 32, "L1", 1, 7, 42, "0123456789abcdef"),
+        seal("k" * 32, "L1", 2, 7, 42, "0123456789abcdef"),
+        seal("k" * 32, "L1", 1, 8, 42, "0123456789abcdef"),
+        seal("k" * 32, "L1", 1, 7, 43, "0123456789abcdef"),
+    }
+
+
+def test_old_updates_thin_to_the_last_of_each_minute() -> None:
+    """Past retention one point a minute stays: the last update of that minute."""
+    assert thin_to_minutes([(1, 0.0), (2, 59.0), (3, 60.0), (4, 61.0), (5, 200.0)]) == {2, 4, 5}

@@ -1,0 +1,108 @@
+"""``tally-server init`` and ``tally-server restore``: what an operator does to a store, on purpose.
+
+A server never creates a ledger as a side effect of starting (a start that refuses
+creates nothing), so a new Redis ledger is made by ``init``, like ``initdb``; and
+a ledger that Redis lost entirely while no server was running to repair it is
+rebuilt by ``restore`` from this machine's witness log (:mod:`tally.server.witness`).
+The local SQLite quick start needs neither: its server creates its own file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tally.server.config import ServerConfig
+from tally.server.repair import Repair
+from tally.server.store import open_store
+from tally.server.store.base import LedgerLost, SharedStore, StoreError, StoreUnavailable
+from tally.server.store.sqlite import SQLiteStore
+from tally.server.view import LedgerView
+from tally.server.witness import Witness, default_witness_path
+
+__all__ = ["init_ledger", "restore_ledger"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("tally.server")
+
+# How long init waits for a Redis that does not answer yet (one just started in the background).
+INIT_WAIT = 10.0
+
+
+async def _patiently(work: Callable[[], Awaitable[T]], timeout: float) -> T:  # noqa: ASYNC109 (a deadline over tries)
+    """``work()``, tried again while the store does not answer, for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await work()
+        except StoreUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def _place(config: ServerConfig) -> str:
+    return f"{config.db} {config.redis_prefix}"
+
+
+async def init_ledger(config: ServerConfig) -> int:
+    """Create a new, empty ledger where ``config.db`` points; fail (changing nothing) if one is there."""
+    store = open_store(config.db, redis_prefix=config.redis_prefix, redis_no_persistence=config.redis_no_persistence)
+    try:
+        if isinstance(store, SharedStore):
+            ledger = await _patiently(store.create, config.store_timeout or INIT_WAIT)
+        elif isinstance(store, SQLiteStore):
+            if store.path.exists():
+                raise LedgerLost(f"{store.path} already exists: nothing was changed")
+            ledger = (await store.open(recent=0)).ledger
+        else:
+            raise StoreError(f"{config.db} keeps nothing: there is no ledger to create")
+    finally:
+        await store.close()
+    log.info("created ledger %s in %s", ledger, config.db if not config.db.startswith("redis") else _place(config))
+    return 0
+
+
+async def restore_ledger(config: ServerConfig) -> int:
+    """Rebuild the ledger that this machine's witness remembers at ``config.db``, in a new epoch."""
+    witness = Witness(Path(config.witness) if config.witness else default_witness_path())
+    store = open_store(config.db, redis_prefix=config.redis_prefix, redis_no_persistence=config.redis_no_persistence)
+    try:
+        if not isinstance(store, SharedStore):
+            raise StoreError("restore rebuilds a shared (Redis) ledger; a SQLite file is restored from a backup")
+        marks = await witness.marks(_place(config))
+        if not marks:
+            raise StoreError(f"this machine's witness log ({witness.path}) knows no ledger at {_place(config)}")
+        mark = marks[0]
+        now = await store.head_now()
+        if now is not None and now[0] != mark.ledger:
+            raise LedgerLost(f"{config.db} holds another ledger ({now[0]}, not {mark.ledger}): nothing was changed")
+        if now is not None and await store.rewound() is None and (now[1], now[2].seq) >= (mark.epoch, mark.head.seq):
+            log.info("%s holds ledger %s with all this machine saw of it: nothing to restore", config.db, mark.ledger)
+            return 0
+        view = LedgerView()
+        view.id, view.epoch, view.key, view.head = mark.ledger, mark.epoch, mark.key, mark.head
+        repair = Repair(
+            store, witness, view, f"restore-{os.getpid()}", place=_place(config), retention=config.limits.retention,
+            grace=0.0, wait_for=0.0, accept_loss=False,
+        )  # fmt: skip
+        rewound = await repair.report("rebuilt by tally-server restore", 0 if now is None else now[2].seq)
+        while await store.rewound() is not None:
+            await repair.step(rewound, lease=10.0)
+            rewound = await store.rewound() or rewound
+        restored = await store.repair()
+        if restored is not None:
+            log.info(
+                "restored ledger %s at update %d (total %d) in epoch %d from %s",
+                restored.ledger, restored.base.seq, restored.base.total, restored.epoch, witness.path,
+            )  # fmt: skip
+        return 0
+    finally:
+        await store.close()
+        await witness.close()

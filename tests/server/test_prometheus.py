@@ -293,3 +293,13 @@ async def test_a_real_prometheus_scrapes_the_total_with_the_token(
         assert answer["status"] == "success", (expr, answer)
     firing = await prometheus.query("alerts")
     assert [alert["labels"]["alertname"] for alert in firing["data"]["alerts"]] == []  # a healthy server
+
+
+async def test_the_store_state_metric_reads_the_servers_store_health(server: TallyServer) -> None:
+    """Whatever the server's store health says (here: rewound) is what tally_store_state and tally_store_up say."""
+    server.health.rewound("restored from an older copy")
+    now = await metrics(server)
+    assert now[("tally_store_up", ())] == 0
+    assert {state: now[("tally_store_state", (("state", state),))] for state in STORE_STATES} == {
+        "available": 0, "unavailable": 0, "rewound": 1,
+    }  # fmt: skip

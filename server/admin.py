@@ -21,11 +21,11 @@ from tally.server.config import ServerConfig
 from tally.server.repair import Repair
 from tally.server.store import open_store
 from tally.server.store.base import LedgerLost, SharedStore, StoreError, StoreUnavailable
-from tally.server.store.sqlite import SQLiteStore
+from tally.server.store.sqlite import SQLiteStore, integrity
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
 
-__all__ = ["init_ledger", "restore_ledger"]
+__all__ = ["check_ledger", "init_ledger", "restore_ledger"]
 
 T = TypeVar("T")
 
@@ -106,3 +106,22 @@ async def restore_ledger(config: ServerConfig) -> int:
     finally:
         await store.close()
         await witness.close()
+
+
+async def check_ledger(config: ServerConfig) -> int:
+    """SQLite's full integrity check of ``config.db`` (the check at every start is the quick one): 0 if sound."""
+    store = open_store(config.db)
+    if not isinstance(store, SQLiteStore):
+        await store.close()
+        raise StoreError(f"{config.db} is not a SQLite file: only those are checked this way")
+    await store.close()
+    found = await asyncio.to_thread(integrity, store.path)
+    if found == ["ok"]:
+        log.info("%s: sound (SQLite's integrity_check found nothing wrong)", store.path)
+        return 0
+    for line in found[:20]:
+        log.error("%s: %s", store.path, line)
+    if len(found) > 20:
+        log.error("%s: … and %d more problems", store.path, len(found) - 20)
+    log.error("%s is damaged: restore a good copy", store.path)
+    return 1

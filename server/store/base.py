@@ -193,6 +193,10 @@ class SharedStore(Store):
         """Record a join, leave or rename of one of this server's clients in the stream."""
 
     @abstractmethod
+    async def announce_all(self, server: str, clients: Sequence[ClientInfo]) -> None:
+        """Say again who this server's clients are, all of them (after the store lost or rewound its list)."""
+
+    @abstractmethod
     async def beat(self, server: str, ttl: float) -> Beat:
         """Say this server is alive for ``ttl`` more seconds, reap servers whose time ran out, check the ledger."""
 

@@ -168,3 +168,42 @@ async def test_a_rewind_nothing_on_disk_remembers_is_caught_by_a_dashboard(tmp_p
             assert carol.welcome is not None and carol.welcome.epoch == 2
             await carol.send(type="add", op="1", amount=1)
             assert (await carol.next_of(Ack)).seq == 7
+
+
+def test_the_full_check_finds_what_the_quick_one_passes(tmp_path: Path) -> None:
+    """A duplicate op id behind a unique index passes the check at start (quick_check) but not
+    `tally-server check` (integrity_check), which says what it found and exits 1; a sound file exits 0."""
+    db = tmp_path / "tally.db"
+    check = [sys.executable, "-m", "tally.server", "check", "--db", str(db)]
+    subprocess.run([sys.executable, "-m", "tally.server", "init", "--db", str(db)], cwd=REPOSITORY, check=True)
+    sound = subprocess.run(check, cwd=REPOSITORY, capture_output=True, text=True, timeout=30)
+    assert sound.returncode == 0 and "sound" in sound.stderr, sound.stderr
+    with sqlite3.connect(db) as damaged:
+        damaged.execute("DROP INDEX updates_by_op")
+        rows = [(n, 1.0, 1, n, "alice", "c1", "s" * 32, "7" if n < 3 else str(n)) for n in (1, 2, 3)]
+        damaged.executemany("INSERT INTO updates (seq, at, amount, total, name, client, session, op) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+        damaged.execute("CREATE INDEX updates_by_op ON updates (session, op) WHERE op IS NOT NULL")
+        damaged.execute("PRAGMA writable_schema=ON")
+        damaged.execute("UPDATE sqlite_master SET sql = replace(sql, 'CREATE INDEX', 'CREATE UNIQUE INDEX') "
+                        "WHERE name = 'updates_by_op'")  # fmt: skip
+    with sqlite3.connect(db) as probe:
+        assert probe.execute("PRAGMA quick_check").fetchall() == [("ok",)], "the quick check passes it"
+    found = subprocess.run(check, cwd=REPOSITORY, capture_output=True, text=True, timeout=30)
+    assert found.returncode == 1 and "non-unique entry in index updates_by_op" in found.stderr, found.stderr
+    assert "restore a good copy" in found.stderr and "Traceback" not in found.stderr
+
+
+async def test_what_the_server_writes_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Database, WAL, shared memory, sidecar and the directory made for them: 0600 and 0700, with umask 022."""
+    db = tmp_path / "new" / "place" / "tally.db"
+    old = os.umask(0o022)
+    try:
+        async with serving(db, limits=UNLIMITED_RATE) as server, await Peer.join(server.url, "alice") as alice:
+            await alice.send(type="add", op="1", amount=1)
+            await alice.next_of(Ack)
+            modes = {path.name: path.stat().st_mode & 0o777 for path in db.parent.iterdir()}
+    finally:
+        os.umask(old)
+    assert modes == {name: 0o600 for name in ("tally.db", "tally.db-wal", "tally.db-shm", "tally.db.ledger")}
+    assert (db.parent.stat().st_mode & 0o777, db.parent.parent.stat().st_mode & 0o777) == (0o700, 0o700)

@@ -28,7 +28,7 @@ def modules(name: str, folder: Path) -> dict[str, Path]:
 
 def imports(module: str, path: Path, known: set[str]) -> set[str]:
     """Every module of ``known`` that ``module`` imports, anywhere in its source."""
-    found = set()
+    found: set[str] = set()
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

@@ -9,21 +9,42 @@ The local SQLite quick start needs neither: its server creates its own file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tally.server.config import ServerConfig
 from tally.server.repair import Repair
 from tally.server.store import open_store
-from tally.server.store.base import LedgerLost, SharedStore, StoreError
-from tally.server.store.sqlite import SQLiteStore
+from tally.server.store.base import LedgerLost, SharedStore, StoreError, StoreUnavailable
+from tally.server.store.sqlite import SQLiteStore, integrity
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
 
-__all__ = ["init_ledger", "restore_ledger"]
+__all__ = ["check_ledger", "init_ledger", "restore_ledger"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("tally.server")
+
+# How long init waits for a Redis that does not answer yet (one just started in the background).
+INIT_WAIT = 10.0
+
+
+async def _patiently(work: Callable[[], Awaitable[T]], timeout: float) -> T:  # noqa: ASYNC109 (a deadline over tries)
+    """``work()``, tried again while the store does not answer, for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await work()
+        except StoreUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def _place(config: ServerConfig) -> str:
@@ -35,7 +56,7 @@ async def init_ledger(config: ServerConfig) -> int:
     store = open_store(config.db, redis_prefix=config.redis_prefix, redis_no_persistence=config.redis_no_persistence)
     try:
         if isinstance(store, SharedStore):
-            ledger = await store.create()
+            ledger = await _patiently(store.create, config.store_timeout or INIT_WAIT)
         elif isinstance(store, SQLiteStore):
             if store.path.exists():
                 raise LedgerLost(f"{store.path} already exists: nothing was changed")
@@ -85,3 +106,22 @@ async def restore_ledger(config: ServerConfig) -> int:
     finally:
         await store.close()
         await witness.close()
+
+
+async def check_ledger(config: ServerConfig) -> int:
+    """SQLite's full integrity check of ``config.db`` (the check at every start is the quick one): 0 if sound."""
+    store = open_store(config.db)
+    if not isinstance(store, SQLiteStore):
+        await store.close()
+        raise StoreError(f"{config.db} is not a SQLite file: only those are checked this way")
+    await store.close()
+    found = await asyncio.to_thread(integrity, store.path)
+    if found == ["ok"]:
+        log.info("%s: sound (SQLite's integrity_check found nothing wrong)", store.path)
+        return 0
+    for line in found[:20]:
+        log.error("%s: %s", store.path, line)
+    if len(found) > 20:
+        log.error("%s: … and %d more problems", store.path, len(found) - 20)
+    log.error("%s is damaged: restore a good copy", store.path)
+    return 1

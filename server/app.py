@@ -15,6 +15,7 @@ from websockets.asyncio.server import Server, serve, unix_serve
 
 from tally.server import version
 from tally.server.access import Admission
+from tally.server.claims import ClaimChecker
 from tally.server.commit import Commit, LocalCommit, SharedCommit
 from tally.server.config import (
     ServerConfig,
@@ -32,12 +33,11 @@ from tally.server.history import HistoryReader
 from tally.server.ledger import Ledger
 from tally.server.monitoring import Metrics
 from tally.server.presence import Announcer, LocalPresence, Roster
-from tally.server.protocol import Resume, ServerInfo, StoreStatus
+from tally.server.protocol import ServerInfo, StoreStatus
 from tally.server.publish import Publisher
 from tally.server.session import Room
-from tally.server.state import Head
 from tally.server.store import Store, open_store
-from tally.server.store.base import Claim, SharedStore, StoreUnavailable
+from tally.server.store.base import SharedStore, StoreUnavailable
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
 
@@ -104,9 +104,15 @@ class TallyServer:
         self.metrics.total.set_function(lambda: self.view.total)
         self.metrics.seq.set_function(lambda: self.view.seq)
         self.metrics.online.set_function(lambda: len(self.roster))
+        self.metrics.watch_store(lambda: self.health.state)
+        self.metrics.connections_max.set_function(lambda: self.max_connections)
+        self.claims = ClaimChecker(
+            self.store, self.view, self.health, repair=self.cluster.repair if self.cluster else None,
+            accept_loss=config.accept_ledger_loss, resync=self.fanout.close_all,
+        )  # fmt: skip
         room = Room(
             self.ledger, self.roster, self.presence, self.publisher, self.fanout, self.history, limits, self.info,
-            self.metrics, self._check_resume, config.show_addresses,
+            self.metrics, self.claims.check, config.show_addresses,
         )  # fmt: skip
         self.handler = Handler(room)
         self.liveness = Liveness(interval=config.ping_interval, timeout=config.ping_timeout)
@@ -182,41 +188,6 @@ class TallyServer:
                       extra=extra)  # fmt: skip
         else:
             log.error("the store is unavailable (%s): refusing adds until it is back", new.reason, extra=extra)
-
-    def _check_resume(self, resume: Resume) -> None:
-        """A resuming dashboard's sealed claim, judged in the background (see ``LedgerView.judge``)."""
-        judgement = self.view.judge(resume)
-        if judgement.claim is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._judge_claim(judgement.rewound, judgement.ask,
-                                                                        judgement.claim))  # fmt: skip
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _judge_claim(self, rewound: str, ask: int | None, claim: Claim) -> None:
-        """Compare a dashboard's sealed claim with the store itself; report a store that lost that history."""
-        try:
-            if not rewound and ask is not None:
-                now = await self._store_head()
-                if now is not None and now.seq < claim.head.seq:
-                    rewound = f"a dashboard had update {claim.head.seq}, but the store ends at update {now.seq}"
-                elif await self.store.digest_at(claim.head.seq) not in (claim.head.digest, None):
-                    rewound = f"a dashboard had another history at update {claim.head.seq}"
-            if not rewound:
-                return
-            log.error("%s: the store lost acknowledged history", rewound, extra={"event": "store"})
-            if self.cluster is not None:
-                mark = await self.cluster.repair.report(rewound, self.view.seq)
-                await self.cluster.repair.claim_for(mark, claim, "dashboard")
-            self.health.rewound(rewound)
-        except Exception as exc:  # the store is away: the next resume asks again
-            log.warning("could not check a dashboard's claim (%s)", exc)
-
-    async def _store_head(self) -> Head | None:
-        if isinstance(self.store, SharedStore):
-            now = await self.store.head_now()
-            return None if now is None or (now[0], now[1]) != (self.view.id, self.view.epoch) else now[2]
-        return self.view.head
 
     async def __aenter__(self) -> TallyServer:
         await self.start()
@@ -338,7 +309,7 @@ class TallyServer:
 
     async def stop(self) -> None:
         """Close every connection with 1001, then store everything already received."""
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self.claims.tasks]:
             task.cancel()
         if self._server is not None:
             self._server.close(reason="server stopped")

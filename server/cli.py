@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from tally.server.admin import init_ledger, restore_ledger
+from tally.server.admin import check_ledger, init_ledger, restore_ledger
 from tally.server.app import StoreTimeout, TallyServer
 from tally.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_db_path
 from tally.server.limits import Limits
@@ -46,6 +46,7 @@ commands:
   tally-server [options]                  serve (the default)
   tally-server init --db URL              create a new, empty ledger in a Redis (a server never creates one itself)
   tally-server restore --db URL           rebuild a ledger the Redis lost entirely, from this machine's witness log
+  tally-server check [--db PATH]          SQLite's full integrity check of the database (the start checks quickly)
 
 exit status: 0 stopped cleanly · 1 the store cannot be served (damaged, rewound, no ledger, no persistence)
 · 2 usage, or the address is in use · 3 the store did not answer within --store-timeout
@@ -216,6 +217,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the server creates (database, WAL, sidecar, witness, directories) is its user's alone.
+    os.umask(0o077)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else None
     args = parse_args(arguments)
@@ -259,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"init": init_ledger, "restore": restore_ledger}
+COMMANDS = {"init": init_ledger, "restore": restore_ledger, "check": check_ledger}
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from tally.server.ledger import Ledger
 from tally.server.presence import Announcer, Roster
 from tally.server.protocol import ClientInfo, Presence
 from tally.server.repair import Repair
-from tally.server.state import Head, Record, chain
-from tally.server.store.base import Claim, Loaded, NoLedger, PresenceEntry, SharedStore, StoreError, StoreUnavailable
+from tally.server.state import Claim, Head, Record, chain
+from tally.server.store.base import Loaded, NoLedger, PresenceEntry, SharedStore, StoreError, StoreUnavailable
 from tally.server.tasks import stop_if_cancelled
 from tally.server.view import RECENT_KEPT
 from tally.server.witness import Mark, Witness
@@ -88,6 +88,7 @@ class Cluster(Announcer):
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._noted = 0.0
+        self._reannounce = False  # after a reload: say again who our clients are, at the next beat
 
     async def start(self) -> None:
         await self._reload(first=True)
@@ -126,6 +127,9 @@ class Cluster(Announcer):
         self.position = loaded.position
         self.store.saw(self.ledger.view.id, self.ledger.view.epoch, self.ledger.view.head)
         self.roster.reset(loaded.clients)
+        for info in self.mine.values():  # ours are here whatever the store's list says; it is told again below
+            self.roster.join(info)
+        self._reannounce = bool(self.mine)
         self.lost = ""
         if not first and loaded.snapshot.epoch != old_epoch:
             self.resync(f"the ledger was repaired and carries on in epoch {loaded.snapshot.epoch}")
@@ -312,11 +316,13 @@ class Cluster(Announcer):
         beat = await self.store.beat(self.server_id, self.ttl)
         for server in beat.reaped:
             log.info("server %s stopped beating: its clients left", server)
-        if not beat.alive and self.mine:
-            # We were reaped while cut off (or the store lost our entry): announce our clients again.
-            log.warning("this server was taken for dead; announcing its %d clients again", len(self.mine))
-            for info in list(self.mine.values()):
-                await self.store.announce(self.server_id, "joined", info)
+        if (not beat.alive or self._reannounce) and self.mine:
+            # We were reaped while cut off, or the store came back (perhaps older, perhaps emptied): whatever
+            # its list of our clients says now, they are these.
+            if not beat.alive:
+                log.warning("this server was taken for dead; announcing its %d clients again", len(self.mine))
+            await self.store.announce_all(self.server_id, list(self.mine.values()))
+        self._reannounce = False
         if beat.rewound is not None:
             self.health.rewound(beat.rewound.reason)
             await self.repair.step(beat.rewound, lease=self.ttl * 2)

@@ -1,16 +1,17 @@
 """How a batch of adds is committed, chosen once at start: a store only this server writes, or a shared one.
 
 :class:`LocalCommit` (SQLite, memory): the store applies the batch in one
-transaction; its records are the new head, published at once.
+transaction; its records are the new head, for the ledger to take and publish at once.
 
 :class:`SharedCommit` (Redis): the store applies the batch for every server at
 once; this server writes what it applied to its witness (durably, before any
-ack: see :mod:`tally.server.witness`), and acknowledges once the updates have
-come back through the stream every server follows (the cluster takes them),
+ack: see :mod:`tally.server.witness`), and the ledger acknowledges once the updates
+have come back through the stream every server follows (the cluster takes them),
 so that an adder never sees its ack before its update.
 
 Either way a refusal for a store fault says what is wrong and that nothing was
 added; the dashboard keeps such adds and sends them again when the store is back.
+A strategy reports what it finds to the store's health, under the name "commit".
 """
 
 from __future__ import annotations
@@ -18,42 +19,48 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+from tally.server.health import StoreHealth
 from tally.server.protocol import ErrorCode
-from tally.server.state import AddRequest, Applied, Outcome, Refused, Witnessed
+from tally.server.state import AddRequest, Applied, Outcome, Record, Refused, Witnessed
 from tally.server.store.base import SharedStore, Store, StoreRewound
-from tally.server.view import RECENT_KEPT
+from tally.server.view import RECENT_KEPT, LedgerView
 from tally.server.witness import Witness
 
-if TYPE_CHECKING:
-    from tally.server.ledger import Ledger
-
-__all__ = ["Commit", "LocalCommit", "SharedCommit", "not_stored"]
+__all__ = ["Commit", "Committed", "LocalCommit", "SharedCommit", "not_stored"]
 
 log = logging.getLogger("tally.server")
-
-# With a shared store, how long an applied add may wait to be read back from the stream
-# before its adder is told to resend (which the dedupe answers with the original ack).
-PUBLISH_TIMEOUT = 5.0
 
 
 def not_stored(reason: str, count: int) -> list[Outcome]:
     return [Refused(ErrorCode.UNAVAILABLE, f"not stored: {reason}; nothing was added")] * count
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One outcome per add; the records for the ledger to take now (a local store), or the seq to wait for
+    in the shared stream before acknowledging (a shared one)."""
+
+    outcomes: list[Outcome]
+    take: list[Record] = field(default_factory=list)
+    read_back: int | None = None
+
+
 class Commit(ABC):
     @abstractmethod
-    async def open(self, ledger: Ledger) -> None:
-        """Load the ledger (a shared store is loaded by the cluster, with who is online)."""
+    async def open(self, view: LedgerView) -> None:
+        """Load the ledger into ``view`` (a shared store is loaded by the cluster, with who is online)."""
 
     @abstractmethod
-    async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
-        """Store ``requests`` in one go; one outcome each. Applied records are taken by the ledger when published."""
+    async def commit(
+        self, requests: Sequence[AddRequest], at: float, view: LedgerView, health: StoreHealth
+    ) -> Committed:
+        """Store ``requests`` in one go."""
 
-    async def probe(self, ledger: Ledger, at: float) -> None:
+    async def probe(self, at: float, view: LedgerView, health: StoreHealth) -> None:
         """After a failed commit, with no adds to try: an empty one, so that the store is known to be back."""
-        await self.commit(ledger, [], at)
+        await self.commit([], at, view, health)
 
     @abstractmethod
     async def prune(self, before: float) -> None:
@@ -68,26 +75,29 @@ class LocalCommit(Commit):
         self.store = store
         self._stale = False  # after a failure, reload the snapshot before trusting the view
 
-    async def open(self, ledger: Ledger) -> None:
-        ledger.view.load(await self.store.open(recent=RECENT_KEPT))
+    async def open(self, view: LedgerView) -> None:
+        view.load(await self.store.open(recent=RECENT_KEPT))
 
-    async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
+    async def commit(
+        self, requests: Sequence[AddRequest], at: float, view: LedgerView, health: StoreHealth
+    ) -> Committed:
+        if health.state == "rewound":
+            # Found by a dashboard's sealed claim: the file is older than what was acknowledged. Only an operator
+            # can say what is right (restore the right file, or restart with --accept-ledger-loss).
+            return Committed(not_stored(health.reason, len(requests)))
         try:
             if self._stale:
-                ledger.view.load(await self.store.open(recent=RECENT_KEPT))
+                view.load(await self.store.open(recent=RECENT_KEPT))
                 self._stale = False
             outcomes = await self.store.apply(requests, at=at)
         except Exception as exc:
             # A failed commit may still have reached the disk; the snapshot decides.
             self._stale = True
             reason = str(exc) or type(exc).__name__
-            ledger.health.failed(reason, "commit")
-            return not_stored(reason, len(requests))
-        ledger.health.ok("commit")
-        records = [outcome.record for outcome in outcomes if isinstance(outcome, Applied)]
-        if records:
-            ledger.take(records)
-        return outcomes
+            health.failed(reason, "commit")
+            return Committed(not_stored(reason, len(requests)))
+        health.ok("commit")
+        return Committed(outcomes, take=[outcome.record for outcome in outcomes if isinstance(outcome, Applied)])
 
     async def prune(self, before: float) -> None:
         await self.store.prune(before)
@@ -97,33 +107,30 @@ class LocalCommit(Commit):
 
 
 class SharedCommit(Commit):
-    def __init__(
-        self, store: SharedStore, witness: Witness, *, place: str, publish_timeout: float = PUBLISH_TIMEOUT
-    ) -> None:
+    def __init__(self, store: SharedStore, witness: Witness, *, place: str) -> None:
         """``place`` names the store for the witness (URL and prefix)."""
         self.store = store
         self.witness = witness
         self.place = place
-        self.publish_timeout = publish_timeout
 
-    async def open(self, ledger: Ledger) -> None:
+    async def open(self, view: LedgerView) -> None:
         pass
 
-    async def commit(self, ledger: Ledger, requests: Sequence[AddRequest], at: float) -> list[Outcome]:
-        health = ledger.health
+    async def commit(
+        self, requests: Sequence[AddRequest], at: float, view: LedgerView, health: StoreHealth
+    ) -> Committed:
         if health.state == "rewound":  # the store refuses too; this spares it the round trip
-            return not_stored(health.reason, len(requests))
-        view = ledger.view
+            return Committed(not_stored(health.reason, len(requests)))
         epoch = view.epoch
         try:
             outcomes = await self.store.apply(requests, at=at)
         except StoreRewound as exc:
             health.rewound(str(exc))
-            return not_stored(str(exc), len(requests))
+            return Committed(not_stored(str(exc), len(requests)))
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             health.failed(reason, "commit")
-            return not_stored(reason, len(requests))
+            return Committed(not_stored(reason, len(requests)))
         health.ok("commit")
         applied = [
             Witnessed(epoch, outcome.record, request.undo)
@@ -131,19 +138,15 @@ class SharedCommit(Commit):
             if isinstance(outcome, Applied)
         ]
         if not applied:
-            return outcomes
+            return Committed(outcomes)
         try:
             await self.witness.record(view.id, view.key, self.place, applied)
         except Exception as exc:
             # Stored in Redis, but this server could not keep its own record of it: no ack. The adders
             # resend, and the dedupe answers with the ack once the witness works again.
             log.error("could not write the witness log %s (%s)", self.witness.path, exc, extra={"event": "store"})
-            return not_stored(f"this server could not write its witness log ({exc})", len(requests))
-        if not await ledger.read_back(applied[-1].record.seq, self.publish_timeout):
-            # Stored, but not seen back: the adder resends, and the dedupe answers with the ack.
-            late = Refused(ErrorCode.UNAVAILABLE, "stored, but not yet confirmed; resend the same op")
-            return [late if isinstance(outcome, Applied) else outcome for outcome in outcomes]
-        return outcomes
+            return Committed(not_stored(f"this server could not write its witness log ({exc})", len(requests)))
+        return Committed(outcomes, read_back=applied[-1].record.seq)
 
     async def prune(self, before: float) -> None:
         await self.store.prune(before)

@@ -19,17 +19,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
+from tally.server.commit import Commit
 from tally.server.health import StoreHealth
+from tally.server.monitoring import Metrics
 from tally.server.protocol import ErrorCode
 from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Record, Refused
 from tally.server.tasks import stop_if_cancelled
 from tally.server.view import LedgerView
-
-if TYPE_CHECKING:
-    from tally.server.commit import Commit
-    from tally.server.monitoring import Metrics
 
 __all__ = ["MAX_ADDS_PER_COMMIT", "Ledger"]
 
@@ -41,6 +38,9 @@ MAX_ADDS_PER_COMMIT = 1000
 PRUNE_INTERVAL = 600.0
 # After a failed commit, how often the store is tried again with nothing in it, to know when it is back.
 PROBE_INTERVAL = 1.0
+# With a shared store, how long an applied add may wait to be read back from the stream
+# before its adder is told to resend (which the dedupe answers with the original ack).
+READ_BACK_TIMEOUT = 5.0
 
 Waiting = tuple[AddRequest, "asyncio.Future[Outcome]", float]
 
@@ -56,6 +56,7 @@ class Ledger:
         retention: float = 86_400.0,
         max_batch: int = MAX_ADDS_PER_COMMIT,
         probe_interval: float = PROBE_INTERVAL,
+        read_back_timeout: float = READ_BACK_TIMEOUT,
         metrics: Metrics | None = None,
     ) -> None:
         """``publish`` sends records out (in order, once each); ``max_batch`` bounds one commit; after a failed
@@ -67,6 +68,7 @@ class Ledger:
         self.retention = retention
         self.max_batch = max_batch
         self.probe_interval = probe_interval
+        self.read_back_timeout = read_back_timeout
         self.metrics = metrics
         self._queue: list[Waiting] = []
         self._wakeup = asyncio.Event()
@@ -83,7 +85,7 @@ class Ledger:
         return self.view.seq
 
     async def start(self) -> None:
-        await self.commit.open(self)
+        await self.commit.open(self.view)
         self._tasks = [
             asyncio.create_task(self._write_forever(), name="tally-ledger"),
             asyncio.create_task(self._prune_forever(), name="tally-prune"),
@@ -140,7 +142,7 @@ class Ledger:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.probe_interval)
                 except TimeoutError:
-                    await self.commit.probe(self, time.time())
+                    await self.commit.probe(time.time(), self.view, self.health)
                     continue
             else:
                 await self._wakeup.wait()
@@ -153,7 +155,14 @@ class Ledger:
 
     async def _commit(self, batch: list[Waiting]) -> None:
         started = time.monotonic()
-        outcomes = await self.commit.commit(self, [request for request, _, _ in batch], time.time())
+        committed = await self.commit.commit([request for request, _, _ in batch], time.time(), self.view, self.health)
+        outcomes = committed.outcomes
+        if committed.take:
+            self.take(committed.take)
+        if committed.read_back is not None and not await self.read_back(committed.read_back, self.read_back_timeout):
+            # Stored, but not seen back: the adder resends, and the dedupe answers with the ack.
+            late = Refused(ErrorCode.UNAVAILABLE, "stored, but not yet confirmed; resend the same op")
+            outcomes = [late if isinstance(outcome, Applied) else outcome for outcome in outcomes]
         self._measure(started, batch, outcomes)
         for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if not future.done():

@@ -1,6 +1,6 @@
 """Limits that keep one client, or one address, from hurting everyone else; and the bucket that paces them.
 
-Every default here is documented in the README's Limits section. Rates are
+Every default here is documented in docs/guarantees.md (Limits). Rates are
 enforced by backpressure, not refusals: a connection that is ahead of its
 budget is simply not read until the budget refills, so a well-behaved
 client (a dashboard resending a queue of adds) is slowed, never refused.

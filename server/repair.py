@@ -32,8 +32,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tally.server.state import Applied, Witnessed
-from tally.server.store.base import Claim, Restore, RewoundMark, SharedStore
+from tally.server.state import Applied, Claim, Witnessed
+from tally.server.store.base import Restore, RewoundMark, SharedStore
 
 if TYPE_CHECKING:
     from tally.server.view import LedgerView

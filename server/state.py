@@ -18,6 +18,7 @@ __all__ = [
     "AddRequest",
     "Applied",
     "Batch",
+    "Claim",
     "Duplicate",
     "Head",
     "OpKey",
@@ -144,6 +145,15 @@ class Head:
     total: int = 0
     seq: int = 0
     digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one server (or a dashboard's sealed resume) last saw of the ledger: the truth cannot be older."""
+
+    ledger: str
+    epoch: int
+    head: Head
 
 
 @dataclass(frozen=True, slots=True)

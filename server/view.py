@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tally.server.protocol import HistoryPoint, Resume
-from tally.server.state import Head, Record, Snapshot, saturating_add, seal
-from tally.server.store.base import Claim
+from tally.server.state import Claim, Head, Record, Snapshot, saturating_add, seal
 
 __all__ = ["RECENT_KEPT", "Judgement", "LedgerView"]
 
@@ -91,7 +90,9 @@ class LedgerView:
             return ()
         if not self.recent or self.recent[0].seq > after + 1:
             return None
-        return tuple(record for record in self.recent if record.seq > after)
+        missed = tuple(record for record in self.recent if record.seq > after)
+        # All of them, or none: old records thinned out past retention leave gaps.
+        return missed if len(missed) == self.seq - after else None
 
     def points(self, count: int) -> tuple[HistoryPoint, ...]:
         """The last ``count`` points of the total, oldest first."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import TypeVar
 import platformdirs
 
 from tally.server.state import Head, Record, Witnessed
+from tally.server.store.sqlite import make_private
 
 __all__ = ["Mark", "Witness", "default_witness_path"]
 
@@ -112,9 +112,8 @@ class Witness:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Private before SQLite writes a byte into it, whatever the umask.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            # Private before SQLite writes a byte into it, whatever the umask (its WAL takes the same mode).
+            make_private(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")

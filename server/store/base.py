@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from tally.server.protocol import ClientInfo, HistoryPoint
 from tally.server.protocol.messages import PresenceEvent
-from tally.server.state import AddRequest, Head, Outcome, Record, Snapshot, Witnessed
+from tally.server.state import AddRequest, Claim, Head, Outcome, Record, Snapshot, Witnessed
 
 __all__ = [
     "Beat",
@@ -91,6 +91,10 @@ class Store(ABC):
         """The history's fingerprint after update ``seq``, if the store still has it (None: not known)."""
         return None
 
+    async def start_epoch(self) -> int:
+        """Carry on from what the store holds in a new epoch (an operator accepted a loss); the new epoch."""
+        raise StoreError("this store's epoch moves with the repair of its ledger")
+
     @abstractmethod
     async def prune(self, before: float) -> None:
         """Forget op ids (and the detail of updates) older than ``before``; keep one point a minute."""
@@ -108,15 +112,6 @@ class RewoundMark:
     since: float  # Unix seconds
     found: int  # the seq the store was found at
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What one server (or a dashboard's sealed resume) last saw of the ledger: the truth cannot be older."""
-
-    ledger: str
-    epoch: int
-    head: Head
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +191,10 @@ class SharedStore(Store):
     @abstractmethod
     async def announce(self, server: str, event: PresenceEvent, client: ClientInfo) -> None:
         """Record a join, leave or rename of one of this server's clients in the stream."""
+
+    @abstractmethod
+    async def announce_all(self, server: str, clients: Sequence[ClientInfo]) -> None:
+        """Say again who this server's clients are, all of them (after the store lost or rewound its list)."""
 
     @abstractmethod
     async def beat(self, server: str, ttl: float) -> Beat:

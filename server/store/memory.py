@@ -34,10 +34,15 @@ class MemoryStore(Store):
         self.records: list[Record] = []  # oldest first; pruned to one a minute past retention
         self.ops: dict[OpKey, OpRecord] = {}
         self.contributions: dict[str, int] = {}
+        self.epoch = 1
+
+    async def start_epoch(self) -> int:
+        self.epoch += 1
+        return self.epoch
 
     async def open(self, *, recent: int) -> Snapshot:
         records = tuple(self.records[-recent:]) if recent else ()
-        return Snapshot(self.ledger, 1, self.head, records, dict(self.contributions), self.key)
+        return Snapshot(self.ledger, self.epoch, self.head, records, dict(self.contributions), self.key)
 
     async def apply(self, batch: Sequence[AddRequest], *, at: float) -> list[Outcome]:
         result = apply_batch(self.head, batch, at=at, applied_before=self.ops.get)

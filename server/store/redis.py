@@ -38,7 +38,17 @@ from redis.exceptions import ResponseError
 
 from tally.server.protocol import ClientInfo, ErrorCode, HistoryPoint
 from tally.server.protocol.messages import PresenceEvent
-from tally.server.state import AddRequest, Applied, Duplicate, Head, Outcome, Record, Refused, Snapshot
+from tally.server.state import (
+    AddRequest,
+    Applied,
+    Duplicate,
+    Head,
+    Outcome,
+    Record,
+    Refused,
+    Snapshot,
+    thin_to_minutes,
+)
 from tally.server.store.base import (
     Beat,
     LedgerLost,
@@ -294,6 +304,17 @@ class RedisStore(RedisRepair):
         return Beat(bool(alive), tuple(reaped), int(epoch), parse_mark(mark), round_)
 
     @reachable
+    async def announce_all(self, server: str, clients: Sequence[ClientInfo]) -> None:
+        """This server's clients are exactly ``clients``: its list in the store is rewritten, each one announced."""
+        keys = [self.key("meta"), self.key("log"), self.key(f"clients:{server}")]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(keys[2])
+            for client in clients:
+                await self._presence(keys=keys, args=["joined", client.id, client_json(client), server, STREAM_LENGTH],
+                                     client=pipe)  # fmt: skip
+            await pipe.execute()
+
+    @reachable
     async def retire(self, server: str) -> None:
         await self.redis.zrem(self.key("servers"), server)
 
@@ -334,11 +355,8 @@ class RedisStore(RedisRepair):
         old = cast(
             "list[tuple[str, float]]", await self.redis.zrangebyscore(points, "-inf", f"({before!r}", withscores=True)
         )
-        last_of_minute: dict[int, str] = {}
-        for member, at in old:
-            last_of_minute[int(at // 60)] = member
-        keep = set(last_of_minute.values())
-        drop = [member for member, _ in old if member not in keep]
+        keep = thin_to_minutes((int(member.split(":")[0]), at) for member, at in old)
+        drop = [member for member, _ in old if int(member.split(":")[0]) not in keep]
         for start in range(0, len(drop), 1000):
             await self.redis.zrem(points, *drop[start : start + 1000])
         seen = await self.redis.hgetall(self.key("seen"))

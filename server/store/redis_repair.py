@@ -18,8 +18,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import redis.asyncio as redis
 from redis import exceptions as redis_errors
 
-from tally.server.state import Head, Witnessed
-from tally.server.store.base import Claim, Restore, RewoundMark, SharedStore, StoreError, StoreUnavailable
+from tally.server.state import Claim, Head, Witnessed
+from tally.server.store.base import Restore, RewoundMark, SharedStore, StoreError, StoreUnavailable
 from tally.server.store.scripts import lua_script
 
 __all__ = ["RedisRepair", "parse_mark", "parse_restore", "reachable"]

@@ -58,7 +58,7 @@ from tally.server.state import (
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "integrity", "make_private"]
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ class SQLiteStore(Store):
         if self._db is None:
             self._check_file()
             if not self.in_memory:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_private(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
@@ -242,6 +242,14 @@ class SQLiteStore(Store):
 
     def _digest_at(self, seq: int) -> str | None:
         return _fetch_digest(self.db, seq)
+
+    async def start_epoch(self) -> int:
+        def bump() -> int:
+            with self._transaction() as db:
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'epoch'")
+                return int(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+        return await self._run(bump)
 
     async def digest_at(self, seq: int) -> str | None:
         return await self._read(lambda db: _fetch_digest(db, seq))
@@ -363,6 +371,34 @@ class SQLiteStore(Store):
         if self._sidecar is not None:
             self._sidecar.close()
             self._sidecar = None
+
+
+def make_private(path: Path) -> None:
+    """Create ``path``'s directory (0700) and the file itself (0600) if they are missing, whatever the umask.
+
+    SQLite gives the WAL and shared-memory files the database file's own permissions, so they
+    are private too. Files that exist already keep the permissions their owner gave them.
+    """
+    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
+    for directory in reversed(missing):  # each one made here is private, not only the last
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+
+
+def integrity(path: Path) -> list[str]:
+    """SQLite's full integrity check of the file at ``path`` (slow on a large file): ["ok"], or what is wrong."""
+    if not path.exists():
+        raise LedgerLost(f"there is no database at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [f"the file cannot be read as a database ({exc})"]
+    finally:
+        db.close()
 
 
 def _record(row: tuple[int, float, int, int, str, str, str | None, str | None, int | None, str | None]) -> Record:

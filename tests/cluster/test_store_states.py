@@ -173,3 +173,36 @@ async def test_readiness_says_rewound_until_the_repair(redis_server: RedisServer
         assert again.welcome is not None and (again.welcome.total, again.welcome.epoch) == (5, 2)
         assert await asyncio.to_thread(http, server.port, "/readyz") == (200, "ready\n")
         await again.close()
+
+
+async def test_after_a_long_outage_everyone_is_still_online(tmp_path: Path, redis_prefix: str) -> None:
+    """Redis away longer than the servers' ttl: once it is back, every server lists everyone connected, on its own
+    server and on the others (the servers reaped one another meanwhile, and said so)."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        await init_ledger(redis.url, redis_prefix)
+        async with contextlib.AsyncExitStack() as stack:
+            a, b = [
+                await stack.enter_async_context(
+                    serving(redis.url, redis_prefix=redis_prefix, limits=UNLIMITED_RATE, cluster_ttl=1.5)
+                )
+                for _ in range(2)
+            ]
+            alice = await stack.enter_async_context(await Peer.join(a.url, "alice"))
+            bob = await stack.enter_async_context(await Peer.join(b.url, "bob"))
+            await until(lambda: len(a.roster) == len(b.roster) == 2, what="both listed on both servers")
+            redis.kill()
+            await alice.next_of(StoreStatus, timeout=10)
+            await asyncio.sleep(2.5)  # the workload: away for longer than the ttl, so every server lapses
+            redis.start()
+            assert (await alice.next_of(StoreStatus, timeout=20)).state == "available"
+            assert [(await bob.next_of(StoreStatus, timeout=20)).state for _ in range(2)] == [
+                "unavailable",
+                "available",
+            ]
+            await until(lambda: {c.name for c in a.roster} == {c.name for c in b.roster} == {"alice", "bob"},
+                        timeout=20, what="everyone listed again on both servers")  # fmt: skip
+            carol = await stack.enter_async_context(await Peer.join(a.url, "carol"))
+            assert carol.welcome is not None and carol.welcome.online == 3
+    finally:
+        redis.kill()

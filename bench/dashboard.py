@@ -32,18 +32,20 @@ from bench.swarm import Options, Swarm, cpu_seconds, percentile
 
 
 async def absorb(swarm: Swarm, options: Options) -> dict[str, Any]:
-    from tally.tui.app import TallyApp  # here: the cost scenario runs the dashboard in a process of its own
+    # Here: the cost scenario runs the dashboard in a process of its own.
+    from tally.tui.app import make_app
+    from tally.tui.link import LinkOptions
 
     rate, seconds = options.rate, options.seconds
-    app = TallyApp(f"ws://127.0.0.1:{swarm.port}", "bench-dashboard", stall_timeout=60)
+    app = make_app(LinkOptions(f"ws://127.0.0.1:{swarm.port}", "bench-dashboard", stall_timeout=60))
     async with app.run_test(size=(100, 30)) as pilot:
-        while app.status.state != "connected":
+        while app.dashboard.status.state != "connected":
             await pilot.pause(0.01)
         await swarm.connect(1)
         if not await swarm.wait(swarm.synced, 10):
             return {"valid": False, "why": "flooder did not sync"}
         flooder = swarm.clients[0]
-        start_seq, start = app.total.seq, time.monotonic()
+        start_seq, start = app.dashboard.total.seq, time.monotonic()
 
         async def flood() -> int:
             sent = 0
@@ -56,7 +58,7 @@ async def absorb(swarm: Swarm, options: Options) -> dict[str, Any]:
 
         flooding = asyncio.create_task(flood())
         keys = []
-        field = app.entry.input
+        field = app.dashboard.entry.input
         while not flooding.done():
             # Not pilot.press: it waits for the app to be idle, which a flood never lets it be.
             # A key event straight to the input, and the time until the input shows it.
@@ -67,9 +69,9 @@ async def absorb(swarm: Swarm, options: Options) -> dict[str, Any]:
             keys.append((time.monotonic() - pressed) * 1000)
             await asyncio.sleep(0.1)
         sent = await flooding
-        caught_up = await swarm.wait(lambda: app.total.seq >= start_seq + sent, 30)
+        caught_up = await swarm.wait(lambda: app.dashboard.total.seq >= start_seq + sent, 30)
         elapsed = time.monotonic() - start
-        typed_ok = app.entry.input.value == "1" * len(keys)
+        typed_ok = app.dashboard.entry.input.value == "1" * len(keys)
     if not caught_up or not typed_ok:
         return {"valid": False, "why": "the dashboard fell behind or lost keys"}
     return {"valid": True, "updates_per_s": sent / elapsed, "key_p50_ms": statistics.median(keys),

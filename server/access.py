@@ -19,7 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from tally.server.connection import Gate, TallyConnection
-from tally.server.monitoring import HEALTH_PATHS, Metrics, health_response
+from tally.server.monitoring import HEALTH_PATHS, Metrics, front_page, health_response, wants_websocket
 
 __all__ = ["Admission", "bearer"]
 
@@ -64,6 +64,9 @@ class Admission:
         if request.path in HEALTH_PATHS:
             return health_response(request.path, ready=self.ready, metrics=self.metrics,
                                    authorised=self._authorised(request))  # fmt: skip
+        if request.path == "/" and not wants_websocket(request):
+            tls = connection.transport.get_extra_info("ssl_object") is not None
+            return front_page(request.headers.get("Host"), tls=tls, token=self._expected is not None)
         refusal = self._refusal(connection, request)
         if refusal is not None:
             self.metrics.handshakes_refused.labels(refusal[0]).inc()

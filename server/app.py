@@ -104,6 +104,8 @@ class TallyServer:
         self.metrics.total.set_function(lambda: self.view.total)
         self.metrics.seq.set_function(lambda: self.view.seq)
         self.metrics.online.set_function(lambda: len(self.roster))
+        self.metrics.watch_store(lambda: self.health.state)
+        self.metrics.connections_max.set_function(lambda: self.max_connections)
         self.claims = ClaimChecker(
             self.store, self.view, self.health, repair=self.cluster.repair if self.cluster else None,
             accept_loss=config.accept_ledger_loss, resync=self.fanout.close_all,

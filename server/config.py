@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import resource
 import ssl
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from websockets.typing import Origin, Subprotocol
 from tally.server.ledger import MAX_ADDS_PER_COMMIT
 from tally.server.limits import Limits
 from tally.server.protocol import SUBPROTOCOLS
+from tally.server.protocol.hosts import is_loopback_host
 
 __all__ = [
     "DEFAULT_HOST",
@@ -45,12 +45,7 @@ def select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotoc
 
 def exposed(host: str) -> bool:
     """True if ``host`` can be reached from other machines (anything but loopback)."""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name that may resolve anywhere
+    return not is_loopback_host(host)
 
 
 def origins(allowed: tuple[str, ...]) -> Sequence[Origin | None] | None:

@@ -292,7 +292,7 @@ class DashboardSession(Session):
         # Through the fan-out's queue for this connection, so answers stay in the order
         # of the messages they answer, acks included.
         self.note("refuse", "refuse %s %s: %s", self.client_id, error.code, error.message, code=error.code)
-        self.room.metrics.messages_refused.labels(error.code).inc()
+        self.room.metrics.refused(error.code, add=error.op is not None)
         self.room.fanout.send(self.connection, error.to_error())
 
 
@@ -339,5 +339,5 @@ class BlogSession(Session):
 
     def _refusal(self, code: str, message: str) -> str:
         self.note("refuse", "refuse %s %s: %s", self.client_id, code, message, code=code)
-        self.room.metrics.messages_refused.labels(code).inc()
+        self.room.metrics.refused(code, add=True)  # the blog client sends nothing but adds
         return f"error: {code}: {message}"

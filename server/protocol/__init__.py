@@ -16,6 +16,7 @@ See ``docs/protocol.md`` for the prose version with a worked session.
 from tally.server.protocol.decoding import decode_client, decode_server, decode_server_frame
 from tally.server.protocol.encoding import encode, encode_batch, encode_welcomes
 from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.hosts import is_loopback_host
 from tally.server.protocol.messages import (
     HISTORY_POINTS,
     ID_MAX_CHARS,
@@ -98,6 +99,7 @@ __all__ = [
     "encode",
     "encode_batch",
     "encode_welcomes",
+    "is_loopback_host",
     "is_unsafe",
     "session_id",
     "sort_key",

@@ -12,6 +12,7 @@ import pytest
 
 from tests.docs.markdown import REPOSITORY, code_blocks
 from tests.support.local import argv_of, kill_pids, server_pids
+from tests.support.newcomer import newcomer_env
 
 OPEN = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/tally"
 TEST = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
@@ -31,15 +32,8 @@ def test_the_quick_start_commands_are_the_ones_ci_runs() -> None:
     assert "python -m pytest" in ci
 
 
-def newcomer_env(home: Path) -> dict[str, str]:
-    """This test's private directories, and nothing that points at the checkout under test or its environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TALLY_", "VIRTUAL_ENV", "PYTHON"))}
-    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not Path(p, "pytest").exists())
-    env["HOME"] = str(home)
-    return env
-
-
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # installing into a new environment takes some 30 s, more on a busy machine
 def test_the_quick_start_works_in_a_fresh_clone(tmp_path: Path) -> None:
     """A clone of the committed tree installs by the README's command; its `tally` reaches its own local server."""
     clone = tmp_path / "tally"

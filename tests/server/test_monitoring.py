@@ -102,7 +102,7 @@ async def test_metrics_move_with_what_happens(server: TallyServer) -> None:
     assert now[("tally_messages_received_total", (("protocol", "tally.v2"),))] == 4  # hello, two adds, garbage
     assert now[("tally_fanout_frames_total", ())] > 0 and now[("tally_fanout_bytes_total", ())] > 100
     assert now[("tally_store_commit_seconds_count", ())] >= 2 and now[("tally_update_latency_seconds_count", ())] == 1
-    assert (now[("tally_total", ())], now[("tally_seq", ())], now[("tally_people_online", ())]) == (5, 1, 1)
+    assert (now[("tally_total_value", ())], now[("tally_seq", ())], now[("tally_people_online", ())]) == (5, 1, 1)
     await until(lambda: server.handler.open_connections == 0, what="alice gone")
     after = await metrics(server)
     assert after[("tally_connections_open", (("protocol", "tally.v2"),))] == 0

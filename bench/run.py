@@ -232,6 +232,20 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
                 process.wait()
 
 
+def runnable(selected: list[Case]) -> list[Case]:
+    """The cases, less the peers this machine cannot run (no node, no redis-server, a module missing)."""
+    missing = {key for key, peer in PEERS.items() if peer.needs and importlib.util.find_spec(peer.needs) is None}
+    for key in missing:
+        print(f"{PEERS[key].needs} is not installed: {PEERS[key].label} is left out", file=sys.stderr)
+    if not shutil.which("node"):
+        print("node is not installed: the Node ws peer is left out", file=sys.stderr)
+        missing.add("node")
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed: the peers on Redis are left out", file=sys.stderr)
+        missing |= {key for key, peer in PEERS.items() if peer.redis}
+    return [Case(c.scenario, c.clients, tuple(p for p in c.peers if p not in missing), c.flags) for c in selected]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -251,19 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("node") and not (NODE_DIR / "node_modules" / "ws").exists():
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
-    selected = [c for c in cases(args.quick) if not args.only or c.scenario.name in args.only]
-    if not shutil.which("node"):
-        print("node is not installed: the Node ws peer is left out", file=sys.stderr)
-        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p != "node"), c.flags)
-                    for c in selected]  # fmt: skip
-    if not shutil.which("redis-server"):
-        print("redis-server is not installed: the peers on Redis are left out", file=sys.stderr)
-        selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if not PEERS[p].redis), c.flags)
-                    for c in selected]  # fmt: skip
-    missing = {key for key, peer in PEERS.items() if peer.needs and importlib.util.find_spec(peer.needs) is None}
-    for key in missing:
-        print(f"{PEERS[key].needs} is not installed: {PEERS[key].label} is left out", file=sys.stderr)
-    selected = [Case(c.scenario, c.clients, tuple(p for p in c.peers if p not in missing), c.flags) for c in selected]
+    selected = runnable([c for c in cases(args.quick) if not args.only or c.scenario.name in args.only])
     if args.baseline:
         selected = with_baseline(selected, args.baseline)
     if args.profile:

@@ -9,7 +9,6 @@ failure is a :class:`~server.protocol.errors.ProtocolError`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import NoReturn, TypeVar
 
@@ -48,6 +47,7 @@ from tally.server.protocol.messages import (
     Update,
     Welcome,
 )
+from tally.server.protocol.plain_add import plain_add
 
 T = TypeVar("T")
 # A filter is matched against every name online: keep it short.
@@ -224,37 +224,11 @@ def _filter(fields: _Fields) -> str:
     return value
 
 
-# An add as the dashboard spells it, its ids printable ASCII with nothing to unescape, its amount a
-# JSON integer of at most 19 digits: read by one regular expression instead of the validating JSON
-# parser, which calls back into Python for each object and number. Anything else (other spacing or
-# order, escapes, a longer number, another type) takes the general path below, so the result, or
-# the error, is the same whichever path a frame takes (a contract test holds them to it).
-_ID = rf'"([\x20\x21\x23-\x5b\x5d-\x7e]{{1,{ID_MAX_CHARS}}})"'
-_PLAIN_ADD = re.compile(rf'\{{"type":"add","op":{_ID},"amount":(-?(?:0|[1-9][0-9]{{0,18}}))(?:,"undo":{_ID})?\}}')
-
-
-def _plain_add(data: str, version: int) -> Add | None:
-    match = _PLAIN_ADD.fullmatch(data)
-    if match is None:
-        return None
-    op, amount, undo = match.groups()
-    value = int(amount)
-    if not INT64_MIN <= value <= INT64_MAX:
-        return None  # the general path says why
-    return Add(op=op, amount=value, undo=undo if version >= 2 else None)
-
-
 def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
-    if type(data) is str:
-        add = _plain_add(data, version)
-        if add is not None:
-            return add
-    return _decode_client(data, version)
-
-
-def _decode_client(data: str | bytes, version: int) -> ClientMessage:
-    """Any client message, through the validating JSON parser."""
+    add = plain_add(data, version)  # most frames are adds: most never reach the JSON parser
+    if add is not None:
+        return add
     kind, fields = _load(data)
     if kind == Hello.TYPE:
         name = fields.text("name", code=ErrorCode.INVALID_NAME)

@@ -26,6 +26,7 @@ __all__ = [
     "Outcome",
     "Record",
     "Refused",
+    "Sealer",
     "Snapshot",
     "Witnessed",
     "apply_batch",
@@ -205,8 +206,23 @@ def seal(key: str, ledger: str, epoch: int, seq: int, total: int, digest: str) -
     Dashboards send the last one back when they resume; only a server that knows the
     ledger's key can make one, so a client cannot claim a history that never was.
     """
-    text = f"{ledger}|{epoch}|{seq}|{total}|{digest}"
-    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()[:16]
+    return Sealer(key)(ledger, epoch, seq, total, digest)
+
+
+class Sealer:
+    """:func:`seal` with one key, for every update: the keyed HMAC is made once and copied for each
+    seal, which gives the same bytes for well under half the work of keying it again."""
+
+    __slots__ = ("_mac", "key")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._mac = hmac.new(key.encode(), digestmod=hashlib.sha256)
+
+    def __call__(self, ledger: str, epoch: int, seq: int, total: int, digest: str) -> str:
+        mac = self._mac.copy()
+        mac.update(f"{ledger}|{epoch}|{seq}|{total}|{digest}".encode())
+        return mac.hexdigest()[:16]
 
 
 def thin_to_minutes(moments: Iterable[tuple[int, float]]) -> set[int]:

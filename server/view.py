@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tally.server.protocol import HistoryPoint, Resume
-from tally.server.state import Claim, Head, Record, Snapshot, saturating_add, seal
+from tally.server.state import Claim, Head, Record, Sealer, Snapshot, saturating_add, seal
 
 __all__ = ["RECENT_KEPT", "Judgement", "LedgerView"]
 
@@ -44,6 +44,7 @@ class LedgerView:
         self.head = Head()
         self.recent: deque[Record] = deque(maxlen=RECENT_KEPT)
         self.contributions: dict[str, int] = {}
+        self._sealer = Sealer("")  # the key's HMAC, made again when the key changes
 
     @property
     def total(self) -> int:
@@ -80,7 +81,11 @@ class LedgerView:
 
     def seal(self, seq: int, total: int, digest: str) -> str:
         """The seal of update ``seq`` (see :func:`tally.server.state.seal`); "" without a key."""
-        return seal(self.key, self.id, self.epoch, seq, total, digest) if self.key and digest else ""
+        if not self.key or not digest:
+            return ""
+        if self._sealer.key != self.key:
+            self._sealer = Sealer(self.key)
+        return self._sealer(self.id, self.epoch, seq, total, digest)
 
     def missed(self, after: int) -> tuple[Record, ...] | None:
         """Every record after seq ``after``, or None if they are no longer all in memory."""

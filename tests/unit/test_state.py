@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import replace
 
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
@@ -14,6 +16,7 @@ from tally.server.state import (
     OpRecord,
     Record,
     Refused,
+    Sealer,
     apply_batch,
     chain,
     next_total,
@@ -209,6 +212,17 @@ def test_a_seal_proves_who_said_it() -> None:
         seal("k" * 32, "L1", 1, 8, 42, "0123456789abcdef"),
         seal("k" * 32, "L1", 1, 7, 43, "0123456789abcdef"),
     }
+
+
+def test_a_seal_is_the_keyed_sha256_of_its_fields() -> None:
+    """The seal's bytes are fixed (dashboards keep them): HMAC-SHA256 of "ledger|epoch|seq|total|fingerprint",
+    16 hex digits, whether made by seal() or by one Sealer over many updates."""
+    key, fields = "k" * 32, ("L1", 3, 7, -42, "0123456789abcdef")
+    expected = hmac.new(key.encode(), b"L1|3|7|-42|0123456789abcdef", hashlib.sha256).hexdigest()[:16]
+    sealer = Sealer(key)
+    assert seal(key, *fields) == sealer(*fields) == expected
+    assert sealer("L1", 3, 8, -42, "0123456789abcdef") != expected
+    assert sealer(*fields) == expected, "copying the keyed HMAC leaves it as it was"
 
 
 def test_old_updates_thin_to_the_last_of_each_minute() -> None:

@@ -74,3 +74,14 @@ def test_missed_and_digest_at_survive_thinned_records() -> None:
     assert view.digest_at(3) == view.recent[1].digest and view.digest_at(2) is None
     assert view.missed(0) is None, "not all of them: a snapshot instead"
     assert view.missed(2) is not None
+
+
+def test_the_seal_follows_the_key() -> None:
+    """The view's seal of an update is seal() with the ledger's key now, also after the key is learnt anew."""
+    view = view_with(2)
+    head = view.head
+    assert view.seal(head.seq, head.total, head.digest) == seal(KEY, "L1", 1, head.seq, head.total, head.digest)
+    view.key = "j" * 32
+    assert view.seal(head.seq, head.total, head.digest) == seal("j" * 32, "L1", 1, head.seq, head.total, head.digest)
+    view.key = ""
+    assert view.seal(head.seq, head.total, head.digest) == "", "no key, no seal"

@@ -45,8 +45,6 @@ from tally.server.protocol import HistoryPoint
 from tally.server.state import (
     AddRequest,
     Head,
-    OpKey,
-    OpRecord,
     Outcome,
     Record,
     Snapshot,
@@ -57,6 +55,7 @@ from tally.server.state import (
 )
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
+from tally.server.store.sqlite_queries import COLUMNS, fetch_digest, ops_named, points_at, record_of
 
 __all__ = ["SQLiteStore", "integrity", "make_private"]
 
@@ -90,12 +89,6 @@ CREATE TABLE IF NOT EXISTS meta (
 # Columns added after the first release, with what older databases get.
 _UPGRADES = {"undoes": "ALTER TABLE updates ADD COLUMN undoes INTEGER",
              "digest": "ALTER TABLE updates ADD COLUMN digest TEXT"}  # fmt: skip
-_COLUMNS = "seq, at, amount, total, name, client, session, op, undoes, digest"
-# An op, and the update that undid it if one did (an op is undone once).
-_OP_QUERY = (
-    "SELECT u.seq, u.amount, u.undoes, (SELECT v.seq FROM updates v WHERE v.undoes = u.seq LIMIT 1) "
-    "FROM updates u WHERE u.session IS ? AND u.op = ?"
-)
 
 
 class SQLiteStore(Store):
@@ -187,7 +180,7 @@ class SQLiteStore(Store):
                 self._check_integrity()
             db = self.db
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            rows = db.execute(f"SELECT {_COLUMNS} FROM updates ORDER BY seq DESC LIMIT ?", (recent,)).fetchall()
+            rows = db.execute(f"SELECT {COLUMNS} FROM updates ORDER BY seq DESC LIMIT ?", (recent,)).fetchall()
             head = self._head(db, meta["ledger"])
             contributions = dict(db.execute("SELECT session, added FROM sessions").fetchall())
         except sqlite3.Error:
@@ -196,7 +189,7 @@ class SQLiteStore(Store):
         self._ledger = meta["ledger"]
         if self._sidecar is None:
             meta["epoch"] = str(self._check_sidecar(head, int(meta["epoch"])))
-        records = tuple(_record(row) for row in reversed(rows))
+        records = tuple(record_of(row) for row in reversed(rows))
         return Snapshot(meta["ledger"], int(meta["epoch"]), head, records, contributions, meta["key"])
 
     @staticmethod
@@ -241,7 +234,7 @@ class SQLiteStore(Store):
         return epoch
 
     def _digest_at(self, seq: int) -> str | None:
-        return _fetch_digest(self.db, seq)
+        return fetch_digest(self.db, seq)
 
     async def start_epoch(self) -> int:
         def bump() -> int:
@@ -252,7 +245,7 @@ class SQLiteStore(Store):
         return await self._run(bump)
 
     async def digest_at(self, seq: int) -> str | None:
-        return await self._read(lambda db: _fetch_digest(db, seq))
+        return await self._read(lambda db: fetch_digest(db, seq))
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -276,15 +269,10 @@ class SQLiteStore(Store):
     def _apply(self, batch: Sequence[AddRequest], at: float) -> list[Outcome]:
         with self._transaction() as db:
             head = self._head(db, self._ledger)
-
-            def applied_before(key: OpKey) -> OpRecord | None:
-                found = db.execute(_OP_QUERY, key).fetchone()
-                return None if found is None else OpRecord(*found)
-
-            result = apply_batch(head, batch, at=at, applied_before=applied_before)
+            result = apply_batch(head, batch, at=at, applied_before=ops_named(db, batch))
             records = result.records
             db.executemany(
-                f"INSERT INTO updates ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO updates ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes, r.digest)
                  for r in records],
             )  # fmt: skip
@@ -328,7 +316,7 @@ class SQLiteStore(Store):
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 
     async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
-        return await self._read(lambda db: _history(db, times))
+        return await self._read(lambda db: points_at(db, times))
 
     # -- retention -------------------------------------------------------------------------
 
@@ -399,24 +387,3 @@ def integrity(path: Path) -> list[str]:
         return [f"the file cannot be read as a database ({exc})"]
     finally:
         db.close()
-
-
-def _record(row: tuple[int, float, int, int, str, str, str | None, str | None, int | None, str | None]) -> Record:
-    seq, at, amount, total, name, client, session, op, undoes, digest = row
-    return Record(seq, at, amount, total, name, client, session, op, undoes, digest or "")
-
-
-def _fetch_digest(db: sqlite3.Connection, seq: int) -> str | None:
-    row = db.execute("SELECT digest FROM updates WHERE seq = ?", (seq,)).fetchone()
-    return None if row is None or row[0] is None else str(row[0])
-
-
-def _history(db: sqlite3.Connection, times: Sequence[float]) -> list[HistoryPoint]:
-    points: list[HistoryPoint] = []
-    for time in times:
-        row = db.execute(
-            "SELECT seq, at, total FROM updates WHERE at <= ? ORDER BY at DESC, seq DESC LIMIT 1", (time,)
-        ).fetchone()
-        if row is not None and (not points or points[-1].seq != row[0]):
-            points.append(HistoryPoint(*row))
-    return points

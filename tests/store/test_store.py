@@ -101,6 +101,19 @@ async def test_a_repeated_op_is_answered_with_its_original_seq(store: Store) -> 
     assert isinstance(outcomes[2], Applied) and outcomes[2].record.total == 13
 
 
+async def test_a_large_resent_batch_is_answered_whole(store: Store) -> None:
+    """A batch resending more ops than one lookup holds (SQLite reads 500 at a time), with undos among them,
+    is answered with every original seq; the new adds in it still apply."""
+    count = 1200
+    await store.apply([add(1, str(n)) for n in range(count)], at=1.0)
+    resent = [add(1, str(n)) for n in range(count)] + [add(-1, "undo", undo="7"), add(2, "new", "s2")]
+    outcomes = await store.apply(resent, at=2.0)
+    assert outcomes[:count] == [Duplicate(n + 1) for n in range(count)]
+    undo, new = outcomes[count:]
+    assert isinstance(undo, Applied) and undo.record.undoes == 8
+    assert isinstance(new, Applied) and new.record.total == count - 1 + 2
+
+
 async def test_a_repeat_inside_one_batch_is_applied_once(store: Store) -> None:
     """The same op twice in one batch counts once."""
     outcomes = await store.apply([add(5, "1"), add(5, "1")], at=1.0)

@@ -1,0 +1,77 @@
+"""What the SQLite store reads, as queries on a connection: records, the op ids a batch names, history.
+
+A batch's op ids (its own, and the ones its undos name) are looked up in one query
+(:func:`ops_named`), not one a request: the rule asks about every one of them, and a
+query from Python costs more than SQLite's search of the index for each key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from tally.server.protocol import HistoryPoint
+from tally.server.state import AddRequest, OpKey, OpRecord, Record
+
+__all__ = ["COLUMNS", "fetch_digest", "ops_named", "points_at", "record_of"]
+
+COLUMNS = "seq, at, amount, total, name, client, session, op, undoes, digest"
+# An op, and the update that undid it if one did (an op is undone once).
+_OP_QUERY = (
+    "SELECT u.seq, u.amount, u.undoes, (SELECT v.seq FROM updates v WHERE v.undoes = u.seq LIMIT 1) "
+    "FROM updates u WHERE u.session IS ? AND u.op = ?"
+)
+# The same for many (session, op) pairs at once: a search of the unique index for each.
+_OPS_QUERY = (
+    "WITH asked(session, op) AS (VALUES {pairs}) "
+    "SELECT u.session, u.op, u.seq, u.amount, u.undoes, (SELECT v.seq FROM updates v WHERE v.undoes = u.seq LIMIT 1) "
+    "FROM asked JOIN updates u ON u.session = asked.session AND u.op = asked.op"
+)
+# Pairs a query: two parameters each, well under SQLite's limit on parameters.
+_PAIRS_PER_QUERY = 500
+
+
+def ops_named(db: sqlite3.Connection, batch: Sequence[AddRequest]) -> Callable[[OpKey], OpRecord | None]:
+    """``applied_before`` for :func:`~tally.server.state.apply_batch` on ``batch``: what was stored for each op
+    the batch names, read in one query (per 500); a key the batch did not name is looked up on its own."""
+    asked = {key for r in batch for key in ((r.session, r.op), (r.session, r.undo)) if key[1] is not None}
+    # A NULL session never equals anything in a join: those few are looked up one by one (IS, not =).
+    pairs = [key for key in asked if key[0] is not None]
+    found: dict[OpKey, OpRecord] = {}
+    for start in range(0, len(pairs), _PAIRS_PER_QUERY):
+        chunk = pairs[start : start + _PAIRS_PER_QUERY]
+        query = _OPS_QUERY.format(pairs=", ".join(["(?, ?)"] * len(chunk)))
+        for session, op, seq, amount, undoes, undone_by in db.execute(query, [v for pair in chunk for v in pair]):
+            found[session, op] = OpRecord(seq, amount, undoes, undone_by)
+
+    def applied_before(key: OpKey) -> OpRecord | None:
+        if key in found:
+            return found[key]
+        if key[0] is not None and key in asked:
+            return None  # asked, and not there
+        row = db.execute(_OP_QUERY, key).fetchone()
+        return None if row is None else OpRecord(*row)
+
+    return applied_before
+
+
+def record_of(row: tuple[int, float, int, int, str, str, str | None, str | None, int | None, str | None]) -> Record:
+    seq, at, amount, total, name, client, session, op, undoes, digest = row
+    return Record(seq, at, amount, total, name, client, session, op, undoes, digest or "")
+
+
+def fetch_digest(db: sqlite3.Connection, seq: int) -> str | None:
+    row = db.execute("SELECT digest FROM updates WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def points_at(db: sqlite3.Connection, times: Sequence[float]) -> list[HistoryPoint]:
+    """The last update at or before each of ``times``, without repeats."""
+    points: list[HistoryPoint] = []
+    for time in times:
+        row = db.execute(
+            "SELECT seq, at, total FROM updates WHERE at <= ? ORDER BY at DESC, seq DESC LIMIT 1", (time,)
+        ).fetchone()
+        if row is not None and (not points or points[-1].seq != row[0]):
+            points.append(HistoryPoint(*row))
+    return points

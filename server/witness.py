@@ -17,11 +17,9 @@ state of each ledger is kept for good: it is one row.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +28,7 @@ import platformdirs
 
 from tally.server.state import Head, Record, Witnessed
 from tally.server.store.sqlite import make_private
+from tally.server.store.worker import Worker
 
 __all__ = ["Mark", "Witness", "default_witness_path"]
 
@@ -97,7 +96,7 @@ class Witness:
     def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-witness")
+        self._worker = Worker("tally-witness")
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -108,7 +107,7 @@ class Witness:
                 self._reset()
                 raise
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        return await self._worker.run(run)
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -203,7 +202,7 @@ class Witness:
 
     async def close(self) -> None:
         await self._run(lambda db: self._reset())
-        self._executor.shutdown(wait=True)
+        self._worker.close()
 
 
 @contextlib.contextmanager

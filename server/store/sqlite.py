@@ -29,7 +29,6 @@ call opens a fresh one, so the store recovers by itself once the fault clears.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -37,7 +36,6 @@ import secrets
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,6 +54,7 @@ from tally.server.state import (
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
 from tally.server.store.sqlite_queries import COLUMNS, fetch_digest, ops_named, points_at, record_of
+from tally.server.store.worker import Worker
 
 __all__ = ["SQLiteStore", "integrity", "make_private"]
 
@@ -98,8 +97,8 @@ class SQLiteStore(Store):
         # How long a write waits for another process's lock before failing.
         self.busy_timeout = busy_timeout
         self.accept_loss = accept_loss
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-sqlite")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-sqlite-read")
+        self._writer = Worker("tally-sqlite")
+        self._reader = Worker("tally-sqlite-read")
         self._db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
         self._sidecar: Sidecar | None = None  # once checked, at the first open
@@ -112,7 +111,7 @@ class SQLiteStore(Store):
         return str(self.path) == ":memory:"
 
     async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, work)
+        return await self._writer.run(work)
 
     # -- connections -----------------------------------------------------------------
 
@@ -313,7 +312,7 @@ class SQLiteStore(Store):
 
         if self.in_memory:  # a private in-memory database is seen by its one connection only
             return await self._run(lambda: work(self.db))
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reader.run(run)
 
     async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
         return await self._read(lambda db: points_at(db, times))
@@ -343,7 +342,7 @@ class SQLiteStore(Store):
             return
         self._closed = True
         await self._run(self._close)
-        self._writer.shutdown(wait=True)
+        self._writer.close()
 
         def close_reader() -> None:
             if self._read_db is not None:
@@ -351,8 +350,8 @@ class SQLiteStore(Store):
                     self._read_db.close()
                 self._read_db = None
 
-        self._reader.submit(close_reader).result()
-        self._reader.shutdown(wait=True)
+        await self._reader.run(close_reader)
+        self._reader.close()
 
     def _close(self) -> None:
         self._reset()

@@ -351,8 +351,7 @@ async def test_sqlite_history_is_read_beside_the_writer(tmp_path: Path) -> None:
     await store.open(recent=RECENT)
     await store.apply([add(5, "1")], at=100.0)
     release = threading.Event()
-    loop = asyncio.get_running_loop()
-    blocked = loop.run_in_executor(store._writer, release.wait)  # the writer, stuck in a long commit
+    blocked = asyncio.ensure_future(store._writer.run(release.wait))  # the writer, stuck in a long commit
     try:
         points = await asyncio.wait_for(store.history([50.0, 150.0]), timeout=10)
         assert [(p.seq, p.total) for p in points] == [(1, 5)]

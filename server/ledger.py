@@ -3,7 +3,8 @@
 Handlers submit adds; one task takes everything that has queued up and hands it to
 the commit strategy chosen at start (:mod:`tally.server.commit`: a store only this
 server writes, or a shared one), which stores it in one transaction (group commit)
-and publishes the updates; only then are the submitters' futures resolved. So
+and publishes the updates; only then is each submitter's reply called with its
+add's outcome (a call, not a future: no task or callback is scheduled per add). So
 updates go out in seq order, nothing is acknowledged before it is stored, and a
 burst of adds costs one commit instead of one each.
 
@@ -28,7 +29,7 @@ from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Record, 
 from tally.server.tasks import stop_if_cancelled
 from tally.server.view import LedgerView
 
-__all__ = ["MAX_ADDS_PER_COMMIT", "Ledger"]
+__all__ = ["MAX_ADDS_PER_COMMIT", "Ledger", "Reply"]
 
 log = logging.getLogger("tally.server")
 
@@ -42,7 +43,9 @@ PROBE_INTERVAL = 1.0
 # before its adder is told to resend (which the dedupe answers with the original ack).
 READ_BACK_TIMEOUT = 5.0
 
-Waiting = tuple[AddRequest, "asyncio.Future[Outcome]", float]
+# Called with an add and its outcome, once the outcome is known (after its update was published).
+Reply = Callable[[AddRequest, Outcome], None]
+Waiting = tuple[AddRequest, Reply, float]
 
 
 class Ledger:
@@ -113,15 +116,14 @@ class Ledger:
         """The store's state changed: whoever waits to read an update back looks again."""
         self._advanced.set()
 
-    def submit(self, request: AddRequest) -> asyncio.Future[Outcome]:
-        """Queue an add; the future resolves once it is stored (or refused)."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    def submit(self, request: AddRequest, reply: Reply) -> None:
+        """Queue an add; ``reply(request, outcome)`` is called once it is stored (or refused), after its
+        update was published, so that whatever the reply sends goes out after the update."""
         if self._closing:
-            future.set_result(Refused(ErrorCode.UNAVAILABLE, "the server is shutting down"))
-            return future
-        self._queue.append((request, future, time.monotonic()))
+            reply(request, Refused(ErrorCode.UNAVAILABLE, "the server is shutting down"))
+            return
+        self._queue.append((request, reply, time.monotonic()))
         self._wakeup.set()
-        return future
 
     async def stop(self) -> None:
         """Store everything already submitted, then close the store."""
@@ -164,9 +166,11 @@ class Ledger:
             late = Refused(ErrorCode.UNAVAILABLE, "stored, but not yet confirmed; resend the same op")
             outcomes = [late if isinstance(outcome, Applied) else outcome for outcome in outcomes]
         self._measure(started, batch, outcomes)
-        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+        for (request, reply, _), outcome in zip(batch, outcomes, strict=True):
+            try:
+                reply(request, outcome)
+            except Exception:  # one submitter's bug must not keep the others' answers, or the writer, from going on
+                log.exception("answering an add failed")
 
     def _measure(self, started: float, batch: Sequence[Waiting], outcomes: Sequence[Outcome]) -> None:
         if self.metrics is None:

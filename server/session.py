@@ -104,7 +104,8 @@ class Session(ABC):
         self.connection = connection
         self.client_id = client_id
         self.address = describe_address(connection)
-        self.in_flight: set[asyncio.Future[Outcome]] = set()
+        self.in_flight = 0  # adds submitted and not yet answered
+        self._answered: asyncio.Future[None] | None = None  # a wait for the next answer, while one waits
         self.joined = False
 
     @abstractmethod
@@ -130,21 +131,36 @@ class Session(ABC):
         if abs(amount) > limit:
             raise ProtocolError(ErrorCode.INVALID_AMOUNT, f"an add must be between -{limit:,} and {limit:,}", op=op)
 
-    def submit(self, request: AddRequest) -> asyncio.Future[Outcome]:
-        future = self.room.ledger.submit(request)
-        self.in_flight.add(future)
-        future.add_done_callback(self.in_flight.discard)
-        return future
+    def submit(self, request: AddRequest) -> None:
+        """Hand an add to the ledger; :meth:`answer` is called with its outcome."""
+        self.in_flight += 1
+        self.room.ledger.submit(request, self._reply)
+
+    @abstractmethod
+    def answer(self, request: AddRequest, outcome: Outcome) -> None:
+        """Tell the client what became of its add (called once the update, if any, was published)."""
+
+    def _reply(self, request: AddRequest, outcome: Outcome) -> None:
+        self.in_flight -= 1
+        waiting = self._answered
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+        self.answer(request, outcome)
+
+    async def _next_answer(self) -> None:
+        if self._answered is None or self._answered.done():
+            self._answered = asyncio.get_running_loop().create_future()
+        await self._answered
 
     async def pace_in_flight(self) -> None:
         """Wait while too many of this connection's adds are still with the store."""
-        while len(self.in_flight) >= self.room.limits.max_in_flight:
-            await asyncio.wait(list(self.in_flight), return_when=asyncio.FIRST_COMPLETED)
+        while self.in_flight >= self.room.limits.max_in_flight:
+            await self._next_answer()
 
     async def settle(self) -> None:
         """Wait for every add in flight, so that nothing this client did is announced after it left."""
-        if self.in_flight:
-            await asyncio.wait(list(self.in_flight))
+        while self.in_flight:
+            await self._next_answer()
 
     async def join(self, name: str, session: str | None) -> None:
         room = self.room
@@ -243,9 +259,7 @@ class DashboardSession(Session):
         if isinstance(message, Add):
             self.check_amount(message.amount, message.op)
             name = self.name
-            request = AddRequest(message.amount, name, self.client_id, self.session, message.op, message.undo)
-            op = message.op
-            self.submit(request).add_done_callback(lambda future: self._answer(op, future))
+            self.submit(AddRequest(message.amount, name, self.client_id, self.session, message.op, message.undo))
         elif isinstance(message, Rename):
             self.name = check_name(message.name)
             if not self.watcher:
@@ -277,11 +291,11 @@ class DashboardSession(Session):
             ) from None
         self.room.fanout.send(self.connection, HistoryPage(id=request.id, points=tuple(points)))
 
-    def _answer(self, op: str, future: asyncio.Future[Outcome]) -> None:
-        # Runs as the ledger resolves the add, right after it published the
-        # update; the fan-out sends the answer after that update, batched with
-        # the other answers of the same commit, without a task per add.
-        match future.result():
+    def answer(self, request: AddRequest, outcome: Outcome) -> None:
+        # Called by the ledger right after it published the update: the fan-out sends
+        # the answer after that update, batched with the other answers of the same commit.
+        op = request.op or ""  # a dashboard's adds always carry one
+        match outcome:
             case Applied(record=record):
                 self.room.fanout.send(self.connection, Ack(op=op, seq=record.seq))
             case Duplicate(seq=seq):
@@ -304,6 +318,8 @@ class BlogSession(Session):
     connection that comes and goes costs the others nothing.
     """
 
+    _outcome: asyncio.Future[Outcome] | None = None  # the answer to the add in flight
+
     async def serve(self) -> None:
         frames = aiter(self.connection)
         try:
@@ -313,13 +329,17 @@ class BlogSession(Session):
             return
         received = self.room.metrics.received_for("bare")
         received.inc()  # before the reply: a client that sends and closes at once was still heard
-        await self.connection.send(await self._reply(first))
+        await self.connection.send(await self._respond(first))
         async for frame in frames:
             await self.spend()
             received.inc()
-            await self.connection.send(await self._reply(frame))
+            await self.connection.send(await self._respond(frame))
 
-    async def _reply(self, frame: str | bytes) -> str:
+    def answer(self, request: AddRequest, outcome: Outcome) -> None:
+        if self._outcome is not None and not self._outcome.done():
+            self._outcome.set_result(outcome)
+
+    async def _respond(self, frame: str | bytes) -> str:
         text = frame.strip() if isinstance(frame, str) else None
         if text is None or not _LEGACY_NUMBER.fullmatch(text):
             return self._refusal(ErrorCode.INVALID_AMOUNT, "send a whole number such as 5 or -3")
@@ -330,7 +350,10 @@ class BlogSession(Session):
             return self._refusal(exc.code, exc.message)
         if amount and not self.joined:
             await self.join(LEGACY_NAME, None)
-        match await self.submit(AddRequest(amount, LEGACY_NAME, self.client_id)):
+        # One add at a time: the answer is awaited before the next frame is read.
+        self._outcome = asyncio.get_running_loop().create_future()
+        self.submit(AddRequest(amount, LEGACY_NAME, self.client_id))
+        match await self._outcome:
             case Applied(record=record):
                 return f"Server records total={record.total}"
             case Refused(code=code, message=message):

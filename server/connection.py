@@ -17,6 +17,14 @@ subclass adds what an attacker's afternoon showed it needs:
   that has sent nothing, not even a pong, for ``interval + timeout``.
 - **Accounting from accept.** :class:`Gate` counts every socket, handshaking
   or not, by address, so the caps hold before a file descriptor runs out.
+- **Plain frames read here.** While its session waits for its next message, a
+  connection cuts what it receives into whole frames itself (:mod:`tally.server.framing`)
+  and hands a plain text frame (one frame, valid UTF-8, under the size limit) straight
+  to the session, which serves it at once if it is an add that may go now: no frame
+  object, queue, future or task switch for it. Every other frame goes to websockets
+  whole and in order, so websockets always stands between two frames and sees what
+  it always saw, checks and failures included; a frame websockets would refuse from
+  its header hands it the stream from that byte on.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import State
 
+from tally.server.framing import INCOMPLETE, REFUSED, between_frames, frame_end, plain_text
 from tally.server.limits import Limits, TokenBucket
 
 __all__ = ["Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
@@ -106,6 +115,9 @@ class TallyConnection(ServerConnection):
     gate: Gate
     limits: Limits
     version = 2  # the protocol version it speaks, once its session knows (0: the bare-number path)
+    # The session's reader of a plain text frame that arrives while it waits for its next message
+    # (see the module docstring): True if it served the frame, False to leave it to websockets.
+    sink: Callable[[str], bool] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -119,6 +131,8 @@ class TallyConnection(ServerConnection):
         self.recv_messages.pause = lambda: self._pause("queue")
         self.recv_messages.resume = lambda: self._resume("queue")
         self.budget = TokenBucket(self.limits.rate, self.limits.burst)
+        self._framing = False  # frames are cut here (websockets is given whole ones)
+        self._held = b""  # while framing: the start of a frame not yet whole
         refusal = self.gate.arrive(self.host)
         if refusal is not None:
             self.abort(refusal)
@@ -129,7 +143,16 @@ class TallyConnection(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
-        super().data_received(data)
+        if self._framing or self._may_frame():
+            self._frames(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._held:  # a frame cut short: websockets has it, and says so, as it always did
+            held, self._held = self._held, b""
+            super().data_received(held)
+        super().eof_received()
 
     def process_event(self, event: object) -> None:
         # Control frames (pings) are answered here, so they are paid for here; data frames
@@ -192,6 +215,68 @@ class TallyConnection(ServerConnection):
         self.pinged_at = self.loop.time()
         self.protocol.send_ping(os.urandom(4))
         self.send_data()
+
+    def pay(self, cost: float) -> bool:
+        """Spend ``cost`` if this connection and its address both have it now (what :meth:`spend` does
+        without waiting); else spend nothing and say so."""
+        if not self.budget.take(cost):
+            return False
+        if not self.gate[self.host].frames.take(cost):
+            self.budget.tokens += cost  # given back: nothing is spent
+            return False
+        return True
+
+    # -- frames cut here --------------------------------------------------------------
+
+    def _may_frame(self) -> bool:
+        """Whether to cut frames from now on: a session reads them, no extension changes what a frame
+        holds, and websockets holds nothing of a frame (it waits for the first byte of the next)."""
+        protocol = self.protocol
+        if self.sink is None or protocol.state is not State.OPEN or protocol.extensions or protocol.reader.buffer:
+            return False
+        self._framing = between_frames(protocol.parser)
+        return self._framing
+
+    def _frames(self, data: bytes) -> None:
+        """Cut ``data`` (after what is held) into whole frames: the session serves the plain ones it may serve
+        now; websockets is given each of the others whole, in order, and everything once it closes."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        start, size, protocol = 0, len(data), self.protocol
+        while start < size:
+            end = frame_end(data, start, self._max_size())
+            if end == INCOMPLETE:
+                self._held = data[start:]
+                return
+            if end == REFUSED:
+                break
+            text = plain_text(data, start, end) if self._waiting() else None
+            if text is None or self.sink is None or not self.sink(text):
+                super().data_received(data[start:end])
+            start = end
+            if protocol.state is not State.OPEN:
+                break
+        else:
+            return  # all of it was whole frames: websockets still stands between two
+        # websockets reads on from here, for good (it failed the connection, or is closing it)
+        self._framing = False
+        if start < size:
+            super().data_received(data[start:])
+
+    def _waiting(self) -> bool:
+        """The session waits for its next message (nothing is queued for it) and no message is half received."""
+        messages = self.recv_messages
+        return messages.get_in_progress and not len(messages.frames) and self.protocol.current_size is None
+
+    def _max_size(self) -> int | None:
+        """The largest payload websockets accepts in the next frame (as its own parser computes it)."""
+        protocol = self.protocol
+        size = protocol.max_message_size
+        if size is not None and protocol.current_size is not None:
+            size -= protocol.current_size
+        if protocol.max_fragment_size is not None:
+            size = protocol.max_fragment_size if size is None else min(size, protocol.max_fragment_size)
+        return size
 
     # -- reading on and off -------------------------------------------------------
 

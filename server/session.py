@@ -51,6 +51,7 @@ from tally.server.protocol import (
     decode_client,
     session_id,
 )
+from tally.server.protocol.plain_add import plain_add
 from tally.server.publish import Publisher, session_tag
 from tally.server.state import AddRequest, Applied, Duplicate, Outcome, Refused
 
@@ -222,17 +223,45 @@ class DashboardSession(Session):
         room.fanout.welcome(
             self.connection, lambda: room.publisher.personal(hello, self.client_id, self.session), self.version
         )
-        received = self.room.metrics.received_for(f"tally.v{self.version}")
-        async for frame in self.connection:
-            await self.spend()
-            received.inc()
-            try:
-                message = decode_client(frame, self.version)
-                self.charge(EXTRA_COST.get(type(message), 0))
-                await self._handle(message)
-            except ProtocolError as exc:
-                self._refuse(exc)
-            await self.pace_in_flight()
+        self._received = self.room.metrics.received_for(f"tally.v{self.version}")
+        await self._serve_messages()
+
+    async def _serve_messages(self) -> None:
+        """Every message after the hello, in order; the connection hands plain text frames that arrive
+        while this waits for the next one to :meth:`_take` (see tally.server.connection)."""
+        connection = self.connection
+        if isinstance(connection, TallyConnection):
+            connection.sink = self._take
+        try:
+            async for frame in connection:
+                await self.spend()
+                self._received.inc()
+                await self.pace_in_flight()  # before serving: the adds _take served count too
+                try:
+                    message = decode_client(frame, self.version)
+                    self.charge(EXTRA_COST.get(type(message), 0))
+                    await self._handle(message)
+                except ProtocolError as exc:
+                    self._refuse(exc)
+        finally:
+            if isinstance(connection, TallyConnection):
+                connection.sink = None
+
+    def _take(self, text: str) -> bool:
+        """A plain text frame that arrived while this session waited for its next message: served now, as
+        :meth:`_serve_messages` would serve it, if it is an add that may go at once; else False, and the
+        frame takes the usual way (it pays, waits while the connection is in debt, and so on)."""
+        if self.in_flight >= self.room.limits.max_in_flight:
+            return False
+        message = plain_add(text, self.version)
+        if message is None or not isinstance(self.connection, TallyConnection) or not self.connection.pay(1.0):
+            return False
+        self._received.inc()
+        try:
+            self._add(message)
+        except ProtocolError as exc:
+            self._refuse(exc)
+        return True
 
     async def leave(self) -> None:
         if self.watcher:
@@ -257,9 +286,7 @@ class DashboardSession(Session):
     async def _handle(self, message: ClientMessage) -> None:
         room = self.room
         if isinstance(message, Add):
-            self.check_amount(message.amount, message.op)
-            name = self.name
-            self.submit(AddRequest(message.amount, name, self.client_id, self.session, message.op, message.undo))
+            self._add(message)
         elif isinstance(message, Rename):
             self.name = check_name(message.name)
             if not self.watcher:
@@ -270,6 +297,10 @@ class DashboardSession(Session):
             await self._history(message)
         else:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+
+    def _add(self, message: Add) -> None:
+        self.check_amount(message.amount, message.op)
+        self.submit(AddRequest(message.amount, self.name, self.client_id, self.session, message.op, message.undo))
 
     def _page(self, request: ClientsRequest) -> ClientsPage:
         total, clients = self.room.roster.page(

@@ -31,14 +31,14 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (stage, re.compile(pattern))
     for stage, pattern in (
         ("receive: socket read, WebSocket frames, pacing",
-         r"_read_ready|websockets/|server/connection\.py|Session\.spend"),
+         r"_read_ready|websockets/|server/(connection|framing)\.py|Session\.spend"),
         ("decode and validate", r"server/protocol/decoding\.py"),
         ("submit (session to ledger queue)",
-         r"DashboardSession\._handle |Session\.submit|Ledger\.submit|pace_in_flight"),
+         r"DashboardSession\.(_handle|_take|_add) |Session\.submit|Ledger\.submit|pace_in_flight"),
         ("commit (ledger, store, witness, seal)",
          r"server/(ledger|commit|state|view|witness|history|repair|cluster)\.py|server/store/|redis/|sqlite3"),
         ("publish (record to update)", r"server/publish\.py"),
-        ("answer (ack built and queued)", r"DashboardSession\._answer"),
+        ("answer (ack built and queued)", r"DashboardSession\.answer|Session\._reply"),
         ("encode (acks and updates)", r"server/protocol/encoding\.py"),
         ("fan-out write", r"server/fanout\.py|_SelectorSocketTransport\.write"),
         ("session loop (each frame awaited, counted, dispatched)", r"server/(session|handler)\.py"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
@@ -38,6 +38,9 @@ COUNT_INTERVAL = 1.0
 # Messages per frame at most: big enough to make a burst cheap, small enough that
 # the backlog check between frames keeps a stalled client near its bound.
 MAX_MESSAGES_PER_FRAME = 100
+# What a connection is sent at one flush goes in one write up to this size (one system call
+# instead of one a frame); past it, frame by frame, so that a large shared body is not copied.
+JOIN_LIMIT = 64 * 1024
 VERSIONS = (1, 2)
 
 
@@ -59,6 +62,14 @@ def text_frame(text: str) -> bytes:
 # A message for one connection, or a builder that makes it at the flush (a page of the
 # clients list must reflect every presence event sent before it, in the same frame).
 Direct = ServerMessage | Callable[[], ServerMessage]
+
+
+@dataclass
+class _Out:
+    """What one connection is sent at one flush, in order: whole frames, a frame perhaps in two parts."""
+
+    frames: int = 0
+    parts: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +97,8 @@ class Fanout:
     otherwise the count (:class:`Online`), at most every ``COUNT_INTERVAL``.
 
     Messages for one connection (acks, answers to requests) go out at the same
-    flush, after the published ones, batched per connection.
+    flush, after the published ones, batched per connection; what a connection is
+    sent at one flush is one write while it is small (``JOIN_LIMIT``).
 
     Clients that join are welcomed at a flush, all from one welcome built
     then, and subscribed right after it: every later message reaches them,
@@ -216,6 +228,7 @@ class Fanout:
         self._flush, self._flush_soon = None, False
         queue, self._queue = self._queue, []
         self._queued_presence.clear()
+        out: dict[ServerConnection, _Out] = {}
         live = self.count()[1]
         for version, subscribers in self.subscribers.items():
             # v1 dashboards always get every presence event (and know no store states); v2 ones only in a live room.
@@ -233,21 +246,22 @@ class Fanout:
                     messages.append(count)
             if not subscribers or not messages:
                 continue
-            texts = [encode(message, version) for message in messages]
-            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
-                frame = (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),)
-                self._write([(connection, frame) for connection in subscribers])
+            frames = _frames([encode(message, version) for message in messages])
+            for connection in subscribers:
+                out[connection] = _Out(len(frames), frames)  # one list for all: never changed in place
         if self._joining:
-            self._welcome_all()
+            self._welcome_all(out)
         # Last, so an answer to a client that is just joining follows its welcome.
         direct, self._direct = self._direct, {}
         for connection, items in direct.items():
             version = connection.version if isinstance(connection, TallyConnection) else 2
-            texts = [encode(item() if callable(item) else item, version) for item in items]
-            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME):
-                self._write([(connection, (text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME])),))])
+            frames = _frames([encode(item() if callable(item) else item, version) for item in items])
+            sent = out.setdefault(connection, _Out())
+            sent.frames += len(frames)
+            sent.parts = sent.parts + frames
+        self._write(out)
 
-    def _welcome_all(self) -> None:
+    def _welcome_all(self, out: dict[ServerConnection, _Out]) -> None:
         joining, self._joining = self._joining, {}
         for version in VERSIONS:
             joiners = [(c, j) for c, j in joining.items() if j.version == version]
@@ -257,34 +271,39 @@ class Fanout:
             # The body (in a live room, everyone) is the same bytes object for every
             # joiner: the kernel copies it, Python does not.
             body_bytes = body.encode()
-            frames = []
             for (connection, _), head in zip(joiners, heads, strict=True):
                 own = head.encode()
-                frames.append((connection, (frame_header(len(own) + len(body_bytes)) + own, body_bytes)))
+                # A joiner is not subscribed yet: nothing published at this flush is for it.
+                out[connection] = _Out(1, [frame_header(len(own) + len(body_bytes)) + own, body_bytes])
             self._welcome_size = max(self._welcome_size, len(body_bytes))
-            self._write(frames)
-            # Not those just dropped: an aborted transport reports closing at once, but its
-            # protocol stays OPEN until the loop runs connection_lost.
+            # Not those dropped already: an aborted transport reports closing at once, but its
+            # protocol stays OPEN until the loop runs connection_lost (one dropped when written
+            # is unsubscribed then).
             self.subscribers[version].update(
                 c for c, _ in joiners if c.protocol.state is State.OPEN and not c.transport.is_closing()
             )
 
-    def _write(self, frames: Iterable[tuple[ServerConnection, tuple[bytes, ...]]]) -> None:
-        """Write each frame, given as its parts, unless its connection is stalled."""
+    def _write(self, out: dict[ServerConnection, _Out]) -> None:
+        """Write what each connection is sent, unless it is stalled: in one write up to ``JOIN_LIMIT``, else
+        part by part with the backlog checked before each (a large body is then written, not copied)."""
         stalled = []
         written = sent = 0
-        for connection, parts in frames:
+        for connection, what in out.items():
             # Whole frames only, and only while open: nothing else of ours is ever
             # fragmented, so these bytes cannot land inside another frame.
             if connection.protocol.state is not State.OPEN or connection.transport.is_closing():
                 continue
-            if isinstance(connection, TallyConnection) and connection.check_backlog(self._welcome_size):
-                stalled.append(connection)
-                continue
+            parts, size = what.parts, sum(map(len, what.parts))
+            if size <= JOIN_LIMIT and len(parts) > 1:
+                parts = [b"".join(parts)]
             for part in parts:
+                if isinstance(connection, TallyConnection) and connection.check_backlog(self._welcome_size):
+                    stalled.append(connection)
+                    break
                 connection.transport.write(part)
                 sent += len(part)
-            written += 1
+            else:
+                written += what.frames
         if self.metrics is not None:
             self.metrics.fanout_frames.inc(written)
             self.metrics.fanout_bytes.inc(sent)
@@ -293,6 +312,12 @@ class Fanout:
         for connection in stalled:
             log.warning("drop   %s: %s", connection.remote_address, connection.closing_reason, extra={"event": "drop"})
             self.unsubscribe(connection)
+
+
+def _frames(texts: list[str]) -> list[bytes]:
+    """Messages as text frames of JSON arrays, at most MAX_MESSAGES_PER_FRAME to a frame."""
+    return [text_frame(encode_batch(texts[start : start + MAX_MESSAGES_PER_FRAME]))
+            for start in range(0, len(texts), MAX_MESSAGES_PER_FRAME)]  # fmt: skip
 
 
 async def _close(connection: ServerConnection, reason: str) -> None:

@@ -44,16 +44,14 @@ from tally.server.state import (
     AddRequest,
     Head,
     Outcome,
-    Record,
     Snapshot,
     apply_batch,
     chain,
-    saturating_add,
     thin_to_minutes,
 )
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
-from tally.server.store.sqlite_queries import COLUMNS, fetch_digest, ops_named, points_at, record_of
+from tally.server.store.sqlite_queries import COLUMNS, credit_sessions, fetch_digest, ops_named, points_at, record_of
 from tally.server.store.worker import Worker
 
 __all__ = ["SQLiteStore", "integrity", "make_private"]
@@ -275,7 +273,7 @@ class SQLiteStore(Store):
                 [(r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes, r.digest)
                  for r in records],
             )  # fmt: skip
-            self._credit_sessions(db, records, at)
+            credit_sessions(db, records, at)
         # Committed; but if the file was deleted or replaced meanwhile, it went where nobody will find it:
         # no ack for it (the adders resend, and are refused until the file is back).
         if not self.in_memory:
@@ -283,16 +281,6 @@ class SQLiteStore(Store):
         if records and self._sidecar is not None:
             self._sidecar.write(self._ledger, result.head)
         return result.outcomes
-
-    def _credit_sessions(self, db: sqlite3.Connection, records: Sequence[Record], at: float) -> None:
-        credits: dict[str, int] = {}
-        for record in records:
-            if record.session is not None:
-                credits[record.session] = credits.get(record.session, 0) + record.amount
-        for session, amount in credits.items():
-            row = db.execute("SELECT added FROM sessions WHERE session = ?", (session,)).fetchone()
-            added = saturating_add(0 if row is None else row[0], amount)
-            db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", (session, added, at))
 
     # -- reading, off the writer's thread ----------------------------------------------------
 

@@ -1,8 +1,9 @@
 """What the SQLite store reads, as queries on a connection: records, the op ids a batch names, history.
 
 A batch's op ids (its own, and the ones its undos name) are looked up in one query
-(:func:`ops_named`), not one a request: the rule asks about every one of them, and a
-query from Python costs more than SQLite's search of the index for each key.
+(:func:`ops_named`), not one a request, and its sessions are credited with one read and
+one write (:func:`credit_sessions`), not two statements a session: a statement from
+Python costs more than SQLite's search of the index for each key.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from tally.server.protocol import HistoryPoint
-from tally.server.state import AddRequest, OpKey, OpRecord, Record
+from tally.server.state import AddRequest, OpKey, OpRecord, Record, saturating_add
 
-__all__ = ["COLUMNS", "fetch_digest", "ops_named", "points_at", "record_of"]
+__all__ = ["COLUMNS", "credit_sessions", "fetch_digest", "ops_named", "points_at", "record_of"]
 
 COLUMNS = "seq, at, amount, total, name, client, session, op, undoes, digest"
 # An op, and the update that undid it if one did (an op is undone once).
@@ -53,6 +54,24 @@ def ops_named(db: sqlite3.Connection, batch: Sequence[AddRequest]) -> Callable[[
         return None if row is None else OpRecord(*row)
 
     return applied_before
+
+
+def credit_sessions(db: sqlite3.Connection, records: Sequence[Record], at: float) -> None:
+    """Add each session's adds in ``records`` to what it added in all (held inside the 64-bit range), seen ``at``."""
+    credits: dict[str, int] = {}
+    for record in records:
+        if record.session is not None:
+            credits[record.session] = credits.get(record.session, 0) + record.amount
+    sessions = list(credits)
+    added: dict[str, int] = {}
+    for start in range(0, len(sessions), _PAIRS_PER_QUERY):
+        chunk = sessions[start : start + _PAIRS_PER_QUERY]
+        marks = ", ".join(["?"] * len(chunk))
+        added.update(db.execute(f"SELECT session, added FROM sessions WHERE session IN ({marks})", chunk).fetchall())
+    db.executemany(
+        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+        [(session, saturating_add(added.get(session, 0), amount), at) for session, amount in credits.items()],
+    )
 
 
 def record_of(row: tuple[int, float, int, int, str, str, str | None, str | None, int | None, str | None]) -> Record:

@@ -185,6 +185,25 @@ async def test_an_op_is_undone_once(store: Store) -> None:
     assert isinstance(later[1], Applied) and later[1].record.undoes == 2
 
 
+async def test_many_sessions_are_credited_at_once_and_held_in_range(store: Store, new_store: StoreFactory) -> None:
+    """Each of many sessions in one batch is credited with its own adds, across batches and a reopen; a
+    contribution past the 64-bit range stays at its edge (one session adds what another takes away, so
+    the total stays in range while theirs do not)."""
+    sessions = [f"s{n}" for n in range(120)]
+    await store.apply([add(n + 1, f"a{n}", session) for n, session in enumerate(sessions)], at=1.0)
+    await store.apply([add(-1, f"b{n}", session) for n, session in enumerate(sessions)], at=2.0)
+    swings = [add(-INT64_MAX, "down1", "poor"), add(INT64_MAX, "up1", "rich"), add(-INT64_MAX, "down2", "poor"),
+              add(INT64_MAX, "up2", "rich")]  # fmt: skip
+    assert all(isinstance(o, Applied) for o in await store.apply(swings, at=3.0))
+    again, snapshot = (
+        (store, await store.open(recent=RECENT)) if isinstance(store, MemoryStore) else await reopen(new_store)
+    )
+    assert {s: snapshot.contributions[s] for s in sessions} == {s: n for n, s in enumerate(sessions)}
+    assert (snapshot.contributions["rich"], snapshot.contributions["poor"]) == (INT64_MAX, INT64_MIN)
+    if again is not store:
+        await again.close()
+
+
 async def test_every_store_chains_the_same_fingerprints(store: Store) -> None:
     """Each update's fingerprint follows from the one before by the one rule (Lua computes the same as Python)."""
     snapshot = await store.open(recent=RECENT)

@@ -45,6 +45,9 @@ from tally.server.limits import Limits, TokenBucket
 __all__ = ["Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
 
 log = logging.getLogger("tally.server")
+# The most of a frame not yet whole that is held here between reads; a longer one is left to websockets
+# (held here, it would be copied whole at every read: a peer trickling a large frame would cost quadratic time).
+HOLD = 16 * 1024
 
 
 def peer_host(connection: ServerConnection) -> str:
@@ -246,8 +249,10 @@ class TallyConnection(ServerConnection):
         while start < size:
             end = frame_end(data, start, self._max_size())
             if end == INCOMPLETE:
-                self._held = data[start:]
-                return
+                if size - start <= HOLD:
+                    self._held = data[start:]
+                    return
+                break  # a long frame in pieces: websockets gathers it without copying it all again at each read
             if end == REFUSED:
                 break
             text = plain_text(data, start, end) if self._waiting() else None
@@ -258,7 +263,8 @@ class TallyConnection(ServerConnection):
                 break
         else:
             return  # all of it was whole frames: websockets still stands between two
-        # websockets reads on from here, for good (it failed the connection, or is closing it)
+        # websockets reads on from here: for good if it failed the connection or is closing it, else until
+        # it is between two frames again with nothing held (see _may_frame, asked at each read)
         self._framing = False
         if start < size:
             super().data_received(data[start:])

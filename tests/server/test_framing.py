@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect
 
-from tally.server.connection import TallyConnection
+from tally.server.connection import HOLD, TallyConnection
 from tally.server.limits import Limits
 from tally.server.protocol import Ack, Error, Update, Welcome, decode_server_frame
 from tally.server.session import DashboardSession
+from tests.support.peers import Peer
 from tests.support.servers import serving
 
 MAX = Limits().max_message_bytes
@@ -124,9 +126,11 @@ class Chopper:
         self.offset += len(data)
 
 
-async def run(stream: bytes, cuts: set[int], monkeypatch: pytest.MonkeyPatch, *, cut_here: bool) -> tuple[Seen, int]:
-    """``stream`` to a fresh server, read in pieces at ``cuts``; what the client saw, and the frames served by
-    the session straight from the connection."""
+async def run(
+    stream: bytes, cuts: set[int], monkeypatch: pytest.MonkeyPatch, *, cut_here: bool, **options: Any
+) -> tuple[Seen, int]:
+    """``stream`` to a fresh server (``options`` for its config), read in pieces at ``cuts``; what the client
+    saw, and the frames served by the session straight from the connection."""
     chopper = Chopper(cuts)
     original = TallyConnection.data_received
     taken = 0
@@ -143,7 +147,7 @@ async def run(stream: bytes, cuts: set[int], monkeypatch: pytest.MonkeyPatch, *,
         patch.setattr(DashboardSession, "_take", counted)
         if not cut_here:
             patch.setattr(TallyConnection, "_may_frame", lambda c: False)
-        async with serving(ping_interval=3600) as server:
+        async with serving(ping_interval=3600, **options) as server:
             seen = await talk(server.port, stream)
     return seen, taken
 
@@ -227,3 +231,61 @@ async def test_the_comparison_sees_a_frame_served_out_of_turn(monkeypatch: pytes
     monkeypatch.setattr(TallyConnection, "_waiting", lambda c: True)
     ours, _ = await run(stream, set(), monkeypatch, cut_here=True)
     assert not ours.same_as(theirs)
+
+
+async def test_a_long_frame_in_pieces_is_left_to_websockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame longer than what the connection holds between reads, trickled in small reads, is gathered by
+    websockets (never held and copied whole at each read); the plain adds after it are cut here again."""
+    held: list[int] = []
+    original = TallyConnection._frames
+
+    def watched(connection: TallyConnection, data: bytes) -> None:
+        original(connection, data)
+        held.append(len(connection._held))
+
+    monkeypatch.setattr(TallyConnection, "_frames", watched)
+    long = frame(TEXT, add("L", 4).ljust(4 * HOLD))
+    stream = (
+        b"".join(frame(TEXT, add(op, 1)) for op in "ab")
+        + long
+        + b"".join(frame(TEXT, add(op, 1)) for op in ("c", "d", "end"))
+    )
+    hello_end = 400  # past the handshake and the hello: the stream's reads are cut every 1,000 bytes
+    cuts = set(range(hello_end, hello_end + len(stream), 1000))
+    options: dict[str, Any] = {"limits": Limits(max_message_bytes=8 * HOLD)}
+    ours, taken = await run(stream, cuts, monkeypatch, cut_here=True, **options)
+    theirs, _ = await run(stream, cuts, monkeypatch, cut_here=False, **options)
+    assert ours.same_as(theirs), (ours, theirs)
+    assert [op for op, _ in ours.acks] == ["a", "b", "L", "c", "d", "end"] and ours.close is None
+    assert held and max(held) <= HOLD, "never more than HOLD bytes of a frame held between reads"
+    assert taken >= 2, "the adds after the long frame were cut here again"
+
+
+async def test_a_compressed_connection_is_left_to_websockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With permessage-deflate on, no frame is cut here (a frame's bytes are not its text); adds are served
+    by websockets' way and acknowledged."""
+    taken = 0
+    take = DashboardSession._take
+
+    def counted(session: DashboardSession, text: str) -> bool:
+        nonlocal taken
+        taken += 1
+        return take(session, text)
+
+    monkeypatch.setattr(DashboardSession, "_take", counted)
+    async with serving(compression=True) as server:
+        connection = await connect(server.url, subprotocols=["tally.v2"], compression="deflate")  # type: ignore[list-item]
+        async with Peer(connection) as peer:
+            assert connection.response is not None
+            assert "permessage-deflate" in connection.response.headers["Sec-WebSocket-Extensions"]
+            await peer.hello("zip", "s" * 16)
+            await peer.expect(Welcome)
+            for n in range(5):
+                await peer.send(type="add", op=f"z{n}", amount=1)
+            acks: list[str] = []
+            while len(acks) < 5:
+                message = await peer.receive()
+                if isinstance(message, Ack):
+                    acks.append(message.op)
+    assert acks == [f"z{n}" for n in range(5)]
+    assert taken == 0

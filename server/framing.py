@@ -38,6 +38,8 @@ def frame_end(data: bytes, start: int, max_size: int | None) -> int:
     if available < 2:
         return INCOMPLETE
     first, second = data[start], data[start + 1]
+    if first & 0x0F not in _OPCODES or not second & 0x80:
+        return REFUSED  # as websockets, from the first two bytes: an invalid opcode, an unmasked client frame
     length = second & 0x7F
     header = 2
     if length == 126:
@@ -48,8 +50,8 @@ def frame_end(data: bytes, start: int, max_size: int | None) -> int:
         if available < 10:
             return INCOMPLETE
         length, header = int.from_bytes(data[start + 2 : start + 10], "big"), 10
-    if first & 0x0F not in _OPCODES or not second & 0x80 or (max_size is not None and length > max_size):
-        return REFUSED  # as websockets: an invalid opcode, an unmasked client frame, past the size limit
+    if max_size is not None and length > max_size:
+        return REFUSED  # as websockets, once it has the length: past the size limit
     end = start + header + 4 + length
     return end if end <= len(data) else INCOMPLETE
 

@@ -274,12 +274,16 @@ def apply_batch(
     never been sent.
     """
     total, seq, digest = head.total, head.seq, head.digest
-    seen_here: dict[OpKey, OpRecord] = {}
+    # The ops of this batch so far: a record (its op record is made only if a later request names it) or,
+    # once undone here, its op record marked so.
+    seen_here: dict[OpKey, Record | OpRecord] = {}
     undone_here: list[tuple[OpKey, int]] = []
 
     def lookup(key: OpKey) -> OpRecord | None:
         found = seen_here.get(key)
-        return found if found is not None else applied_before(key)
+        if found is None:
+            return applied_before(key)
+        return found.op_record() if isinstance(found, Record) else found
 
     outcomes: list[Outcome] = []
     records: list[Record] = []
@@ -313,7 +317,7 @@ def apply_batch(
         records.append(record)
         outcomes.append(Applied(record))
         if key is not None:
-            seen_here[key] = record.op_record()
+            seen_here[key] = record
         if undone is not None and request.undo is not None:
             undone_key = (request.session, request.undo)
             seen_here[undone_key] = replace(undone, undone_by=seq)

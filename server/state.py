@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode, HistoryPoint
+from tally.server.protocol.frozen import quick_init
 
 __all__ = [
     "AddRequest",
@@ -41,6 +42,7 @@ __all__ = [
 OpKey = tuple[str | None, str]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AddRequest:
     """One add as received. ``op`` is ``None`` for bare-number legacy clients (never deduplicated)."""
@@ -57,6 +59,7 @@ class AddRequest:
         return None if self.op is None else (self.session, self.op)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """One applied update, as stored and as broadcast."""
@@ -80,6 +83,7 @@ class Record:
         return OpRecord(self.seq, self.amount, self.undoes)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OpRecord:
     """What a store remembers of an applied op: enough to answer a resend and to check an undo.
@@ -114,6 +118,7 @@ class Witnessed:
         return AddRequest(r.amount, r.name, r.client, r.session, r.op, self.undo)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Applied:
     """The add was stored as ``record``."""

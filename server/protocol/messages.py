@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
+from tally.server.protocol.frozen import quick_init
+
 __all__ = [
     "HISTORY_POINTS",
     "ID_MAX_CHARS",
@@ -142,6 +144,7 @@ class Hello:
     resume: Resume | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Add:
     """Add ``amount`` to the total. ``op`` is chosen by the client, unique per session.
@@ -235,6 +238,7 @@ class LimitsInfo:
     retention: float  # seconds an op id is remembered for dedupe and undo
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Update:
     """Sent to everyone for every accepted add, in ``seq`` order with no gaps.
@@ -342,6 +346,7 @@ class Online:
     live: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ack:
     """Sent to the adder once its add is stored: ``seq`` is the update that applied it.

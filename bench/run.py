@@ -58,6 +58,7 @@ class Peer:
     servers: int = 1  # a cluster: this many servers on one Redis
     redis: bool = False  # "{db}" is a redis-server started for the measurement (and a ledger created in it)
     needs: str = ""  # a module the peer imports that Tally does not depend on: left out where it is missing
+    replicas: int = 0  # redis-server replicas of the measurement's Redis, each waited for until in sync
 
     @property
     def init(self) -> list[str]:
@@ -71,7 +72,15 @@ BASELINE = "@baseline"  # a peer's key with this suffix: the same peer, served b
 def baseline_twin(peer: Peer, python: str) -> Peer:
     """``peer`` served by another checkout's interpreter: Tally at the baseline."""
     argv = (python, *peer.argv[1:]) if peer.argv[0] == PY else peer.argv
-    return Peer(peer.key + BASELINE, peer.label + " at the baseline", argv, peer.dialect, peer.servers, peer.redis)
+    return Peer(
+        peer.key + BASELINE,
+        peer.label + " at the baseline",
+        argv,
+        peer.dialect,
+        peer.servers,
+        peer.redis,
+        replicas=peer.replicas,
+    )
 
 
 PEERS = {
@@ -93,6 +102,18 @@ PEERS = {
         "tally-redis", "Tally, Redis store",
         (PY, "-m", "tally.server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:", *UNLIMITED), "tally",
         redis=True,
+    ),
+    # What the witness (always on with Redis) costs an add: the same server with its writes left out.
+    "tally-redis-nowitness": Peer(
+        "tally-redis-nowitness", "Tally, Redis store, no witness",
+        (PY, "-m", "bench.peers.tally_no_witness", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:",
+         *UNLIMITED), "tally", redis=True,
+    ),
+    # Every add acknowledged once a replica has it too (Redis WAIT).
+    "tally-redis-replica": Peer(
+        "tally-redis-replica", "Tally, Redis store, WAIT for 1 replica",
+        (PY, "-m", "tally.server", "--port", "{port}", "--db", "{db}", "--redis-prefix", "bench:",
+         "--redis-replicas", "1", *UNLIMITED), "tally", redis=True, replicas=1,
     ),
     "tally-cluster": Peer(
         "tally-cluster", "Tally, 2 servers on Redis",
@@ -172,6 +193,29 @@ def start(label: str, argv: list[str], env: dict[str, str] | None = None, cpu: i
     raise RuntimeError(f"{label} did not start")
 
 
+def start_replicas(count: int, primary: int, tmp: Path, cpu: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` replicas of the redis-server on port ``primary``, as durable as it; returns once all are in sync."""
+    replicas = []
+    for index in range(count):
+        folder = tmp / f"replica-{index}"
+        folder.mkdir()
+        argv = [arg.replace("{dir}", str(folder)) for arg in REDIS] + ["--replicaof", "127.0.0.1", str(primary)]
+        replicas.append(start("redis replica", argv, cpu=cpu)[0])
+    deadline = time.monotonic() + 30
+    while count and time.monotonic() < deadline:
+        info = subprocess.run(["redis-cli", "-p", str(primary), "info", "replication"], capture_output=True,
+                              text=True, timeout=10).stdout  # fmt: skip
+        if info.count("state=online") >= count:
+            return replicas
+        time.sleep(0.1)
+    if count:
+        for replica in replicas:
+            replica.kill()
+            replica.wait()
+        raise RuntimeError("the Redis replicas did not come in sync")
+    return replicas
+
+
 def profiled(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling ``pid`` (on the load generator's CPUs) until interrupted, as collapsed stacks."""
     # --gil: only the thread holding the GIL, so a thread waiting on fsync or a queue is not counted.
@@ -195,6 +239,7 @@ def measure(peer: Peer, case: Case, profile: Path | None = None) -> dict[str, An
                 redis, redis_port = start("redis-server", [arg.replace("{dir}", tmp) for arg in REDIS],
                                           cpu=server_cpus(peer.servers)[-1])  # fmt: skip
                 processes.append(redis)
+                processes.extend(start_replicas(peer.replicas, redis_port, Path(tmp), server_cpus(peer.servers)[-1]))
                 redis_pid, db = redis.pid, f"redis://127.0.0.1:{redis_port}/0"
                 created = subprocess.run([arg.replace("{db}", db) for arg in peer.init], cwd=ROOT, env=env,
                                          capture_output=True, text=True, timeout=60)  # fmt: skip

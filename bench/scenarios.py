@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import fleet, server_load
+from bench import fleet, history_load, server_load
 from bench.swarm import Options, Swarm
 
 Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
@@ -132,6 +132,25 @@ SCENARIOS = {
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
             peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),
+        ),
+        Scenario(
+            # What the Redis store's options cost an add: the witness (always on; against a peer that skips
+            # its writes) and waiting for a replica (Redis WAIT).
+            "redis_options", server_load.durable,
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True)),
+            clients=(50,), quick_clients=(50,),
+            flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
+            peers=("tally-redis", "tally-redis-nowitness", "tally-redis-replica"), durable=True,
+            subject="tally-redis",
+        ),
+        Scenario(
+            # Dashboards paging history from 2 and 4 addresses while one adds: its add->ack against idle.
+            "history_paging", history_load.history_paging,
+            (("idle_p50_ms", True), ("idle_p99_ms", True), ("busy_p50_ms", True), ("busy_p99_ms", True),
+             ("p99_busy_over_idle", True), ("pages_per_s", False), ("server_cpu_ms_per_page", True)),
+            clients=(2, 4), quick_clients=(2,),
+            flags=("--seconds", "4", "--updates", "5000"), quick_flags=("--seconds", "2", "--updates", "1000"),
+            peers=("tally", "tally-redis"), durable=True,
         ),
         Scenario(
             "cluster_fanout", server_load.cluster_fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),

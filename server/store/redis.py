@@ -153,6 +153,7 @@ class RedisStore(RedisRepair):
         self._create = self.redis.register_script(lua_script("create.lua"))
         self._presence = self.redis.register_script(lua_script("presence.lua"))
         self._heartbeat = self.redis.register_script(lua_script("heartbeat.lua"))
+        self._history = self.redis.register_script(lua_script("history.lua"))
         self._checked = False
 
     # -- creating and opening ----------------------------------------------------------
@@ -332,18 +333,11 @@ class RedisStore(RedisRepair):
 
     @reachable
     async def history(self, times: Sequence[float]) -> list[HistoryPoint]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for moment in times:
-                pipe.zrevrangebyscore(self.key("points"), repr(moment), "-inf", start=0, num=1, withscores=True)
-            replies = await pipe.execute()
-        points: list[HistoryPoint] = []
-        for reply in replies:
-            if reply:
-                member, at = reply[0]
-                seq, total = member.split(":")
-                if not points or points[-1].seq != int(seq):
-                    points.append(HistoryPoint(int(seq), float(at), int(total)))
-        return points
+        flat = cast("list[str]", await self._history(keys=[self.key("points")], args=[repr(t) for t in times]))
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        return [
+            HistoryPoint(int(seq), float(at), int(total)) for (seq, total), at in ((m.split(":"), a) for m, a in pairs)
+        ]
 
     @reachable
     async def prune(self, before: float) -> None:

@@ -227,12 +227,13 @@ async def test_the_snapshot_keeps_the_most_recent_records(store: Store) -> None:
 
 
 async def test_history_answers_the_total_at_given_times(store: Store) -> None:
-    """For each time, the last update at or before it; repeats are left out; before the first there is none."""
-    await store.apply([add(5, "1")], at=100.0)
+    """For each time, the last update at or before it, its time exact; repeats are left out; before the first
+    there is none."""
+    await store.apply([add(5, "1")], at=100.1)
     await store.apply([add(2, "2")], at=200.0)
-    await store.apply([add(-1, "3")], at=300.0)
-    points = await store.history([50.0, 150.0, 160.0, 250.0, 400.0])
-    assert [(p.seq, p.total) for p in points] == [(1, 5), (2, 7), (3, 6)]
+    await store.apply([add(-1, "3")], at=1733325930.123456)
+    points = await store.history([50.0, 150.0, 160.0, 250.0, 1733325931.0])
+    assert [(p.seq, p.total, p.at) for p in points] == [(1, 5, 100.1), (2, 7, 200.0), (3, 6, 1733325930.123456)]
 
 
 async def test_pruning_forgets_old_op_ids_but_keeps_the_total(pruned_store: StoreFactory) -> None:

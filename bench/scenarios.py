@@ -22,6 +22,9 @@ Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
 EVERYONE = ("raw", "websockets", "node", "tally")
 # Tally on SQLite, on Redis, and two Tally servers on one Redis.
 STORES = ("tally", "tally-redis", "tally-cluster")
+HISTORY_METRICS = (("idle_p50_ms", True), ("idle_p99_ms", True), ("busy_p50_ms", True), ("busy_p99_ms", True),
+                   ("p99_busy_over_idle", True), ("pages_per_s", False), ("server_cpu_ms_per_page", True),
+                   ("redis_cpu_ms_per_page", True))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,13 +147,21 @@ SCENARIOS = {
             subject="tally-redis",
         ),
         Scenario(
-            # Dashboards paging history from 2 and 4 addresses while one adds: its add->ack against idle.
-            "history_paging", history_load.history_paging,
-            (("idle_p50_ms", True), ("idle_p99_ms", True), ("busy_p50_ms", True), ("busy_p99_ms", True),
-             ("p99_busy_over_idle", True), ("pages_per_s", False), ("server_cpu_ms_per_page", True)),
+            # Dashboards paging history from 2 and 4 addresses, each as fast as the default limits let one
+            # address, while one adds: its add->ack against idle.
+            "history_paging", history_load.history_paging, HISTORY_METRICS,
             clients=(2, 4), quick_clients=(2,),
-            flags=("--seconds", "4", "--updates", "5000"), quick_flags=("--seconds", "2", "--updates", "1000"),
-            peers=("tally", "tally-redis"), durable=True,
+            flags=("--seconds", "4", "--updates", "5000", "--rate", "20"),
+            quick_flags=("--seconds", "2", "--updates", "1000", "--rate", "20"), peers=("tally", "tally-redis"),
+            durable=True,
+        ),
+        Scenario(
+            # The same with nothing holding the pagers back: what the store does at its own limit.
+            "history_flood", history_load.history_paging, HISTORY_METRICS,
+            clients=(2, 4), quick_clients=(2,),
+            flags=("--seconds", "4", "--updates", "5000", "--rate", "0"),
+            quick_flags=("--seconds", "2", "--updates", "1000", "--rate", "0"), peers=("tally", "tally-redis"),
+            durable=True,
         ),
         Scenario(
             "cluster_fanout", server_load.cluster_fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),

@@ -124,14 +124,16 @@ SCENARIOS = {
             clients=(1000,), quick_clients=(500,),
         ),
         Scenario(
-            "durable", server_load.durable, (("acked_per_s", False), ("server_cpu_us_per_add", True)),
+            "durable", server_load.durable,
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("server_cpu_pct", True), ("gen_cpu_pct", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "3", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
             peers=("tally-1commit", "tally", "tally-uvloop"), durable=True, twins=("tally",),
         ),
         Scenario(
             "redis_durable", server_load.durable,
-            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True)),
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True),
+             ("server_cpu_pct", True), ("gen_cpu_pct", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
             peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),

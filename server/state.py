@@ -8,7 +8,6 @@ returns, all in one transaction. The ledger and the handler pass the outcomes on
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -215,19 +214,32 @@ def seal(key: str, ledger: str, epoch: int, seq: int, total: int, digest: str) -
 
 
 class Sealer:
-    """:func:`seal` with one key, for every update: the keyed HMAC is made once and copied for each
-    seal, which gives the same bytes for well under half the work of keying it again."""
+    """:func:`seal` with one key, for every update: HMAC-SHA256 (RFC 2104) written out over its two keyed
+    states (the key padded with 0x36s and with 0x5Cs, each hashed once here), copied for each seal. The same
+    bytes as ``hmac.new(key, text, sha256)`` at under half the work of copying an HMAC object."""
 
-    __slots__ = ("_mac", "key")
+    __slots__ = ("_inner", "_outer", "key")
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self._mac = hmac.new(key.encode(), digestmod=hashlib.sha256)
+        raw = key.encode()
+        if len(raw) > _SHA256_BLOCK:
+            raw = hashlib.sha256(raw).digest()
+        raw = raw.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(raw.translate(_IPAD))
+        self._outer = hashlib.sha256(raw.translate(_OPAD))
 
     def __call__(self, ledger: str, epoch: int, seq: int, total: int, digest: str) -> str:
-        mac = self._mac.copy()
-        mac.update(f"{ledger}|{epoch}|{seq}|{total}|{digest}".encode())
-        return mac.hexdigest()[:16]
+        inner = self._inner.copy()
+        inner.update(f"{ledger}|{epoch}|{seq}|{total}|{digest}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:16]
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def thin_to_minutes(moments: Iterable[tuple[int, float]]) -> set[int]:

@@ -6,6 +6,9 @@ import hashlib
 import hmac
 from dataclasses import replace
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tally.server.protocol import INT64_MAX, INT64_MIN, ErrorCode
 from tally.server.state import (
     AddRequest,
@@ -223,6 +226,14 @@ def test_a_seal_is_the_keyed_sha256_of_its_fields() -> None:
     assert seal(key, *fields) == sealer(*fields) == expected
     assert sealer("L1", 3, 8, -42, "0123456789abcdef") != expected
     assert sealer(*fields) == expected, "copying the keyed HMAC leaves it as it was"
+
+
+@given(key=st.text(min_size=1, max_size=200), seq=st.integers(0, 2**63 - 1), total=st.integers(-(2**63), 2**63 - 1))
+def test_a_sealer_gives_the_bytes_of_hmac_for_any_key(key: str, seq: int, total: int) -> None:
+    """The written-out HMAC is hmac's own for keys shorter and longer than SHA-256's block (hashed first)."""
+    text = f"L|2|{seq}|{total}|0123456789abcdef".encode()
+    expected = hmac.new(key.encode(), text, hashlib.sha256).hexdigest()[:16]
+    assert Sealer(key)("L", 2, seq, total, "0123456789abcdef") == expected
 
 
 def test_old_updates_thin_to_the_last_of_each_minute() -> None:

@@ -67,26 +67,44 @@ def _ack_text(message: Message, version: int) -> str | None:
 def _update_text(message: Message, version: int) -> str | None:
     assert isinstance(message, Update)
     u = message
-    if (type(u.seq) is not int or type(u.total) is not int or type(u.amount) is not int
-            or type(u.at) is not float or not math.isfinite(u.at) or type(u.name) is not str
-            or type(u.client) is not str or (u.op is not None and type(u.op) is not str)):  # fmt: skip
+    seq, total, amount, at, name, client, op = u.seq, u.total, u.amount, u.at, u.name, u.client, u.op
+    if (type(seq) is not int or type(total) is not int or type(amount) is not int or type(at) is not float
+            or type(name) is not str or type(client) is not str
+            or (op is not None and type(op) is not str)):  # fmt: skip
         return None
-    op = "null" if u.op is None else encode_basestring(u.op)
-    text = (f'{{"type":"update","seq":{u.seq},"total":{u.total},"amount":{u.amount},'
-            f'"name":{encode_basestring(u.name)},"client":{encode_basestring(u.client)},"op":{op},'
-            f'"at":{float.__repr__(u.at)}')  # fmt: skip
+    when = _moment(at)
+    if when is None:
+        return None
+    text = (f'{{"type":"update","seq":{seq},"total":{total},"amount":{amount},"name":{encode_basestring(name)},'
+            f'"client":{encode_basestring(client)},"op":{"null" if op is None else encode_basestring(op)},'
+            f'"at":{when}')  # fmt: skip
     if version < 2:
         return text + "}"
-    if type(u.tag) is not str or (u.undoes is not None and type(u.undoes) is not int):
+    tag, undoes, fingerprint, seal = u.tag, u.undoes, u.fingerprint, u.seal
+    if type(tag) is not str or (undoes is not None and type(undoes) is not int):
         return None
-    text += f',"tag":{encode_basestring(u.tag)}'
-    if u.undoes is not None:
-        text += f',"undoes":{u.undoes}'
-    if u.fingerprint:
-        if type(u.fingerprint) is not str or type(u.seal) is not str:
-            return None
-        text += f',"fingerprint":{encode_basestring(u.fingerprint)},"seal":{encode_basestring(u.seal)}'
-    return text + "}"
+    undone = "" if undoes is None else f',"undoes":{undoes}'
+    if not fingerprint:
+        return f'{text},"tag":{encode_basestring(tag)}{undone}}}'
+    if type(fingerprint) is not str or type(seal) is not str:
+        return None
+    return (f'{text},"tag":{encode_basestring(tag)}{undone},"fingerprint":{encode_basestring(fingerprint)},'
+            f'"seal":{encode_basestring(seal)}}}')  # fmt: skip
+
+
+# The updates of one commit share their time: its text is made once (a float's repr is the dearest part).
+_last_moment: tuple[float, str] = (math.nan, "NaN")
+
+
+def _moment(at: float) -> str | None:
+    """``at`` as JSON writes it; None if it is not finite (the general way then says so)."""
+    global _last_moment
+    if at == _last_moment[0] and at:  # (0.0 and -0.0 are equal, and written apart)
+        return _last_moment[1]
+    if not math.isfinite(at):
+        return None
+    _last_moment = (at, float.__repr__(at))
+    return _last_moment[1]
 
 
 _FAST: dict[type, Callable[[Message, int], str | None]] = {Ack: _ack_text, Update: _update_text}

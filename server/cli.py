@@ -216,9 +216,16 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits for it (see main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything the server creates (database, WAL, sidecar, witness, directories) is its user's alone.
     os.umask(0o077)
+    # The store's thread gives up the GIL around each SQLite step (each row of a batch) and must then wait
+    # for the event loop's thread to give it back: at Python's default of 5 ms a wait, a commit of a hundred
+    # adds took 7 ms on a busy core. 1 ms: durable adds 10,500 to 13,400 a second (medians, 2 cores).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else None
     args = parse_args(arguments)

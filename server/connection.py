@@ -33,7 +33,7 @@ from websockets.protocol import State
 
 from tally.server.limits import Limits, TokenBucket
 
-__all__ = ["Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
+__all__ = ["Address", "Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
 
 log = logging.getLogger("tally.server")
 
@@ -47,7 +47,7 @@ def peer_host(connection: ServerConnection) -> str:
 
 
 @dataclass
-class _Address:
+class Address:
     """What one address is doing now."""
 
     connections: int
@@ -63,7 +63,7 @@ class Gate:
     limits: Limits
     capacity: int  # sockets we can hold at all (the file-descriptor limit, less a reserve)
     sockets: int = 0
-    addresses: dict[str, _Address] = field(default_factory=dict)
+    addresses: dict[str, Address] = field(default_factory=dict)
 
     def arrive(self, host: str) -> str | None:
         """Count a new socket; returns why it must be aborted at once, if it must."""
@@ -71,7 +71,7 @@ class Gate:
         entry = self.addresses.get(host)
         if entry is None:
             limits = self.limits
-            entry = self.addresses[host] = _Address(
+            entry = self.addresses[host] = Address(
                 0,
                 TokenBucket(limits.connect_rate, limits.connect_burst),
                 TokenBucket(limits.address_rate, limits.address_burst),
@@ -91,7 +91,7 @@ class Gate:
         if entry is not None:
             entry.connections -= 1
 
-    def __getitem__(self, host: str) -> _Address:
+    def __getitem__(self, host: str) -> Address:
         return self.addresses[host]
 
     def forget_idle(self) -> None:

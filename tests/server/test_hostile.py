@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tally.server.app import TallyServer
+from tally.server.connection import TallyConnection
 from tally.server.limits import Limits
 from tally.server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
 from tests.support.addresses import bound_socket, peer_from
@@ -90,6 +91,7 @@ async def ping_flood(limits: Limits, pings: int = 20_000) -> tuple[int, str, int
         flooder = await connect(server.url, sock=sock, subprotocols=["tally.v2"], ping_interval=None)  # type: ignore[list-item]
         flooder.transport.pause_reading()  # it never reads the pongs
         (server_end,) = server.server.connections
+        assert isinstance(server_end, TallyConnection)
         server_end.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         alice = await Peer.join(server.url, "alice")
         peak = 0

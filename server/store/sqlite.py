@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tally.server.protocol import HistoryPoint
+from tally.server.protocol.files import make_private
 from tally.server.state import (
     AddRequest,
     Head,
@@ -58,7 +59,7 @@ from tally.server.state import (
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
 
-__all__ = ["SQLiteStore", "integrity", "make_private"]
+__all__ = ["SQLiteStore", "integrity"]
 
 T = TypeVar("T")
 
@@ -371,21 +372,6 @@ class SQLiteStore(Store):
         if self._sidecar is not None:
             self._sidecar.close()
             self._sidecar = None
-
-
-def make_private(path: Path) -> None:
-    """Create ``path``'s directory (0700) and the file itself (0600) if they are missing, whatever the umask.
-
-    SQLite gives the WAL and shared-memory files the database file's own permissions, so they
-    are private too. Files that exist already keep the permissions their owner gave them.
-    """
-    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
-    for directory in reversed(missing):  # each one made here is private, not only the last
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
 
 
 def integrity(path: Path) -> list[str]:

@@ -6,7 +6,7 @@ restarts too. ``synchronous=FULL`` makes a commit survive power loss as well
 as a process crash; group commit in the ledger pays for the fsync.
 
 Past the retention window, rows lose their op id (a resend that old would
-apply again: the docs say so) and thin out to one a minute, which is all a
+apply again: docs/guarantees.md, Guarantees, says so) and thin out to one a minute, which is all a
 chart of the last day needs; ``meta`` keeps the ledger's id, epoch and key.
 
 A small sidecar file (``<db>.ledger``, see :mod:`tally.server.store.sidecar`)

@@ -1,7 +1,7 @@
 """The attacks an afternoon found, each against a real server: none may cost anyone else an add, or the server.
 
-Each test here failed against the server before these defences; the README's
-Guarantees and Limits sections say what they promise.
+Each test here failed against the server before these defences; docs/guarantees.md
+(Guarantees, Limits) says what they promise.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ restarts too. ``synchronous=FULL`` makes a commit survive power loss as well
 as a process crash; group commit in the ledger pays for the fsync.
 
 Past the retention window, rows lose their op id (a resend that old would
-apply again: docs/guarantees.md, Guarantees, says so) and thin out to one a minute, which is all a
-chart of the last day needs; ``meta`` keeps the ledger's id, epoch and key.
+apply again, as docs/guarantees.md says) and thin out to one a minute, which
+is all a chart of the last day needs; ``meta`` keeps the ledger's id, epoch
+and key.
 
 A small sidecar file (``<db>.ledger``, see :mod:`tally.server.store.sidecar`)
 records the last update committed, with the history's fingerprint there. It

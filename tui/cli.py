@@ -24,6 +24,7 @@ from tally.tui import config
 from tally.tui.amount import parse_amount
 from tally.tui.local_server import LocalServerError, default_url, ensure_local_server
 from tally.tui.urls import check_url, is_loopback, split_urls
+from tally.tui.web_tabs import add_tab_options
 
 __all__ = ["main", "parse_args"]
 
@@ -165,6 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a Host name to answer to besides this machine's loopback names, e.g. the name a reverse proxy "
         "passes on; repeatable (others are refused, against DNS rebinding)",
     )
+    add_tab_options(web)
     args = parser.parse_args(argv)
     check_connection_options(args, parser)
     args.theme = args.theme or args.preferences.theme

@@ -46,7 +46,7 @@ from aiohttp import WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
-from tally.tui.web_tabs import INPUT, Refusal, TabLimits, Tabs, clamp_size
+from tally.tui.web_tabs import INPUT, Refusal, TabLimits, Tabs, clamp_font, clamp_size
 
 __all__ = ["dashboard_command", "is_loopback_host", "serve_web"]
 
@@ -145,7 +145,8 @@ class TallyWebServer(Server):
             response.headers["Retry-After"] = str(refusal.retry_after)
             return response
         idle = self.tabs.limits.idle_timeout
-        context = {"application": {"name": self.title}, "font_size": 16, "idle": _duration(idle) if idle else ""}
+        font_size = clamp_font(request.query.get("fontsize", ""))
+        context = {"application": {"name": self.title}, "font_size": font_size, "idle": _duration(idle) if idle else ""}
         return aiohttp_jinja2.render_template("app_index.html", request, context)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:

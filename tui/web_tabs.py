@@ -22,7 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-__all__ = ["INPUT", "MAX_COLUMNS", "MAX_ROWS", "Refusal", "TabLimits", "Tabs", "add_tab_options", "clamp_size"]
+__all__ = [
+    "INPUT", "MAX_COLUMNS", "MAX_ROWS", "Refusal", "TabLimits", "Tabs", "add_tab_options", "clamp_font", "clamp_size",
+]  # fmt: skip
 
 MAX_COLUMNS, MAX_ROWS = 400, 150
 MIN_COLUMNS, MIN_ROWS = 20, 5
@@ -94,6 +96,12 @@ def clamp_size(width: object, height: object) -> tuple[int, int] | None:
     """The terminal size a tab gets for the one it asked for, within the bounds; None if it is not a size."""
     columns, rows = _dimension(width, MIN_COLUMNS, MAX_COLUMNS), _dimension(height, MIN_ROWS, MAX_ROWS)
     return None if columns is None or rows is None else (columns, rows)
+
+
+def clamp_font(text: str) -> int:
+    """The page's font size in pixels for ``?fontsize=``: 16 for nonsense, else 8 to 48 (smaller fonts make
+    more cells of the same window, and the terminal size is clamped anyway)."""
+    return 16 if not text.isdecimal() or len(text) > 3 else max(8, min(48, int(text)))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tally.tui.cli import parse_args
-from tally.tui.web_tabs import MAX_COLUMNS, MAX_ROWS, TabLimits, Tabs, clamp_size
+from tally.tui.web_tabs import MAX_COLUMNS, MAX_ROWS, TabLimits, Tabs, clamp_font, clamp_size
 from tests.support import waiting
 from tests.support.servers import serving
 from tests.web.conftest import StartWeb, WebProcess
@@ -192,3 +192,9 @@ def test_impossible_limits_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         parse_args(["web", *argv])
     assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize(("text", "size"), [("20", 20), ("", 16), ("x", 16), ("1", 8), ("999", 48), ("9" * 500, 16)])
+def test_the_pages_font_size_is_taken_within_bounds(text: str, size: int) -> None:
+    """?fontsize= as textual-serve took it, within 8 to 48 pixels."""
+    assert clamp_font(text) == size

@@ -15,7 +15,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from tally.tui.app import TallyApp  # noqa: E402
+from tally.tui.app import make_app  # noqa: E402
+from tally.tui.link import LinkOptions  # noqa: E402
 from tests.support.dashboard import until  # noqa: E402
 from tests.support.peers import Peer  # noqa: E402
 from tests.support.servers import UNLIMITED_RATE, serving  # noqa: E402
@@ -41,12 +42,17 @@ async def main() -> None:
         peers = [await Peer.join(server.url, name, session=f"screenshot-{name.encode().hex()}") for name in PEOPLE]
         room = asyncio.create_task(adding(peers, chance, SECONDS))
         await asyncio.sleep(SECONDS / 2)  # the dashboard opens on a room already busy: its chart asks for history
-        app = TallyApp(server.url, "hana")
+        app = make_app(LinkOptions(server.url, "hana"))
         async with app.run_test(size=(120, 36)) as pilot:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             await pilot.press(*"+100", "enter")
             await room
-            await until(pilot, lambda: app.clients.settled and app.activity.settled and app.chart.settled)
+            await until(
+                pilot,
+                lambda: (
+                    app.dashboard.clients.settled and app.dashboard.activity.settled and app.dashboard.chart.settled
+                ),
+            )
             await pilot.pause(1.0)
             app.save_screenshot("screenshot.svg", str(REPOSITORY / "docs"))
         for peer in peers:

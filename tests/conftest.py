@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tally.server.app import TallyServer
 from tests.support.redis_server import RedisServer
 from tests.support.servers import serving
+
+# Hypothesis: a quick run by default (a developer's loop), the thorough one where
+# TALLY_HYPOTHESIS_PROFILE=thorough (.ci/run sets it). Examples go through a real server, so
+# the number of examples, not a deadline, bounds a test's time.
+settings.register_profile("quick", max_examples=100, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("TALLY_HYPOTHESIS_PROFILE", "quick"))
 
 
 @pytest.fixture

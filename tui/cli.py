@@ -16,7 +16,7 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tally.server import version
 from tally.server.protocol import ProtocolError, check_name
@@ -25,6 +25,9 @@ from tally.tui.amount import parse_amount
 from tally.tui.local_server import LocalServerError, default_url, ensure_local_server
 from tally.tui.urls import check_url, is_loopback, split_urls
 from tally.tui.web_tabs import add_tab_options
+
+if TYPE_CHECKING:
+    from tally.tui.link import LinkOptions
 
 __all__ = ["main", "parse_args"]
 
@@ -38,6 +41,14 @@ commands for scripts (each takes the connection options above):
 exit status: 0 done · 2 usage · 3 refused (invalid amount, overflow…) · 4 no server, or no answer in time
 (an add's outcome is then unknown) · 5 access denied (token, certificate)
 """
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (it costs every start-up otherwise)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"tally {version()}")
+        parser.exit()
 
 
 def default_name() -> str:
@@ -130,7 +141,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"tally {version()}")
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument(
         "--theme", default=None, help="the dashboard's colours (default: the last one chosen, kept in config.toml)"
     )
@@ -199,40 +210,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
         return 2
-    link_options: dict[str, Any] = {"token": args.token, "tls": tls, "start_server": start_server}
+    from tally.tui.link import LinkOptions  # here: `tally --help` and `tally web` need no websockets client
+
+    options = LinkOptions(args.urls, args.name, token=args.token, tls=tls, start_server=start_server)
     if args.command in ("add", "watch", "status"):
         from tally.tui import scripting
 
         if args.command == "add":
-            return asyncio.run(scripting.add(args.amount, args.name, within=args.timeout, urls=args.urls,
-                                             **link_options))  # fmt: skip
+            return asyncio.run(scripting.add(args.amount, options, within=args.timeout))
         if args.command == "watch":
-            return asyncio.run(scripting.watch(as_json=args.json, urls=args.urls, **link_options))
-        return asyncio.run(scripting.status(as_json=args.json, within=args.timeout, urls=args.urls, **link_options))
+            return asyncio.run(scripting.watch(options, as_json=args.json))
+        return asyncio.run(scripting.status(options, as_json=args.json, within=args.timeout))
     if args.command == "web":
         from tally.tui.web import serve_web
 
         return serve_web(args)
-    return run_dashboard(args, **link_options)
+    return run_dashboard(args, options)
 
 
-def run_dashboard(args: argparse.Namespace, **link_options: Any) -> int:
+def run_dashboard(args: argparse.Namespace, options: LinkOptions) -> int:
     # Imported here so `tally --help` and the script commands do not pay for loading the app.
-    from tally.tui.app import TallyApp
+    from tally.tui.app import make_app
     from tally.tui.journal import journals_for
     from tally.tui.pending import Pending
 
     journal, leftovers = journals_for(args.url)
     preferences = dataclasses.replace(args.preferences, theme=args.theme, problem=None)
-    app = TallyApp(args.urls, args.name, pending=Pending(journal), leftovers=leftovers, preferences=preferences,
-                   config=config.config_path(), **link_options)  # fmt: skip
+    app = make_app(options, pending=Pending(journal), leftovers=leftovers, preferences=preferences,
+                   config=config.config_path())  # fmt: skip
     try:
         app.run()
     finally:
-        pending = app.model.pending
-        pending.save()
-        if pending.journal is not None:
-            pending.journal.release()
+        outbox = app.link.outbox
+        outbox.save()
+        if outbox.pending.journal is not None:
+            outbox.pending.journal.release()
     return 0
 
 

@@ -1,25 +1,31 @@
-"""What the connection tells the app: past-tense facts, posted from the connection worker."""
+"""What the link tells whoever runs it: past-tense facts, as plain dataclasses.
+
+The link posts these to one callable (the dashboard, or a script's outcome).
+They do not depend on Textual, so ``tally add``, ``watch`` and ``status`` never
+load it: the dashboard wraps each one in a Textual message of its own
+(:class:`tui.app.LinkEvent`). ``REPLACEABLE`` events may be dropped for a newer
+one of the same type when several wait to be handled (only the latest counts).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.message import Message
-
 from tally.server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, Update, Welcome
 from tally.tui.pending import PendingAdd
 
 __all__ = [
+    "REPLACEABLE",
     "AddAcknowledged",
     "ClientsPageArrived",
     "Connected",
     "Connecting",
     "ConnectionLost",
+    "Event",
     "GaveUp",
     "HistoryArrived",
     "LatencyMeasured",
     "LedgerChanged",
-    "LeftoversSent",
     "OnlineChanged",
     "PendingChanged",
     "PresenceChanged",
@@ -29,7 +35,7 @@ __all__ = [
 
 
 @dataclass
-class Connecting(Message):
+class Connecting:
     """An attempt to reach the server has started."""
 
     url: str
@@ -37,14 +43,14 @@ class Connecting(Message):
 
 
 @dataclass
-class Connected(Message):
+class Connected:
     """The server welcomed us: a full snapshot to replace whatever we showed."""
 
     welcome: Welcome
 
 
 @dataclass
-class LedgerChanged(Message):
+class LedgerChanged:
     """The server at this address now holds a different ledger than the one our pending adds are for.
 
     None of them was sent; the app asks the user what to do (see ``Link.keep_for_other_ledger``).
@@ -56,7 +62,7 @@ class LedgerChanged(Message):
 
 
 @dataclass
-class ConnectionLost(Message):
+class ConnectionLost:
     """The connection dropped or could not be made; we will retry at ``retry_at`` (monotonic)."""
 
     reason: str
@@ -65,51 +71,55 @@ class ConnectionLost(Message):
 
 
 @dataclass
-class GaveUp(Message):
+class GaveUp:
     """The server refused us in a way retrying will not fix; waiting for the user."""
 
     reason: str
 
 
 @dataclass
-class UpdatesArrived(Message):
+class UpdatesArrived:
     """Updates in seq order, gathered so a flood repaints at a bounded rate."""
 
     updates: list[Update]
 
 
 @dataclass
-class PresenceChanged(Message):
+class PresenceChanged:
     """Joins, leaves and renames that arrived together, in order."""
 
     presences: list[Presence]
 
 
 @dataclass
-class OnlineChanged(Message):
+class OnlineChanged:
     online: Online
 
 
 @dataclass
-class ClientsPageArrived(Message):
+class ClientsPageArrived:
     page: ClientsPage
 
 
 @dataclass
-class HistoryArrived(Message):
+class HistoryArrived:
     page: HistoryPage
 
 
 @dataclass
-class ServerRefused(Message):
-    """The server answered one of our messages with an error; ``add`` is the add it refused, if one was."""
+class ServerRefused:
+    """The server answered one of our messages with an error; ``add`` is the add it refused, if one was.
+
+    ``settled``: the add was refused for good and is no longer pending (else it goes again shortly).
+    """
 
     error: Error
     add: PendingAdd | None = None
+    settled: bool = False
 
 
 @dataclass
-class AddAcknowledged(Message):
+class AddAcknowledged:
     """One of our adds is stored, as update ``seq``."""
 
     add: PendingAdd
@@ -117,17 +127,34 @@ class AddAcknowledged(Message):
 
 
 @dataclass
-class LeftoversSent(Message):
-    """Adds left by an earlier dashboard that quit or died were sent (``count`` of them)."""
-
-    count: int
-
-
-@dataclass
-class LatencyMeasured(Message):
+class LatencyMeasured:
     seconds: float
 
 
 @dataclass
-class PendingChanged(Message):
-    """An add was typed, acknowledged or refused: the model's pending adds changed."""
+class PendingChanged:
+    """The server settled one of our adds (acknowledged it, or refused it for good): fewer are pending.
+
+    Never posted for an add the app itself made or dropped: it knows that already.
+    """
+
+
+Event = (
+    Connecting
+    | Connected
+    | LedgerChanged
+    | ConnectionLost
+    | GaveUp
+    | UpdatesArrived
+    | PresenceChanged
+    | OnlineChanged
+    | ClientsPageArrived
+    | HistoryArrived
+    | ServerRefused
+    | AddAcknowledged
+    | LatencyMeasured
+    | PendingChanged
+)
+
+# Floods of these say the same thing again: only the newest of a run waiting to be handled matters.
+REPLACEABLE: tuple[type[Event], ...] = (LatencyMeasured, PendingChanged)

@@ -1,7 +1,8 @@
-"""What the dashboard knows: who I am, who is here, the total, and what is pending.
+"""What the dashboard knows: who I am, who is here, the total, and which of my adds ctrl+z can take back.
 
-One object, owned by the app and fed by the connection's messages; widgets
-render from it and keep no copy of their own. Nothing here draws or connects.
+One object, owned by the app and fed by the link's events; widgets render
+from it and keep no copy of their own. Nothing here draws or connects. The
+adds not yet acknowledged are the outbox's (:mod:`tui.outbox`), not the model's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tally.server.protocol import (
     Welcome,
 )
 from tally.server.protocol.messages import SortKey
-from tally.tui.pending import Pending, PendingAdd
+from tally.tui.pending import PendingAdd
 from tally.tui.series import WINDOWS, Series
 
 __all__ = ["Mine", "Model"]
@@ -51,9 +52,8 @@ SORTS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
 
 
 class Model:
-    def __init__(self, name: str, pending: Pending | None = None) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.pending = pending if pending is not None else Pending()
         self.you: str | None = None
         self.session = ""
         # Everyone, while the room is live; otherwise only who the last page showed.
@@ -191,6 +191,19 @@ class Model:
     def undoable(self) -> Mine | None:
         """My latest applied add not yet taken back (an undo can itself be undone)."""
         return next((mine for mine in reversed(self.mine) if not mine.undone), None)
+
+    def take_back(self) -> Mine | None:
+        """The add ctrl+z takes back now, marked so: a second ctrl+z before the answer takes the one before it."""
+        mine = self.undoable()
+        if mine is not None:
+            mine.undone = True
+        return mine
+
+    def undo_refused(self, add: PendingAdd) -> None:
+        """The server refused ``add`` for good: if it was an undo, what it would have taken back can be again."""
+        for mine in self.mine:
+            if add.undo is not None and mine.op == add.undo:
+                mine.undone = False
 
     @property
     def stale(self) -> bool:

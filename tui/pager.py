@@ -12,15 +12,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tally.server.protocol import PAGE_MAX, ClientInfo, ClientsPage
+from tally.server.protocol.messages import SortKey
 from tally.tui.model import Model
-from tally.tui.widgets.clients import View
 
-__all__ = ["Pager", "Rows"]
+__all__ = ["Pager", "Rows", "View"]
 
 # A block older than this is fetched again (the room moves on: people come, go and add).
 STALE_AFTER = 2.0
 # An answer this late is given up on, and the next wish asks again.
 GIVE_UP_AFTER = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The rows the clients table shows: ``limit`` from ``offset`` in this order, of those whose name has ``filter``."""
+
+    offset: int
+    limit: int
+    sort: SortKey
+    descending: bool
+    filter: str
+
 
 Rows = tuple[int, list[ClientInfo | None]]  # how many match, and the rows in view (None: not here yet)
 Request = Callable[[int, int, View], str | None]  # offset, limit, view -> request id, None if not connected

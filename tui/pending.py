@@ -2,7 +2,7 @@
 
 Each add gets its op id here when typed and stays until the server
 acknowledges it (or refuses it for a reason that resending will not change).
-The connection resends whatever is here after every reconnect, with the same
+The link resends whatever is here after every reconnect, with the same
 op ids, so the server's dedupe makes each count exactly once.
 
 With a :class:`~tui.journal.Journal`, the adds, the session's secret and the
@@ -75,11 +75,6 @@ class Pending:
         self._adds[pending.op] = pending
         self._dirty = True
         return pending
-
-    def restore(self, pending: PendingAdd) -> None:
-        """Put back an add whose outcome is unknown again (its ack was lost)."""
-        self._adds[pending.op] = pending
-        self._dirty = True
 
     def settle(self, op: str) -> PendingAdd | None:
         """Forget ``op``: acknowledged, or refused for good. None if it was not pending."""

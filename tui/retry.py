@@ -1,39 +1,71 @@
-"""When to try again, how fast to send, and what to tell the user: the connection's failures, classified.
+"""When to try again, how fast to send, and what to tell the user: the link's failures, classified.
 
-Pure but for the pace's sleep, so that the wording and the decisions are tested without a
-socket; :mod:`tui.connection` maps each websockets exception onto them.
+Pure: no socket, no loop, no clock of its own (the pace is given the time and says how long
+to wait), so that the wording and the decisions are tested without a connection.
+:func:`classify` maps each failure of a session, ours or websockets', onto a :class:`Verdict`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
+import ssl
 from dataclasses import dataclass
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 
 from tally.server.protocol import ProtocolError
 
-__all__ = ["PACE_SHARE", "Pace", "Verdict", "backoff", "describe_close", "describe_failure", "describe_status"]
+__all__ = [
+    "PACE_SHARE",
+    "RESYNC",
+    "GiveUp",
+    "Pace",
+    "Resync",
+    "Stalled",
+    "Verdict",
+    "backoff",
+    "classify",
+    "describe_close",
+    "describe_failure",
+    "describe_status",
+]
 
 # Of the server's rate, what this dashboard uses when it sends a queue of adds.
 PACE_SHARE = 0.8
 
 
+RESYNC = "missed an update; resynchronising"
+
+
+class Resync(Exception):
+    """We missed an update (a gap in seq): reconnect for a fresh snapshot."""
+
+
+class Stalled(Exception):
+    """The server stopped answering pings: the path to it is gone, whatever TCP says."""
+
+
+class GiveUp(Exception):
+    """Retrying will not help; wait for the user."""
+
+
 class Pace:
     """Send no faster than ``rate`` a second after a burst of ``burst``: the server's limits, with room to spare."""
 
-    def __init__(self, rate: float = 40.0, burst: float = 50.0) -> None:
+    def __init__(self, rate: float = 40.0, burst: float = 50.0, *, now: float = 0.0) -> None:
         self.rate, self.burst = rate, burst
-        self.tokens, self.updated = burst, time.monotonic()
+        self.tokens, self.updated = burst, now
 
-    async def wait(self) -> None:
-        now = time.monotonic()
+    def take(self, now: float) -> float:
+        """Spend one send at ``now`` (monotonic seconds); returns how long to wait before it goes (0: at once)."""
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+        wait = 0.0
         if self.tokens < 1:
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-            self.tokens, self.updated = 1.0, time.monotonic()
+            wait = (1 - self.tokens) / self.rate
+            self.tokens, self.updated = 1.0, now + wait
         self.tokens -= 1
+        return wait
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 15.0) -> float:
@@ -94,3 +126,40 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, ProtocolError):
         return f"the server sent something we do not understand ({exc.message})"
     return str(exc) or type(exc).__name__
+
+
+# What the session's own failures and websockets' say; anything else escapes (a bug).
+FAILURES = (
+    Resync, GiveUp, Stalled, InvalidStatus, InvalidMessage, InvalidURI, ConnectionClosed,
+    ssl.SSLCertVerificationError, OSError, InvalidHandshake, TimeoutError, ProtocolError,
+)  # fmt: skip
+
+
+def classify(exc: BaseException) -> Verdict:
+    """What a failure of one of ours, or of websockets, means for the user and for retrying."""
+    if isinstance(exc, Resync):
+        return Verdict(RESYNC)
+    if isinstance(exc, GiveUp):
+        return Verdict(str(exc), retry=False)
+    if isinstance(exc, Stalled):
+        return Verdict(str(exc))
+    if isinstance(exc, InvalidStatus):
+        return describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
+    if isinstance(exc, InvalidMessage):
+        # A server dying under us accepts and drops connections for a moment, and so does a service that
+        # is not HTTP at all: both are worth another try (the status line says which it may be).
+        return Verdict("the server closed the connection before its handshake (is it a Tally server?)")
+    if isinstance(exc, InvalidURI):
+        return Verdict(f"bad URL: {exc}", retry=False)
+    if isinstance(exc, ConnectionClosed):
+        return Verdict(
+            describe_close(
+                we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
+                code=None if exc.rcvd is None else exc.rcvd.code,
+                reason="" if exc.rcvd is None else exc.rcvd.reason,
+            )
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
+        return Verdict(reason, retry=False)
+    return Verdict(describe_failure(exc))

@@ -1,9 +1,10 @@
 """``tally add``, ``tally watch`` and ``tally status``: the same connection as the dashboard, for scripts.
 
 Each command is a watcher (it is not listed among the people online), speaks
-through :class:`~tui.connection.Link` like the dashboard (so an add is resent
+through :class:`~tui.link.Link` like the dashboard (so an add is resent
 with the same op id after a reconnect, and counts once), prints plain lines or
 JSON, and ends with an exit status a script can act on (see ``EXIT``).
+Nothing here loads Textual: the link's events are plain dataclasses.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
-
-from textual.message import Message
+from dataclasses import replace
+from typing import TextIO
 
 from tally.server.protocol import Update, Welcome
-from tally.tui.connection import Link
-from tally.tui.messages import AddAcknowledged, Connected, ConnectionLost, GaveUp, ServerRefused, UpdatesArrived
-from tally.tui.model import Model
+from tally.tui.link import Link, LinkOptions
+from tally.tui.messages import AddAcknowledged, Connected, ConnectionLost, Event, GaveUp, ServerRefused, UpdatesArrived
 from tally.tui.text import plain_text
 
 __all__ = ["EXIT", "add", "status", "watch"]
@@ -55,7 +54,7 @@ class Outcome:
         self.trouble = ""  # why the last attempt to connect failed, if one did
         self.done = asyncio.Event()
 
-    def post(self, message: Message) -> None:
+    def post(self, message: Event) -> None:
         if isinstance(message, Connected):
             self.welcome = message.welcome
         elif isinstance(message, UpdatesArrived):
@@ -88,10 +87,15 @@ async def _run(link: Link, outcome: Outcome, within: float) -> bool:
             await runner
 
 
-async def add(amount: int, name: str, *, within: float, out: TextIO = sys.stdout, **options: Any) -> int:
+def _watcher(options: LinkOptions, name: str | None = None) -> LinkOptions:
+    """A script's link: a watcher, not listed among the people online."""
+    return replace(options, role="watcher", name=options.name if name is None else name)
+
+
+async def add(amount: int, options: LinkOptions, *, within: float, out: TextIO = sys.stdout) -> int:
     """Add ``amount``; print the total it made. Exit status from ``EXIT``."""
     outcome = Outcome()
-    link = Link(options.pop("urls"), Model(name), outcome.post, role="watcher", **options)
+    link = Link(_watcher(options), outcome.post)
     link.add(amount)
     if not await _run(link, outcome, within):
         why = f" ({outcome.trouble})" if outcome.trouble else ""
@@ -114,16 +118,16 @@ async def add(amount: int, name: str, *, within: float, out: TextIO = sys.stdout
     return EXIT["done"]
 
 
-async def status(*, as_json: bool, within: float, out: TextIO = sys.stdout, **options: Any) -> int:
+async def status(options: LinkOptions, *, as_json: bool, within: float, out: TextIO = sys.stdout) -> int:
     """Print the total, the seq, who is online and the server's version."""
     outcome = Outcome()
 
-    def post(message: Message) -> None:
+    def post(message: Event) -> None:
         outcome.post(message)
         if isinstance(message, Connected):
             outcome.done.set()
 
-    link = Link(options.pop("urls"), Model("status"), post, role="watcher", **options)
+    link = Link(_watcher(options, "status"), post)
     if not await _run(link, outcome, within) or outcome.welcome is None:
         reason = outcome.gave_up or f"no answer within {within:g} s" + (
             f" ({outcome.trouble})" if outcome.trouble else ""
@@ -165,7 +169,7 @@ def update_line(update: Update) -> str:
     return f"{when} {plain_text(update.name, limit=40)} {verb} {update.amount:+,} → {update.total:,}"
 
 
-async def watch(*, as_json: bool, out: TextIO = sys.stdout, **options: Any) -> int:
+async def watch(options: LinkOptions, *, as_json: bool, out: TextIO = sys.stdout) -> int:
     """Print one line per update until SIGINT, SIGTERM or a closed pipe."""
     stop = asyncio.Event()
     failure: list[int] = []
@@ -183,7 +187,7 @@ async def watch(*, as_json: bool, out: TextIO = sys.stdout, **options: Any) -> i
         except BrokenPipeError:
             stop.set()  # `tally watch | head`: the reader is done, so are we
 
-    def post(message: Message) -> None:
+    def post(message: Event) -> None:
         nonlocal shown
         if isinstance(message, Connected):
             welcome = message.welcome
@@ -199,7 +203,7 @@ async def watch(*, as_json: bool, out: TextIO = sys.stdout, **options: Any) -> i
             failure.append(EXIT["denied"] if _denied(message.reason) else EXIT["unreachable"])
             stop.set()
 
-    link = Link(options.pop("urls"), Model("watch"), post, role="watcher", **options)
+    link = Link(_watcher(options, "watch"), post)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)

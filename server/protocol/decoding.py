@@ -1,21 +1,22 @@
 """JSON text to messages, with every field validated on the way in.
 
-Booleans are not integers, floats are not integers, numbers outside a signed
-64-bit range are refused, duplicate keys and NaN are refused, a number must be
-finite and in its range (``1e309`` parses to infinity: refused; a time is Unix
-seconds from 0 to the end of year 9999), and unknown
-fields are ignored so that newer peers keep working with older ones. Every
-failure is a :class:`~server.protocol.errors.ProtocolError`.
+The text is parsed strictly (:mod:`~tally.server.protocol.json_text`: no
+duplicate keys, no NaN). Booleans are not integers, floats are not integers,
+integers outside a signed 64-bit range are refused, a number must be finite
+and in its range (``1e309`` parses to infinity: refused; a time is Unix seconds
+from 0 to the end of year 9999), and unknown fields are ignored so that newer
+peers keep working with older ones. Every failure is a
+:class:`~server.protocol.errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import NoReturn, TypeVar
 
 from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.json_text import TooLarge, parse
 from tally.server.protocol.messages import (
     ID_MAX_CHARS,
     INT64_MAX,
@@ -50,6 +51,7 @@ from tally.server.protocol.messages import (
     Update,
     Welcome,
 )
+from tally.server.protocol.plain_add import plain_add
 
 T = TypeVar("T")
 # A filter is matched against every name online: keep it short.
@@ -62,47 +64,8 @@ TIME_MAX = 253_402_300_799.0
 __all__ = ["decode_client", "decode_server", "decode_server_frame"]
 
 
-class _TooLarge:
-    """Stands in for an integer literal too long to be worth parsing."""
-
-
-def _parse_int(literal: str) -> int | _TooLarge:
-    # Python refuses to parse very long literals (and would be slow to);
-    # anything past 20 digits is out of the 64-bit range anyway.
-    if len(literal.lstrip("-")) > 20:
-        return _TooLarge()
-    return int(literal)
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{name} is not allowed in JSON")
-
-
-def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    obj: dict[str, object] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
-
-
-def _parse(data: str | bytes) -> object:
-    if isinstance(data, bytes):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frames are not supported; send JSON text")
-    try:
-        return _DECODER.decode(data)
-    except RecursionError:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not valid JSON: {exc}") from None
-
-
 def _load(data: str | bytes) -> tuple[str, _Fields]:
-    return _object(_parse(data))
+    return _object(parse(data))
 
 
 def _object(obj: object) -> tuple[str, _Fields]:
@@ -152,7 +115,7 @@ class _Fields:
 
     def int64(self, key: str, *, code: str = ErrorCode.BAD_MESSAGE) -> int:
         value = self.obj.get(key)
-        if isinstance(value, _TooLarge):
+        if isinstance(value, TooLarge):
             self.fail(f"'{key}' is outside the signed 64-bit range", code)
         # bool is a subclass of int; true is not 1 here.
         if not isinstance(value, int) or isinstance(value, bool):
@@ -164,9 +127,9 @@ class _Fields:
     def number(self, key: str, *, low: float = -NUMBER_MAX, high: float = NUMBER_MAX) -> float:
         """A finite number from ``low`` to ``high`` (an integer literal too long to parse is out of range)."""
         value = self.obj.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float | _TooLarge):
+        if isinstance(value, bool) or not isinstance(value, int | float | TooLarge):
             self.fail(f"'{key}' must be a number")
-        if isinstance(value, _TooLarge) or not math.isfinite(value) or not low <= value <= high:
+        if isinstance(value, TooLarge) or not math.isfinite(value) or not low <= value <= high:
             self.fail(f"'{key}' must be a number from {low:.15g} to {high:.15g}")
         return float(value)
 
@@ -240,6 +203,9 @@ def _filter(fields: _Fields) -> str:
 
 def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
+    add = plain_add(data, version)  # most frames are adds: most never reach the JSON parser
+    if add is not None:
+        return add
     kind, fields = _load(data)
     if kind == Hello.TYPE:
         name = fields.text("name", code=ErrorCode.INVALID_NAME)
@@ -334,7 +300,7 @@ def decode_server_frame(data: str | bytes) -> list[ServerMessage]:
     Anything malformed raises :class:`ProtocolError`. Fields a v1 server does
     not send take their defaults, so one decoder reads both versions.
     """
-    parsed = _parse(data)
+    parsed = parse(data)
     messages = []
     for item in parsed if isinstance(parsed, list) else [parsed]:
         try:

@@ -14,7 +14,8 @@ from typing import cast
 from tally.server.app import TallyServer
 from tally.server.protocol import Ack, Presence, Update, Welcome
 from tally.server.store.redis import RedisStore
-from tally.tui.app import TallyApp
+from tally.tui.app import make_app
+from tally.tui.link import LinkOptions
 from tests.support.dashboard import log_text, until
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
@@ -164,15 +165,17 @@ async def test_a_killed_servers_clients_leave_and_its_dashboard_fails_over(
     with ServerProcess(redis_server.url, *extra) as doomed, ServerProcess(redis_server.url, *extra) as survivor:
         first, second = doomed.start(), survivor.start()
         watcher = await Peer.join(second, "watcher")
-        app = TallyApp([first, second], "alice")
+        app = make_app(LinkOptions([first, second], "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "connected" and app.link.url == first)
+            await until(pilot, lambda: app.dashboard.status.state == "connected" and app.link.url == first)
             await pilot.press("5", "enter")
-            await until(pilot, lambda: app.total.total == 5 and not app.model.pending)
+            await until(pilot, lambda: app.dashboard.total.total == 5 and not app.link.pending)
             await asyncio.to_thread(doomed.kill)
             await pilot.press("7", "enter")  # typed while it fails over
-            await until(pilot, lambda: app.link.url == second and app.status.state == "connected", timeout=10)
-            await until(pilot, lambda: app.total.total == 12 and not app.model.pending, what="the add landed once")
+            await until(pilot, lambda: app.link.url == second and app.dashboard.status.state == "connected", timeout=10)
+            await until(
+                pilot, lambda: app.dashboard.total.total == 12 and not app.link.pending, what="the add landed once"
+            )
             # alice's first connection (on the dead server) leaves everyone's list.
             names = [p.client.name async for p in _presences(watcher, "left", timeout=6)]
             assert "alice" in names
@@ -196,18 +199,18 @@ async def test_redis_killed_and_restarted_with_adds_in_flight(tmp_path: Path, re
     redis = RedisServer(tmp_path / "redis").start()
     try:
         async with cluster(redis.url, redis_prefix, size=2) as (a, b):
-            app = TallyApp([a.url, b.url], "alice")
+            app = make_app(LinkOptions([a.url, b.url], "alice"))
             async with app.run_test() as pilot:
-                await until(pilot, lambda: app.status.state == "connected")
+                await until(pilot, lambda: app.dashboard.status.state == "connected")
                 await pilot.press("1", "0", "enter")
-                await until(pilot, lambda: app.total.total == 10 and not app.model.pending)
+                await until(pilot, lambda: app.dashboard.total.total == 10 and not app.link.pending)
                 redis.kill()
                 await pilot.press("5", "enter")
                 await until(pilot, lambda: "unavailable" in log_text(app), what="the refusal, not an ack")
-                assert len(app.model.pending) == 1
+                assert len(app.link.pending) == 1
                 redis.start()
-                await until(pilot, lambda: not app.model.pending, timeout=20, what="the add, resent, lands")
-                await until(pilot, lambda: app.total.total == 15)
+                await until(pilot, lambda: not app.link.pending, timeout=20, what="the add, resent, lands")
+                await until(pilot, lambda: app.dashboard.total.total == 15)
             await wait_until(lambda: a.ledger.total == b.ledger.total == 15, what="both servers agree")
             assert a.ledger.seq == 2
     finally:

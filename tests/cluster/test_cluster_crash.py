@@ -3,93 +3,32 @@ with SIGKILL at random, acks lost, writers failing over; every add counts exactl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.lossy import LossyLink
-from tests.support.peers import Peer
+from tests.support.crash import CrashRun, crash_run
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ServerProcess, init_ledger
-from tests.support.waiting import until
 
 # The real pacing (each link sends at 80% of the rate), small enough that queues exceed the burst.
 PACED = ("--rate", "200", "--burst", "50", "--address-rate", "5000", "--address-burst", "500",
          "--cluster-ttl", "1.5")  # fmt: skip
 
 
-@dataclass
-class ClusterRun:
-    ops: int
-    expected_total: int
-    total: int
-    seq: int
-    server_kills: int
-    redis_kills: int
-    acks_dropped: int
-    refused: int
-
-
-async def cluster_crash_run(tmp_path: Path, *, module: str = "tally.server", seed: int = 7) -> ClusterRun:
-    rng = random.Random(seed)
+async def cluster_crash_run(tmp_path: Path, *, module: str = "tally.server") -> CrashRun:
+    """Six dashboards over three servers on one Redis, 150 adds each; four server kills and two Redis kills."""
     redis = RedisServer(tmp_path / "redis").start()
-    await init_ledger(redis.url, "crash:")
-    extra = ("--redis-prefix", "crash:", *PACED)
-    servers = [ServerProcess(redis.url, *extra, module=module) for _ in range(3)]
-    with contextlib.ExitStack() as stack:
-        stack.callback(redis.kill)
-        for server in servers:
-            stack.enter_context(server)
-        urls = [server.start() for server in servers]
-        # Six writers, each starting on a different server and failing over to the others.
-        links = [LossyLink(urls[n % 3 :] + urls[: n % 3], f"w{n}", drop_every=7) for n in range(6)]
-        runners = [asyncio.create_task(link.run()) for link in links]
-        amounts: list[int] = []
-        kills = {"server": 0, "redis": 0}
-
-        # The sleeps below are the workload, not waits: adds typed at a random pace, kills at random moments.
-        async def type_adds(link: LossyLink) -> None:
-            for _ in range(150):
-                amount = rng.randint(1, 1000)
-                amounts.append(amount)
-                link.add(amount)
-                await asyncio.sleep(rng.uniform(0, 0.006))
-
-        async def kill_at_random() -> None:
-            for n in range(6):
-                await asyncio.sleep(rng.uniform(0.1, 0.3))
-                if n % 3 == 2:
-                    redis.kill()
-                    kills["redis"] += 1
-                    await asyncio.sleep(rng.uniform(0, 0.3))
-                    redis.start()
-                else:
-                    victim = rng.choice(servers)
-                    await asyncio.to_thread(victim.kill)
-                    kills["server"] += 1
-                    await asyncio.sleep(rng.uniform(0, 0.3))
-                    await asyncio.to_thread(victim.start)
-
-        try:
-            await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
-            for link in links:
-                link.drop_every = 0  # the network heals
-                if link.pending:
-                    link.reconnect_now()
-            await until(lambda: not any(link.pending for link in links), timeout=60, what="every add acknowledged")
-            async with await Peer.join(urls[0], "auditor") as auditor:
-                assert auditor.welcome is not None
-                total, seq = auditor.welcome.total, auditor.welcome.seq
-        finally:
-            for runner in runners:
-                runner.cancel()
-            await asyncio.gather(*runners, return_exceptions=True)
-    dropped, refused = sum(link.acks_dropped for link in links), sum(len(link.refused) for link in links)
-    return ClusterRun(len(amounts), sum(amounts), total, seq, kills["server"], kills["redis"], dropped, refused)
+    try:
+        await init_ledger(redis.url, "crash:")
+        servers = [ServerProcess(redis.url, "--redis-prefix", "crash:", *PACED, module=module) for _ in range(3)]
+        with contextlib.ExitStack() as stack:
+            for server in servers:
+                stack.enter_context(server)
+            return await crash_run(servers, writers=6, adds=150, kills=6, redis=redis, seed=7, pace=0.006)
+    finally:
+        redis.kill()
 
 
 @pytest.mark.slow

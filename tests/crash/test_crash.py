@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tally.server.protocol import Ack, Update
-from tests.support.lossy import LossyLink
+from tests.support.crash import CrashRun
+from tests.support.crash import crash_run as crash
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, ServerProcess
-from tests.support.waiting import until
 
 
 async def stream_until_killed(peer: Peer, ops: dict[str, int], acked: set[str], server: ServerProcess) -> None:
@@ -92,90 +90,23 @@ async def test_sigterm_closes_cleanly_and_keeps_everything(db_path: Path) -> Non
         await peer.close()
 
 
-@dataclass
-class CrashRun:
-    ops: int
-    expected_total: int
-    total: int
-    seq: int
-    kills: int
-    acks_dropped: int
-    refused: int
-
-
 # The server's real pacing, smaller than its defaults so that the queues built up while it is
 # down exceed its burst many times over (each link sends at 80% of the rate it is told).
 PACED = ("--rate", "200", "--burst", "50", "--address-rate", "2000", "--address-burst", "200")
 
 
-async def crash_run(db_path: Path, *, module: str = "tally.server", seed: int = 1) -> CrashRun:
-    """Four dashboards add while the server is killed with SIGKILL at random moments and restarted.
-
-    Each link is the real dashboard's: it queues adds while the server is away and
-    resends them, paced, with their original op ids; the server paces them too.
-    """
-    rng = random.Random(seed)
+async def crash_run(db_path: Path, *, module: str = "tally.server") -> CrashRun:
+    """Four dashboards add 300 each while the one server is killed six times."""
     with ServerProcess(db_path, *PACED, module=module) as server:
-        url = server.start()
-        links = [LossyLink(url, f"dash-{n}", drop_every=7) for n in range(4)]
-        runners = [asyncio.create_task(link.run()) for link in links]
-        amounts: list[int] = []
-        kills = 0
-
-        # The sleeps in these two are the workload, not waits: adds typed at a random
-        # pace, kills at random moments, and random downtime while adds queue up.
-        async def type_adds(link: LossyLink) -> None:
-            for _ in range(300):
-                amount = rng.randint(1, 1000)
-                amounts.append(amount)
-                link.add(amount)
-                await asyncio.sleep(rng.uniform(0, 0.003))
-
-        async def kill_at_random() -> None:
-            nonlocal kills
-            for _ in range(6):
-                await asyncio.sleep(rng.uniform(0.05, 0.3))
-                await asyncio.to_thread(server.kill)
-                kills += 1
-                await asyncio.sleep(rng.uniform(0, 0.2))  # adds typed meanwhile queue up as pending
-                await asyncio.to_thread(server.start)
-
-        def all_answered(since: list[int]) -> Callable[[], bool]:
-            return lambda: all(link.answered_since(n) for link, n in zip(links, since, strict=True))
-
-        try:
-            await asyncio.gather(kill_at_random(), *(type_adds(link) for link in links))
-            # Links still backing off from the last kill come back while acks are still lost:
-            # how many are lost must not depend on where each link's backoff happened to be.
-            before = [link.connections for link in links]
-            for link in links:
-                link.reconnect_now()
-            await until(all_answered(before), timeout=30, what="every link back and its resends answered")
-            for link in links:
-                link.drop_every = 0  # the network heals: every resend is acknowledged from now on
-            # A reconnect resends everything pending (a link that is connecting resends it
-            # anyway; one between attempts comes back by itself within its backoff).
-            for link in links:
-                if link.pending:
-                    link.reconnect_now()
-            await until(lambda: not any(link.pending for link in links), timeout=60, what="every add acknowledged")
-            async with await Peer.join(url, "auditor") as auditor:
-                assert auditor.welcome is not None
-                total, seq = auditor.welcome.total, auditor.welcome.seq
-        finally:
-            for runner in runners:
-                runner.cancel()
-            await asyncio.gather(*runners, return_exceptions=True)
-    dropped, refused = sum(link.acks_dropped for link in links), sum(len(link.refused) for link in links)
-    return CrashRun(len(amounts), sum(amounts), total, seq, kills, dropped, refused)
+        return await crash(([server]), writers=4, adds=300, kills=6)
 
 
 @pytest.mark.slow
 async def test_random_kills_and_lost_acks_apply_every_add_exactly_once(db_path: Path) -> None:
     """Six SIGKILLs and one ack in seven lost: the total is the sum of all adds, each applied once."""
     run = await crash_run(db_path)
-    print(f"\n{run.kills} kills survived, {run.ops} adds checked, {run.acks_dropped} acks dropped")
-    assert run.kills == 6 and run.acks_dropped > 50
+    print(f"\n{run.server_kills} kills survived, {run.ops} adds checked, {run.acks_dropped} acks dropped")
+    assert run.server_kills == 6 and run.acks_dropped > 50
     assert run.refused == 0, "a paced resend was refused"
     assert (run.total, run.seq) == (run.expected_total, run.ops)
 

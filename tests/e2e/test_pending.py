@@ -1,27 +1,24 @@
 """Pending adds across crashes, quits and servers, with real processes: each add counts once, and only where typed.
 
-Every dashboard runs at 80x24, the size the layout promises to fit: what the
-user must read (the dialogs, the status line) is checked on that screen.
+Every dashboard runs at 80x24, the size the layout promises to fit. That the
+dialogs' every word can be read at that size is checked with the pilot
+(tests/tui/test_dialogs.py): a real terminal adds nothing there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from tally.server.protocol import Presence
 from tally.tui.journal import journals_for
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
-from tests.support.local import free_port, journal_adds, journals
+from tests.support.local import journal_adds, journals
 from tests.support.peers import Peer
 from tests.support.servers import ServerProcess
 from tests.support.terminal import Terminal, until_shown
@@ -180,29 +177,6 @@ async def test_an_acknowledged_add_is_never_sent_again(
         assert await ledger_state(url) == (5, 1), f"journal after the ack: {on_disk}"
 
 
-WORD = re.compile(r"[^\s▔▁▊▎▌│]+")
-
-
-def reads_in_order(screen: str, text: str) -> bool:
-    """True if the words of ``text`` are on ``screen`` in reading order (wrapped anyhow, with anything between)."""
-    seen = iter(WORD.findall(screen))
-    return all(any(word == other for other in seen) for word in WORD.findall(text))
-
-
-async def quit_dialog(url: str, start_tally: StartTally) -> tuple[Terminal, str]:
-    """A dashboard asked to quit with one add pending, and what its dialog must say."""
-    terminal = start_tally("--url", f"ws://127.0.0.1:{free_port()}", "--no-spawn", "--name", "ann")
-    await until_shown(terminal, "no server is listening")
-    terminal.type("3\r")
-    await until_shown(terminal, "1 pending")
-    terminal.type("\x11")
-    await until_shown(terminal, "Adds still waiting", *QUIT_BUTTONS)
-    return terminal, (
-        "1 add has not reached the server yet. If you keep it, the next dashboard you open for this server "
-        "sends it, counted once."
-    )
-
-
 async def ledger_dialog(url: str, start_tally: StartTally) -> tuple[Terminal, str]:
     """A dashboard that finds an add left for another ledger, and what its dialog must say."""
     journal, _ = journals_for(url)  # as a dashboard for that ledger would have left it
@@ -219,19 +193,6 @@ async def ledger_dialog(url: str, start_tally: StartTally) -> tuple[Terminal, st
         f"The server at {url} now holds ledger {found}, not 0123456789abcdef, the one your 1 pending add was typed "
         "for. Nothing was sent to it. Keep them for when that ledger is back, or discard them?"
     )
-
-
-@pytest.mark.parametrize("dialog", [quit_dialog, ledger_dialog], ids=["quit", "ledger"])
-async def test_the_dialogs_can_be_read_at_80x24(
-    tmp_path: Path,
-    start_tally: StartTally,
-    dialog: Callable[[str, StartTally], Awaitable[tuple[Terminal, str]]],
-) -> None:
-    """At 80x24 the whole explanation of each choice dialog is on the screen, with its buttons."""
-    with ServerProcess(tmp_path / "tally.db") as server:
-        terminal, sentence = await dialog(server.start(), start_tally)
-        screen = terminal.text()
-        assert reads_in_order(screen, sentence), screen
 
 
 async def test_adds_are_held_from_a_different_ledger_on_the_same_port(

@@ -14,7 +14,8 @@ from websockets.exceptions import InvalidStatus
 from tally.server.app import TallyServer
 from tally.server.config import exposed
 from tally.server.protocol import SUBPROTOCOL
-from tally.tui.app import TallyApp
+from tally.tui.app import make_app
+from tally.tui.link import LinkOptions
 from tests.support.dashboard import until
 from tests.support.servers import serving
 
@@ -47,21 +48,25 @@ async def test_without_the_token_the_handshake_is_refused_with_401(
 
 async def test_with_the_token_the_dashboard_connects(token_server: TallyServer) -> None:
     """The dashboard sends --token as a bearer token, and never shows it."""
-    app = TallyApp(token_server.url, "alice", token=TOKEN)
+    app = make_app(LinkOptions(token_server.url, "alice", token=TOKEN))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
         await pilot.press("3", "enter")
-        await until(pilot, lambda: app.total.total == 3)
-        screen = str(app.status.render()) + app.sub_title + "\n".join(line.text for line in app.activity.lines)
+        await until(pilot, lambda: app.dashboard.total.total == 3)
+        screen = (
+            str(app.dashboard.status.render())
+            + app.sub_title
+            + "\n".join(line.text for line in app.dashboard.activity.lines)
+        )
         assert "horse" not in screen
 
 
 async def test_a_dashboard_without_the_token_says_so_and_waits(token_server: TallyServer) -> None:
     """A 401 is not retried in a loop: the status says a token is needed."""
-    app = TallyApp(token_server.url, "alice")
+    app = make_app(LinkOptions(token_server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "offline")
-        assert "valid token" in str(app.status.render())
+        await until(pilot, lambda: app.dashboard.status.state == "offline")
+        assert "valid token" in str(app.dashboard.status.render())
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +90,9 @@ async def test_wss_with_a_private_ca_is_verified(tls_files: tuple[str, str, str]
     cert, key, cafile = tls_files
     async with serving(tls_cert=cert, tls_key=key) as server:
         assert server.url.startswith("wss://")
-        app = TallyApp(server.url, "alice", tls=ssl.create_default_context(cafile=cafile))
+        app = make_app(LinkOptions(server.url, "alice", tls=ssl.create_default_context(cafile=cafile)))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             await pilot.press("4", "enter")
             await until(pilot, lambda: server.ledger.total == 4)
 
@@ -98,10 +103,10 @@ async def test_wss_without_trusting_the_ca_is_refused(tls_files: tuple[str, str,
     async with serving(tls_cert=cert, tls_key=key) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             await connect(server.url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
-        app = TallyApp(server.url, "alice")
+        app = make_app(LinkOptions(server.url, "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "offline")
-            assert "certificate is not trusted" in str(app.status.render()).lower()
+            await until(pilot, lambda: app.dashboard.status.state == "offline")
+            assert "certificate is not trusted" in str(app.dashboard.status.render()).lower()
             assert server.roster.clients() == ()
 
 

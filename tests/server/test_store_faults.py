@@ -10,7 +10,8 @@ from pathlib import Path
 from tally.server.protocol import Ack, Error, ErrorCode, Presence, StoreStatus, Update
 from tally.server.state import AddRequest, Outcome
 from tally.server.store.sqlite import SQLiteStore
-from tally.tui.app import TallyApp
+from tally.tui.app import make_app
+from tally.tui.link import LinkOptions
 from tests.support.dashboard import until
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
@@ -75,15 +76,19 @@ async def test_a_locked_database_refuses_then_recovers_and_the_dashboard_retries
     store = SQLiteStore(tmp_path / "tally.db", busy_timeout=0.1)
     async with serving(store.path, store=store, limits=UNLIMITED_RATE) as server:
         with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as other:
-            app = TallyApp(server.url, "alice")
+            app = make_app(LinkOptions(server.url, "alice"))
             async with app.run_test() as pilot:
-                await until(pilot, lambda: app.status.state == "connected")
+                await until(pilot, lambda: app.dashboard.status.state == "connected")
                 other.execute("BEGIN EXCLUSIVE")  # like a backup tool holding the lock
                 await pilot.press("7", "enter")
-                await until(pilot, lambda: "unavailable" in "\n".join(line.text for line in app.activity.lines))
-                assert app.status.pending == 1 and server.ledger.total == 0
+                await until(
+                    pilot, lambda: "unavailable" in "\n".join(line.text for line in app.dashboard.activity.lines)
+                )
+                assert app.dashboard.status.pending == 1 and server.ledger.total == 0
                 other.execute("COMMIT")
-                await until(pilot, lambda: app.status.pending == 0 and app.total.total == 7, timeout=15)
+                await until(
+                    pilot, lambda: app.dashboard.status.pending == 0 and app.dashboard.total.total == 7, timeout=15
+                )
         assert stored_total(store.path) == (1, 7)
 
 

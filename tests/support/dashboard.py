@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 
 from rich.text import Text
@@ -18,15 +20,33 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: floa
 
 def table_names(app: TallyApp) -> list[str]:
     """The Name column as plain text, row by row."""
-    table = app.clients
+    table = app.dashboard.clients
     return [str(table.get_cell(row, "name")) for row in table.rows]
 
 
 def log_text(app: TallyApp) -> str:
     """Everything in the activity log as plain text, a line per entry however the log wraps it."""
-    return app.activity.selected_text()
+    return app.dashboard.activity.selected_text()
 
 
 def cell(app: TallyApp, client_id: str, column: str) -> str:
-    value = app.clients.get_cell(client_id, column)
+    value = app.dashboard.clients.get_cell(client_id, column)
     return value.plain if isinstance(value, Text) else str(value)
+
+
+_CELL = re.compile(r'<text class="terminal-[^"]*" x="([\d.]+)" y="[\d.]+"[^>]*-line-(\d+)\)">([^<]*)</text>')
+_WORD = re.compile(r"[^\s\u2500-\u259f]+")  # words: not spaces, box drawing or blocks (borders)
+
+
+def screen_text(app: TallyApp) -> str:
+    """What the terminal shows now, as lines of text (read from Textual's own screenshot of it)."""
+    rows: dict[int, list[tuple[float, str]]] = {}
+    for x, line, text in _CELL.findall(app.export_screenshot()):
+        rows.setdefault(int(line), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
+    return "\n".join("".join(text for _, text in sorted(rows.get(n, []))) for n in range(max(rows, default=-1) + 1))
+
+
+def reads_in_order(screen: str, text: str) -> bool:
+    """True if the words of ``text`` are on ``screen`` in reading order (wrapped anyhow, with anything between)."""
+    seen = iter(_WORD.findall(screen))
+    return all(any(word == other for other in seen) for word in _WORD.findall(text))

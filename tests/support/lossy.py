@@ -1,24 +1,21 @@
-"""The dashboard's own connection logic, with acks lost on the way in: for crash tests."""
+"""The dashboard's own link, with acks lost on the way in: for crash tests."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual.message import Message
-
 from tally.server.protocol import Ack, ServerMessage
-from tally.tui.connection import Link
-from tally.tui.messages import Connected, ServerRefused
-from tally.tui.model import Model
+from tally.tui.link import Link, LinkOptions
+from tally.tui.messages import Connected, Event, ServerRefused
 
 __all__ = ["LossyLink"]
 
 
 class LossyLink(Link):
-    """The dashboard's own connection logic, losing every ``drop_every``-th ack on the way in."""
+    """The dashboard's own link, losing every ``drop_every``-th ack on the way in."""
 
     def __init__(self, url: str | Sequence[str], name: str, *, drop_every: int) -> None:
-        super().__init__(url, Model(name), self._posted)
+        super().__init__(LinkOptions(url, name), self._posted)
         self.drop_every = drop_every
         self.acks_seen = 0
         self.acks_dropped = 0
@@ -26,7 +23,7 @@ class LossyLink(Link):
         self.lost: set[str] = set()  # ops whose ack was dropped since the last welcome
         self.refused: list[str] = []  # refusals for good: none may happen to a well-behaved dashboard
 
-    def _posted(self, message: Message) -> None:
+    def _posted(self, message: Event) -> None:
         if isinstance(message, Connected):
             self.connections += 1
             self.lost.clear()

@@ -22,12 +22,15 @@ import struct
 import termios
 import threading
 import time
+from pathlib import Path
 
 from rich.cells import get_character_cell_size
 
 __all__ = ["Screen", "Terminal", "until_shown"]
 
 # One control sequence or one run of text, in the order written.
+# until_shown gives a screen that keeps changing this many times its timeout to show what it waits for.
+STILL_CHANGING = 6
 _TOKEN = re.compile(
     r"\x1b\[(?P<params>[0-?]*)[ -/]*(?P<final>[@-~])"  # CSI
     r"|\x1b[\]P_^X][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC, DCS, APC, PM, SOS (to BEL or ST)
@@ -195,6 +198,14 @@ class Terminal:
                 time.sleep(gap)
             os.write(self.fd, key.encode())
 
+    def cpu_seconds(self) -> float:
+        """The CPU time the program has used so far (0 once it is gone): it is working, however slowly."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def alive(self) -> bool:
         return self._reap(os.WNOHANG) is None
 
@@ -232,11 +243,23 @@ class Terminal:
 
 
 async def until_shown(terminal: Terminal, *needles: str, timeout: float = 10.0) -> str:
-    """Wait until every one of ``needles`` is on the screen at once; return the screen then."""
+    """Wait until every one of ``needles`` is on the screen at once; return the screen then.
+
+    The deadline waits on the screen, not on the clock: it passes after ``timeout`` seconds in which
+    the screen did not change (nor, before its first frame, did the program do any work). A busy
+    machine that draws slowly moves it on; a program stuck, or settled without showing them, does
+    not. A screen that keeps changing without ever showing them fails after ``STILL_CHANGING`` times that.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    started = loop.time()
+    seen, worked = terminal.text(), terminal.cpu_seconds()
+    deadline = started + timeout
     while not terminal.shows(*needles):
-        if loop.time() > deadline:
-            raise AssertionError(f"{needles!r} not on the screen within {timeout:g} s; {terminal.describe()}")
+        now, text = loop.time(), terminal.text()
+        if text != seen or (not text.strip() and terminal.cpu_seconds() > worked + 0.05):
+            seen, worked, deadline = text, terminal.cpu_seconds(), now + timeout
+        if now > deadline or now > started + STILL_CHANGING * timeout:
+            why = f"a screen unchanged for {timeout:g} s" if now > deadline else "a screen that never settled"
+            raise AssertionError(f"{needles!r} not on the screen ({why}); {terminal.describe()}")
         await asyncio.sleep(0.02)
     return terminal.text()

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from tally.server.app import TallyServer
-from tally.tui.app import TallyApp
+from tally.tui.app import TallyApp, make_app
+from tally.tui.link import LinkOptions
 from tests.support.dashboard import log_text, until
 from tests.support.faultproxy import FaultProxy
 
@@ -16,8 +17,8 @@ async def test_dashboards_ride_out_delays_stalls_cuts_and_resets(server: TallySe
     """Through delay, stall, cut and reset, adds typed on both sides land once and both show the same total."""
     proxy = FaultProxy(server.port)
     url = f"ws://127.0.0.1:{await proxy.start()}"
-    alice = TallyApp(url, "alice", stall_timeout=1.0)
-    bob = TallyApp(url, "bob", stall_timeout=1.0)
+    alice = make_app(LinkOptions(url, "alice", stall_timeout=1.0))
+    bob = make_app(LinkOptions(url, "bob", stall_timeout=1.0))
     typed = 0
 
     async def add(pilot: Pilot[None], amount: int) -> None:
@@ -38,9 +39,9 @@ async def test_dashboards_ride_out_delays_stalls_cuts_and_resets(server: TallySe
     async def converged(a: Pilot[None], what: str) -> None:
         def agreed() -> bool:
             return (
-                alice.status.state == bob.status.state == "connected"
-                and alice.status.pending == bob.status.pending == 0
-                and alice.total.total == bob.total.total == server.ledger.total == typed
+                alice.dashboard.status.state == bob.dashboard.status.state == "connected"
+                and alice.dashboard.status.pending == bob.dashboard.status.pending == 0
+                and alice.dashboard.total.total == bob.dashboard.total.total == server.ledger.total == typed
             )
 
         await until(a, agreed, timeout=20, what=f"convergence after {what}")
@@ -53,7 +54,7 @@ async def test_dashboards_ride_out_delays_stalls_cuts_and_resets(server: TallySe
     ]
     try:
         async with alice.run_test() as a, bob.run_test() as b:
-            await until(a, lambda: alice.status.state == bob.status.state == "connected")
+            await until(a, lambda: alice.dashboard.status.state == bob.dashboard.status.state == "connected")
             await add(a, 1)
             await converged(a, "start")
             for n, (name, start, stop) in enumerate(faults):

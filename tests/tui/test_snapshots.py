@@ -17,7 +17,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tally.server.protocol import ClientInfo, ClientsPage, Error, HistoryPage, HistoryPoint, Presence, Update, Welcome
-from tally.tui.app import TallyApp
+from tally.tui.app import TallyApp, make_app
+from tally.tui.link import LinkOptions
 from tally.tui.messages import (
     ClientsPageArrived,
     Connected,
@@ -25,7 +26,6 @@ from tally.tui.messages import (
     GaveUp,
     HistoryArrived,
     LatencyMeasured,
-    PendingChanged,
     PresenceChanged,
     ServerRefused,
     UpdatesArrived,
@@ -87,17 +87,17 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
         "tally.tui.widgets.history",
         "tally.tui.widgets.total",
         "tally.tui.model",
-        "tally.tui.app",
+        "tally.tui.screens.dashboard",
     ):
         monkeypatch.setattr(f"{module}.time", FrozenTime)
 
 
 def connected(app: TallyApp) -> None:
     last = HISTORY[-1].total
-    app.post_message(Connected(Welcome(you="a1", total=last, seq=99, clients=CLIENTS, history=HISTORY)))
-    app.post_message(LatencyMeasured(0.003))
-    app.post_message(PresenceChanged([Presence(event="joined", client=CLIENTS[2])]))
-    app.post_message(
+    app.post_event(Connected(Welcome(you="a1", total=last, seq=99, clients=CLIENTS, history=HISTORY)))
+    app.post_event(LatencyMeasured(0.003))
+    app.post_event(PresenceChanged([Presence(event="joined", client=CLIENTS[2])]))
+    app.post_event(
         UpdatesArrived(
             [
                 Update(seq=100, total=last + 42, amount=42, name="alice", client="a1", op="1", at=NOON - 1),
@@ -111,57 +111,70 @@ def scenario(*steps: Callable[[TallyApp], Awaitable[object] | None]) -> Callable
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, TallyApp)
-        app.entry.query_one(Input).cursor_blink = False  # a blinking cursor would make pictures differ
+        # The app is ready before its default screen, the dashboard, has composed its panels.
+        await until(pilot, lambda: len(app.dashboard.entry.query(Input)) > 0, what="composed")
+        for box in app.dashboard.query(Input):  # the amount and the people filter: a blinking cursor
+            box.cursor_blink = False  # would make pictures differ (by when each was taken, on a busy machine)
         for step in steps:
             result = step(app)
             if result is not None:
                 await result
             await pilot.pause()
-            await until(pilot, lambda: app.chart.settled and app.activity.settled and app.clients.settled, what="drawn")
-        await until(pilot, lambda: not app.total.has_class("-up") and not app.total.has_class("-down"), what="no flash")
+            await until(
+                pilot,
+                lambda: (
+                    app.dashboard.chart.settled and app.dashboard.activity.settled and app.dashboard.clients.settled
+                ),
+                what="drawn",
+            )
+        await until(
+            pilot,
+            lambda: not app.dashboard.total.has_class("-up") and not app.dashboard.total.has_class("-down"),
+            what="no flash",
+        )
         await pilot.pause()
 
     return run_before
 
 
 def reconnecting(app: TallyApp) -> None:
-    app.post_message(ConnectionLost("the server is restarting", MONOTONIC + 12, 3))
+    app.post_event(ConnectionLost("the server is restarting", MONOTONIC + 12, 3))
     for amount in (5, -3):
-        app.model.pending.add(amount, at=MONOTONIC)
-    app.post_message(PendingChanged())
+        app.link.pending.add(amount, at=MONOTONIC)  # typed while offline (the log's lines are not the picture)
+    app.dashboard.show_pending()
 
 
 def refused(app: TallyApp) -> None:
-    app.post_message(ServerRefused(Error(code="overflow", message="the total would leave the 64-bit range", op="7")))
+    app.post_event(ServerRefused(Error(code="overflow", message="the total would leave the 64-bit range", op="7")))
 
 
 def offline(app: TallyApp) -> None:
-    app.post_message(GaveUp("the server refused the connection (HTTP 401)"))
+    app.post_event(GaveUp("the server refused the connection (HTTP 401)"))
 
 
 def typed_invalid(app: TallyApp) -> None:
-    app.entry.query_one(Input).value = "12abc"
+    app.dashboard.entry.query_one(Input).value = "12abc"
 
 
 def large_room(app: TallyApp) -> None:
     """Ten thousand people: the welcome lists nobody; the page in view comes from the server."""
     welcome = Welcome(you="a1", total=2**62 + 1234, seq=5_000_000, clients=(), history=(), online=10_000, live=False,
                       added=1234)  # fmt: skip
-    app.pager.request = lambda offset, limit, view: "q-snapshot"  # not connected: stands in for the link
-    app.post_message(Connected(welcome))
-    app.post_message(LatencyMeasured(0.041))
+    app.dashboard.pager.request = lambda offset, limit, view: "q-snapshot"  # not connected: stands in for the link
+    app.post_event(Connected(welcome))
+    app.post_event(LatencyMeasured(0.041))
 
 
 def server_page(app: TallyApp) -> None:
     """Answer the table's latest request with people #N (sorted by name)."""
-    asked = app.pager.asked
+    asked = app.dashboard.pager.asked
     assert asked is not None, "the table asked for a page"
-    offset = max(0, app.clients.view.offset - app.clients.view.limit)
+    offset = max(0, app.dashboard.clients.view.offset - app.dashboard.clients.view.limit)
     people = tuple(
         ClientInfo(id=f"p{n}", name=f"person {n:05d}", since=NOON - n, added=n * 1_000_003, tag=f"{n:04x}")
-        for n in range(offset, offset + app.clients.view.limit * 3)
+        for n in range(offset, offset + app.dashboard.clients.view.limit * 3)
     )
-    app.post_message(ClientsPageArrived(ClientsPage(id=asked.id, offset=offset, total=10_000, clients=people)))
+    app.post_event(ClientsPageArrived(ClientsPage(id=asked.id, offset=offset, total=10_000, clients=people)))
 
 
 HOUR_OF_A_HUGE_TOTAL = tuple(
@@ -172,18 +185,18 @@ HOUR_OF_A_HUGE_TOTAL = tuple(
 def huge_total_hour(app: TallyApp) -> None:
     """The hour window, a total near the 64-bit limit moved by small adds: the chart shows the change."""
     points = HOUR_OF_A_HUGE_TOTAL
-    app.post_message(Connected(Welcome(you="a1", total=points[-1].total, seq=99, clients=CLIENTS, history=points)))
-    app.chart.action_window("hour")
+    app.post_event(Connected(Welcome(you="a1", total=points[-1].total, seq=99, clients=CLIENTS, history=points)))
+    app.dashboard.chart.action_window("hour")
 
 
 async def hour_answered(app: TallyApp) -> None:
     await wait_until(lambda: app.model.series.window.name == "hour", what="the hour window chosen")
-    asked = app._history_request = "h-snapshot"  # not connected: stands in for the link's request id
-    app.post_message(HistoryArrived(HistoryPage(id=asked, points=HOUR_OF_A_HUGE_TOTAL)))
+    asked = app.dashboard._history_request = "h-snapshot"  # not connected: stands in for the link's request id
+    app.post_event(HistoryArrived(HistoryPage(id=asked, points=HOUR_OF_A_HUGE_TOTAL)))
 
 
 def new_app() -> TallyApp:
-    return TallyApp("ws://127.0.0.1:8765", "alice", autoconnect=False)
+    return make_app(LinkOptions("ws://127.0.0.1:8765", "alice"), autoconnect=False)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=size_id)
@@ -242,10 +255,10 @@ def test_people_sorted_and_filtered(snap_compare: Any) -> None:
     """Sorted by added (descending), filtered by name; a number too wide for its column is compact."""
 
     def sort_and_filter(app: TallyApp) -> None:
-        app.action_show("people")
-        app.clients.action_sort("added")
-        app.people.action_filter()
-        app.people.filter_box.value = "i"
+        app.dashboard.action_show("people")
+        app.dashboard.clients.action_sort("added")
+        app.dashboard.people.action_filter()
+        app.dashboard.people.filter_box.value = "i"
 
     assert snap_compare(new_app(), terminal_size=(80, 24), run_before=scenario(connected, sort_and_filter))
 
@@ -259,17 +272,17 @@ def test_log_filtered_and_paused(snap_compare: Any) -> None:
     """Adds only, scrolled up: following pauses and the title counts what is new."""
 
     def busy(app: TallyApp) -> None:
-        app.activity.set_filter("adds")
+        app.dashboard.activity.set_filter("adds")
         total = app.model.total or 0
         updates = [Update(seq=101 + n, total=total + n, amount=1, name="bob", client="b2", op=str(n), at=NOON - 0.4)
                    for n in range(1, 20)]  # fmt: skip
-        app.post_message(UpdatesArrived(updates))
+        app.post_event(UpdatesArrived(updates))
 
     def scrolled_up_then_more(app: TallyApp) -> None:
-        app.activity.scroll_home(animate=False, immediate=True)
+        app.dashboard.activity.scroll_home(animate=False, immediate=True)
         total = app.model.total or 0
         more = [Update(seq=120 + n, total=total + n, amount=1, name="eun-ji", client="e5", op=str(n), at=NOON - 0.2)
                 for n in range(1, 4)]  # fmt: skip
-        app.post_message(UpdatesArrived(more))
+        app.post_event(UpdatesArrived(more))
 
     assert snap_compare(new_app(), terminal_size=(80, 24), run_before=scenario(connected, busy, scrolled_up_then_more))

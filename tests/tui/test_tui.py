@@ -9,15 +9,15 @@ from http import HTTPStatus
 from pathlib import Path
 
 from textual.command import Command, CommandList, CommandPalette
-from textual.message import Message
 from textual.widgets import Input, Label
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from tally.server.app import TallyServer
-from tally.server.protocol import Presence, Update
-from tally.tui.app import TallyApp
-from tally.tui.messages import UpdatesArrived
+from tally.server.protocol import Ack, Presence, ServerMessage, Update
+from tally.tui.app import make_app
+from tally.tui.link import LinkOptions
+from tally.tui.messages import Event, UpdatesArrived
 from tally.tui.screens.choice import ChoiceScreen
 from tally.tui.screens.rename import RenameScreen
 from tests.support.dashboard import cell, log_text, table_names, until
@@ -28,13 +28,17 @@ from tests.support.servers import UNLIMITED_RATE, ServerProcess, serving
 
 async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: TallyServer) -> None:
     """Two app instances share one total, one clients list and one stream of events."""
-    alice, bob = TallyApp(server.url, "alice"), TallyApp(server.url, "bob")
+    alice, bob = make_app(LinkOptions(server.url, "alice")), make_app(LinkOptions(server.url, "bob"))
     async with alice.run_test() as a, bob.run_test() as b:
-        await until(a, lambda: alice.clients.row_count == 2 and bob.clients.row_count == 2, what="both connected")
+        await until(
+            a,
+            lambda: alice.dashboard.clients.row_count == 2 and bob.dashboard.clients.row_count == 2,
+            what="both connected",
+        )
         assert sorted(table_names(alice)) == ["alice (you)", "bob"]
 
         await a.press("4", "2", "enter")
-        await until(b, lambda: bob.total.total == 42, what="bob sees alice's add")
+        await until(b, lambda: bob.dashboard.total.total == 42, what="bob sees alice's add")
         assert "alice added +42  → 42" in log_text(bob)
         you = alice.model.you
         assert you is not None
@@ -42,7 +46,7 @@ async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: Tal
         await until(b, lambda: cell(bob, you, "added") == "+42", what="alice's row credited")
 
         await b.press("-", "2", "enter")
-        await until(a, lambda: alice.total.total == 40, what="alice sees bob's add")
+        await until(a, lambda: alice.dashboard.total.total == 40, what="alice sees bob's add")
         assert "bob added -2  → 40" in log_text(alice)
 
         await b.press("ctrl+n")
@@ -58,98 +62,115 @@ async def test_two_dashboards_see_each_others_adds_joins_and_renames(server: Tal
 
 async def test_invalid_input_sends_nothing(server: TallyServer) -> None:
     """Text that is not a whole number is explained inline and never reaches the server."""
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
         for text in ("abc", "1.5", "0", "9" * 30):
-            app.entry.query_one(Input).value = text
+            app.dashboard.entry.query_one(Input).value = text
             await pilot.press("enter")
             await pilot.pause()
-            error = app.entry.query_one("#amount-hint", Label)
-            assert app.entry.has_class("-invalid") and str(error.render()).strip(), text
-            assert app.entry.query_one(Input).value == text  # kept so it can be corrected
+            error = app.dashboard.entry.query_one("#amount-hint", Label)
+            assert app.dashboard.entry.has_class("-invalid") and str(error.render()).strip(), text
+            assert app.dashboard.entry.query_one(Input).value == text  # kept so it can be corrected
         assert not app.link.pending and server.ledger.seq == 0
-        app.entry.query_one(Input).value = "+7"
+        app.dashboard.entry.query_one(Input).value = "+7"
         await pilot.press("enter")
-        await until(pilot, lambda: app.total.total == 7)
-        assert not app.entry.has_class("-invalid") and app.entry.query_one(Input).value == ""
+        await until(pilot, lambda: app.dashboard.total.total == 7)
+        assert not app.dashboard.entry.has_class("-invalid") and app.dashboard.entry.query_one(Input).value == ""
 
 
 async def test_adds_typed_while_the_server_is_down_land_exactly_once(db_path: Path) -> None:
     """Stop the server, type adds, restart it: the dashboard shows it all and every add counts once."""
     async with contextlib.AsyncExitStack() as first_run:
         first = await first_run.enter_async_context(serving(db_path))
-        port, app = first.port, TallyApp(first.url, "alice")
+        port, app = first.port, make_app(LinkOptions(first.url, "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             await pilot.press("1", "enter")
-            await until(pilot, lambda: app.total.total == 1 and not app.link.pending)
+            await until(pilot, lambda: app.dashboard.total.total == 1 and not app.link.pending)
 
             await first_run.aclose()  # the server stops under the dashboard
-            await until(pilot, lambda: app.status.state == "reconnecting", what="reconnecting shown")
-            assert "reconnecting in" in str(app.status.render())
+            await until(pilot, lambda: app.dashboard.status.state == "reconnecting", what="reconnecting shown")
+            assert "reconnecting in" in str(app.dashboard.status.render())
             assert "disconnected: the server stopped" in log_text(app)
             for key in ("2", "3", "4"):
                 await pilot.press(key, "enter")
-            await until(pilot, lambda: app.status.pending == 3)
-            assert "3 pending" in str(app.status.render())
+            await until(pilot, lambda: app.dashboard.status.pending == 3)
+            assert "3 pending" in str(app.dashboard.status.render())
 
             async with serving(db_path, port=port) as second:
                 app.link.reconnect_now()  # skip the backoff wait; the resend path is the same
-                await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
-                await until(pilot, lambda: app.total.total == 10)
+                await until(
+                    pilot,
+                    lambda: app.dashboard.status.state == "connected" and app.dashboard.status.pending == 0,
+                    what="resynced",
+                )
+                await until(pilot, lambda: app.dashboard.total.total == 10)
                 assert (second.ledger.total, second.ledger.seq) == (10, 4)
 
 
 async def test_a_killed_server_is_noticed_and_typed_adds_land_after_restart(db_path: Path) -> None:
     """kill -9 under a dashboard: it shows reconnecting, queues adds, and delivers them once on restart."""
     with ServerProcess(db_path) as server:
-        app = TallyApp(server.start(), "alice")
+        app = make_app(LinkOptions(server.start(), "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             await pilot.press("5", "enter")
-            await until(pilot, lambda: app.total.total == 5 and not app.link.pending)
+            await until(pilot, lambda: app.dashboard.total.total == 5 and not app.link.pending)
 
             await asyncio.to_thread(server.kill)
-            await until(pilot, lambda: app.status.state == "reconnecting", what="the kill noticed")
+            await until(pilot, lambda: app.dashboard.status.state == "reconnecting", what="the kill noticed")
             await pilot.press("6", "enter", "7", "enter")
-            await until(pilot, lambda: app.status.pending == 2)
+            await until(pilot, lambda: app.dashboard.status.pending == 2)
 
             await asyncio.to_thread(server.start)
             app.link.reconnect_now()
-            await until(pilot, lambda: app.status.state == "connected" and app.status.pending == 0, what="resynced")
-            await until(pilot, lambda: app.total.total == 18)
+            await until(
+                pilot,
+                lambda: app.dashboard.status.state == "connected" and app.dashboard.status.pending == 0,
+                what="resynced",
+            )
+            await until(pilot, lambda: app.dashboard.total.total == 18)
         async with await Peer.join(server.url, "check") as check:
             assert check.welcome is not None and (check.welcome.total, check.welcome.seq) == (18, 3)
 
 
 async def test_acks_lost_in_a_reconnect_do_not_double_count(server: TallyServer) -> None:
     """Pending adds resent after a reconnect, even if they were applied already, count once."""
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
-        ops = [app.link.add(5), app.link.add(6)]
-        sent = [app.link.pending.get(op) for op in ops]
-        await until(pilot, lambda: server.ledger.seq == 2 and not app.link.pending)
-        for pending in sent:
-            assert pending is not None
-            app.link.pending.restore(pending)  # as if both acks had been lost on the way
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
+        lost: list[str] = []
+        receive = app.link._receive
+
+        def losing(message: ServerMessage) -> None:
+            if isinstance(message, Ack) and len(lost) < 2:
+                lost.append(message.op)  # as if both acks had been lost on the way
+            else:
+                receive(message)
+
+        app.link._receive = losing  # type: ignore[method-assign]
+        sent = [app.link.add(5).op, app.link.add(6).op]
+        await until(pilot, lambda: server.ledger.seq == 2 and lost == sent, what="both applied, both acks lost")
+        assert [add.op for add in app.link.pending] == sent, "still pending: their outcome is unknown here"
         app.link.reconnect_now()
         # Not pending means both resends were answered, so the server has seen them.
-        await until(pilot, lambda: app.status.state == "connected" and not app.link.pending, what="resent and acked")
+        await until(
+            pilot, lambda: app.dashboard.status.state == "connected" and not app.link.pending, what="resent and acked"
+        )
     assert (server.ledger.total, server.ledger.seq) == (11, 2)
 
 
 async def test_hostile_names_render_literally(server: TallyServer) -> None:
     """Markup, links and actions in names are shown as typed, and do nothing."""
     hostile = ["[bold red]x[/]", "[@click=app.quit]bye[/]", "[link=http://e.vil]y[/link]", ":smile: $x"]
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
         peers = [await Peer.join(server.url, name) for name in hostile]
-        await until(pilot, lambda: app.clients.row_count == 1 + len(hostile), what="all joined")
+        await until(pilot, lambda: app.dashboard.clients.row_count == 1 + len(hostile), what="all joined")
         await peers[1].send(type="add", op="1", amount=3)
-        await until(pilot, lambda: app.total.total == 3)
+        await until(pilot, lambda: app.dashboard.total.total == 3)
         await pilot.click("#clients")
         assert sorted(table_names(app)) == sorted(["alice (you)", *hostile])
         # Joins that come together are one line ("4 joined: …"); one by one, a line each.
@@ -182,9 +203,9 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
 
     async with serve(hostile_server, "127.0.0.1", 0, subprotocols=["tally.v2"]) as hostile:  # type: ignore[list-item]
         port = hostile.sockets[0].getsockname()[1]
-        app = TallyApp(f"ws://127.0.0.1:{port}", "alice")
+        app = make_app(LinkOptions(f"ws://127.0.0.1:{port}", "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.total.total == 2)
+            await until(pilot, lambda: app.dashboard.total.total == 2)
             await until(pilot, lambda: "refused" in log_text(app), what="the error, sent last, shown")
             await until(pilot, lambda: len(table_names(app)) == 2, what="the people drawn")
             shown = [*table_names(app), log_text(app)]
@@ -195,12 +216,12 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
 
 async def test_peers_and_dashboard_agree_on_updates(server: TallyServer) -> None:
     """A plain protocol peer and the dashboard see the same seq and total."""
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot, await Peer.join(server.url, "watcher") as watcher:
-        await until(pilot, lambda: app.clients.row_count == 2)
+        await until(pilot, lambda: app.dashboard.clients.row_count == 2)
         await pilot.press("9", "enter")
         update = await watcher.next_of(Update)
-        assert (update.total, update.name) == (9, "alice") and app.total.seq == update.seq
+        assert (update.total, update.name) == (9, "alice") and app.dashboard.total.seq == update.seq
         await pilot.press("ctrl+q")
     left = await watcher.next_of(Presence)
     assert (left.event, left.client.name) == ("left", "alice")
@@ -210,25 +231,25 @@ async def test_a_flood_of_updates_is_coalesced_and_typing_still_works() -> None:
     """2,000 updates from another client arrive in far fewer repaints; the input keeps every key."""
     batches: list[int] = []
     async with serving(limits=UNLIMITED_RATE) as server:
-        app = TallyApp(server.url, "alice")
+        app = make_app(LinkOptions(server.url, "alice"))
         post = app.link.post
 
-        def counting_post(message: Message) -> object:
+        def counting_post(message: Event) -> object:
             if isinstance(message, UpdatesArrived):
                 batches.append(len(message.updates))
             return post(message)
 
         app.link.post = counting_post
         async with app.run_test() as pilot, await Peer.join(server.url, "flood") as flood:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             for n in range(2000):
                 await flood.send(type="add", op=str(n), amount=1)
             await pilot.press(*"12345")
-            await until(pilot, lambda: app.total.total == 2000, what="the latest total")
+            await until(pilot, lambda: app.dashboard.total.total == 2000, what="the latest total")
             assert sum(batches) == 2000 and len(batches) < 2000 / 4, batches
-            assert app.entry.query_one(Input).value == "12345"
+            assert app.dashboard.entry.query_one(Input).value == "12345"
             await pilot.press("enter")
-            await until(pilot, lambda: app.total.total == 14345)
+            await until(pilot, lambda: app.dashboard.total.total == 14345)
 
 
 async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total() -> None:
@@ -248,10 +269,10 @@ async def test_a_gap_in_updates_resynchronises_instead_of_showing_a_wrong_total(
         await connection.wait_closed()
 
     async with serve(gappy_server, "127.0.0.1", 0, subprotocols=["tally.v2"]) as gappy:  # type: ignore[list-item]
-        app = TallyApp(f"ws://127.0.0.1:{gappy.sockets[0].getsockname()[1]}", "alice")
+        app = make_app(LinkOptions(f"ws://127.0.0.1:{gappy.sockets[0].getsockname()[1]}", "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.total.total == 777, what="the fresh snapshot")
-            assert connections == 2 and app.total.seq == 1
+            await until(pilot, lambda: app.dashboard.total.total == 777, what="the fresh snapshot")
+            assert connections == 2 and app.dashboard.total.seq == 1
             assert "missed an update" in log_text(app)
 
 
@@ -265,10 +286,10 @@ async def test_a_refused_handshake_shows_offline_until_asked_to_retry() -> None:
         return connection.respond(HTTPStatus.FORBIDDEN, "go away\n")
 
     async with serve(lambda c: c.wait_closed(), "127.0.0.1", 0, process_request=refuse) as refusing:
-        app = TallyApp(f"ws://127.0.0.1:{refusing.sockets[0].getsockname()[1]}", "alice")
+        app = make_app(LinkOptions(f"ws://127.0.0.1:{refusing.sockets[0].getsockname()[1]}", "alice"))
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "offline")
-            assert "HTTP 403" in str(app.status.render()) and attempts == 1
+            await until(pilot, lambda: app.dashboard.status.state == "offline")
+            assert "HTTP 403" in str(app.dashboard.status.render()) and attempts == 1
             # The wait is the test: a link that retried would have done so within its
             # first backoff step (at most 0.5 s).
             await pilot.pause(1.0)
@@ -279,9 +300,9 @@ async def test_a_refused_handshake_shows_offline_until_asked_to_retry() -> None:
 
 async def test_actions_are_in_the_command_palette(server: TallyServer) -> None:
     """Rename is reachable from the command palette as well as its key."""
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
         await pilot.press("ctrl+p")
         await pilot.press(*"Rename")
 
@@ -304,13 +325,13 @@ async def test_quitting_with_an_add_sent_but_unanswered_says_discarding_cannot_t
 ) -> None:
     """An add already on its way may have been counted: the dialog must not promise that discarding undoes it."""
     proxy = FaultProxy(server.port)
-    app = TallyApp(f"ws://127.0.0.1:{await proxy.start()}", "alice")
+    app = make_app(LinkOptions(f"ws://127.0.0.1:{await proxy.start()}", "alice"))
     try:
         async with app.run_test() as pilot:
-            await until(pilot, lambda: app.status.state == "connected")
+            await until(pilot, lambda: app.dashboard.status.state == "connected")
             proxy.stall()  # the add goes out; its answer never comes back
             await pilot.press("5", "enter")
-            await until(pilot, lambda: not app.link.unsent and len(app.model.pending) == 1, what="sent, unanswered")
+            await until(pilot, lambda: not app.link.unsent and len(app.link.pending) == 1, what="sent, unanswered")
             await pilot.press("ctrl+q")
             await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="the question")
             text = str(app.screen.query_one("#choice-text", Label).render())
@@ -323,7 +344,7 @@ async def test_quitting_with_an_add_sent_but_unanswered_says_discarding_cannot_t
 
 async def test_quitting_with_pending_adds_asks_what_to_do_with_them(server: TallyServer) -> None:
     """ctrl+q with unacknowledged adds asks: wait (Escape), quit and keep them for next time, or discard them."""
-    app = TallyApp(server.url, "alice", autoconnect=False)
+    app = make_app(LinkOptions(server.url, "alice"), autoconnect=False)
     async with app.run_test() as pilot:
         app.link.add(5)  # never sent: the app is not connected
         await pilot.press("ctrl+q")
@@ -331,27 +352,27 @@ async def test_quitting_with_pending_adds_asks_what_to_do_with_them(server: Tall
         assert "1 add has not reached the server yet" in str(app.screen.query_one("#choice-text", Label).render())
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))
-        assert app.is_running and len(app.model.pending) == 1
+        assert app.is_running and len(app.link.pending) == 1
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.click("#keep")
         await until(pilot, lambda: not app.is_running)
-    assert len(app.model.pending) == 1, "kept, to be sent by the next dashboard"
+    assert len(app.link.pending) == 1, "kept, to be sent by the next dashboard"
 
-    app = TallyApp(server.url, "alice", autoconnect=False)
+    app = make_app(LinkOptions(server.url, "alice"), autoconnect=False)
     async with app.run_test() as pilot:
         app.link.add(5)
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.click("#discard")
         await until(pilot, lambda: not app.is_running)
-    assert len(app.model.pending) == 0
+    assert len(app.link.pending) == 0
 
 
 async def test_quitting_with_nothing_pending_quits_at_once(server: TallyServer) -> None:
     """No question when nothing is waiting."""
-    app = TallyApp(server.url, "alice")
+    app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.status.state == "connected")
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,3 +188,17 @@ def test_no_login_name_at_all_falls_back_to_anonymous(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr("tally.tui.cli.getpass.getuser", no_user)
     assert tui_cli.parse_args([]).name == "anonymous"
+
+
+def test_the_script_commands_load_no_textual() -> None:
+    """`tally add`, `watch` and `status` run without loading Textual or Rich (their start-up); the dashboard does."""
+    show = "import sys; print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'rich'}))"
+    scripts = subprocess.run(
+        [sys.executable, "-c", f"import tally.tui.cli, tally.tui.scripting, tally.tui.link; {show}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert scripts.stdout.split() == ["[]"], scripts.stdout
+    dashboard = subprocess.run(
+        [sys.executable, "-c", f"import tally.tui.app; {show}"], capture_output=True, text=True, check=True
+    )
+    assert dashboard.stdout.split() == ["['rich',", "'textual']"], "the negative control: the app does load them"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"tally.server": ROOT / "server"}
+PACKAGES = {"tally.server": ROOT / "server", "tally.tui": ROOT / "tui"}
 
 
 def modules(name: str, folder: Path) -> dict[str, Path]:

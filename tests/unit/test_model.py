@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from tally.server.protocol import HISTORY_POINTS, ClientInfo, HistoryPoint, Presence, Update, Welcome
 from tally.tui.model import Model
-from tally.tui.pending import Pending
 
 ALICE = ClientInfo(id="a1", name="alice", address="127.0.0.1:1", since=1.0, added=10)
 BOB = ClientInfo(id="b2", name="bob", address="127.0.0.1:2", since=2.0, added=0)
@@ -21,12 +20,10 @@ def welcomed(*clients: ClientInfo, total: int = 10, seq: int = 3) -> Model:
 
 
 def test_a_new_model_knows_nothing_but_its_name() -> None:
-    """Before a welcome: no id, no clients, no total, seq 0, nothing pending (or the pending given)."""
+    """Before a welcome: no id, no clients, no total, seq 0, no history, nothing to undo."""
     model = Model("alice")
     assert (model.name, model.you, model.clients, model.total, model.seq) == ("alice", None, {}, None, 0)
-    assert not model.history and len(model.pending) == 0
-    pending = Pending()
-    assert Model("bob", pending).pending is pending
+    assert not model.history and model.undoable() is None
 
 
 def test_a_welcome_replaces_everything() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from tally.server.protocol import ClientInfo, ClientsPage, Online, Welcome
 from tally.tui.model import Model
-from tally.tui.pager import GIVE_UP_AFTER, STALE_AFTER, Pager
-from tally.tui.widgets.clients import View
+from tally.tui.pager import GIVE_UP_AFTER, STALE_AFTER, Pager, View
 
 
 def person(n: int) -> ClientInfo:

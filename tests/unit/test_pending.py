@@ -25,15 +25,6 @@ def test_settling_forgets_an_add_once() -> None:
     assert pending.add(7, at=2.0).op == "2"
 
 
-def test_restore_puts_an_add_back_with_its_op_id() -> None:
-    """An add whose ack was lost is pending again, under the same op id, so a resend is recognised."""
-    pending = Pending()
-    typed = pending.add(5, at=1.0)
-    pending.settle(typed.op)
-    pending.restore(typed)
-    assert list(pending) == [typed] and pending.get("1") == typed
-
-
 def test_settling_while_iterating_is_safe() -> None:
     """Iteration walks a copy, so acks may settle adds while the connection resends them."""
     pending = Pending()

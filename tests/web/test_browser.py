@@ -13,7 +13,8 @@ from selenium.webdriver.common.keys import Keys
 
 from tally.server.app import TallyServer
 from tally.server.protocol import Presence, Update
-from tally.tui.app import TallyApp
+from tally.tui.app import make_app
+from tally.tui.link import LinkOptions
 from tests.support import waiting
 from tests.support.dashboard import log_text, table_names, until
 from tests.support.faultproxy import FaultProxy
@@ -96,7 +97,7 @@ async def use_the_page(browser: WebDriver, page: str, server: TallyServer, watch
     joined = await watcher.next_of(Presence, timeout=10)
     assert (joined.event, joined.client.name) == ("joined", "browser")
 
-    terminal = TallyApp(server.url, "terminal")
+    terminal = make_app(LinkOptions(server.url, "terminal"))
     async with terminal.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "browser" in table_names(terminal), what="the terminal sees the browser")
         await until_shown(browser, "terminal")  # and the browser sees the terminal dashboard
@@ -108,7 +109,7 @@ async def use_the_page(browser: WebDriver, page: str, server: TallyServer, watch
         update = await watcher.next_of(Update, timeout=10)
         assert (update.name, update.amount, update.total) == ("browser", 7, 7)
         assert server.ledger.total == 7
-        await until(pilot, lambda: terminal.total.total == 7, what="the terminal dashboard's total")
+        await until(pilot, lambda: terminal.dashboard.total.total == 7, what="the terminal dashboard's total")
         assert "browser added +7  → 7" in log_text(terminal)
         shown = await until_shown(browser, "browser (you) added +7  → 7")
         assert "terminal" in shown and "● connected" in shown

@@ -101,6 +101,8 @@ class ActivityLog(RichLog):
         self._width = 0
         self.ambiguous: set[str] = set()  # names two people share: shown with their tags
         self._held: list[tuple[Presence, str | None]] = []
+        # How long joins and leaves are held to be grouped ("a moment"): tests set their own.
+        self.settle = SETTLE
         self._unwritten: list[Entry] = []
         self._writing: Timer | None = None
         self._settle: Timer | None = None
@@ -130,7 +132,7 @@ class ActivityLog(RichLog):
 
     def updates(self, updates: Sequence[Update], you: str | None, *, earlier: bool = False) -> None:
         if self._held and {u.client for u in updates} & {p.client.id for p, _ in self._held if p.event == "joined"}:
-            self._write_presence()  # someone who just came added at once: say they came first
+            self.write_presence()  # someone who just came added at once: say they came first
         skipped = len(updates) - MAX_LINES_PER_BATCH
         if skipped > 0:
             self.note(f"… {skipped:,} more updates")
@@ -196,14 +198,20 @@ class ActivityLog(RichLog):
         """Joins, leaves and renames (each with the name before it): written together once they settle."""
         self._held.extend(batch)
         if self._settle is None:
-            self._settle = self.set_timer(SETTLE, self._write_presence)
+            self._settle = self.set_timer(self.settle, self.write_presence)
 
     @property
     def settled(self) -> bool:
         """No line waits to be written."""
         return not self._held and not self._unwritten
 
-    def _write_presence(self) -> None:
+    @property
+    def holding(self) -> int:
+        """How many joins, leaves and renames are held for grouping."""
+        return len(self._held)
+
+    def write_presence(self) -> None:
+        """The moment is over: write the joins, leaves and renames held, grouped."""
         if self._settle is not None:
             self._settle.stop()
             self._settle = None

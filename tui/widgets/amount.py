@@ -10,6 +10,7 @@ from a keyboard macro or a paste.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual import events
 from textual.app import ComposeResult
@@ -23,7 +24,7 @@ from tally.tui.amount import parse_amount, preview
 __all__ = ["AmountEntry", "AmountInput"]
 
 
-def too_small(screen: Screen[object]) -> bool:
+def too_small(screen: Screen[Any]) -> bool:
     """The screen says "terminal too small" (the app's breakpoints): the dashboard is hidden."""
     return screen.has_class("-tiny-width") or screen.has_class("-tiny-height")
 

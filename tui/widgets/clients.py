@@ -23,9 +23,10 @@ from textual.widgets import DataTable
 from tally.server.protocol import ClientInfo
 from tally.server.protocol.messages import SortKey
 from tally.tui.numbers import fit
+from tally.tui.pager import View
 from tally.tui.text import plain_text
 
-__all__ = ["ClientsTable", "View"]
+__all__ = ["ClientsTable"]
 
 # Most telling first: at 80 columns the address is what is left out.
 COLUMNS = ("name", "added", "since", "address")
@@ -33,17 +34,6 @@ TITLES = {"name": "Name", "added": "Added", "since": "Since", "address": "Addres
 # A changed list (updates, joins) is redrawn at most this often.
 REDRAW_EVERY = 0.5
 WHEEL_ROWS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """The rows the table shows: ``limit`` from ``offset`` in this order, of those whose name has ``filter``."""
-
-    offset: int
-    limit: int
-    sort: SortKey
-    descending: bool
-    filter: str
 
 
 def since_label(timestamp: float, now: float) -> str:

@@ -1,9 +1,10 @@
 """The dashboard's link to the server: connect, reconnect, resend, and post what happens.
 
-This is the only module of the dashboard that imports ``websockets``. Its
-``run`` coroutine lives in one Textual worker and only posts messages; the app
-calls ``add``, ``rename``, the requests and ``reconnect_now`` from the same
-event loop.
+The only module of the dashboard that owns a socket or a timer. What to send
+is the outbox's (:mod:`tui.outbox`), what was received the inbox's
+(:mod:`tui.inbox`), why a session ended :func:`tui.retry.classify`'s; the link
+runs them on one event loop and posts plain events (:mod:`tui.messages`) to
+one callable. It imports no Textual, so the script commands load none.
 
 Every add gets an op id when typed and stays pending, saved on disk, until
 its ack; on every (re)connect all pending adds are sent again with their
@@ -19,111 +20,110 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from textual.message import Message
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from tally.server.protocol import (
     SUBPROTOCOL,
-    Add,
     ClientsRequest,
     Error,
     Hello,
     HistoryRequest,
-    ProtocolError,
     Rename,
-    Resume,
     ServerMessage,
     Welcome,
     decode_server_frame,
     encode,
 )
 from tally.server.protocol.messages import Role, SortKey
-from tally.tui.inbox import Inbox, Resync
+from tally.tui.inbox import FLUSH_INTERVAL, RETRY_LATER, FlushAt, Inbox, ResendAfter, Timer
 from tally.tui.messages import (
     Connected,
     Connecting,
     ConnectionLost,
+    Event,
     GaveUp,
     LatencyMeasured,
     LedgerChanged,
-    PendingChanged,
     ServerRefused,
 )
-from tally.tui.model import Model
-from tally.tui.pending import Pending
-from tally.tui.retry import PACE_SHARE, Pace, Verdict, backoff, describe_close, describe_failure, describe_status
+from tally.tui.outbox import Outbox, Request
+from tally.tui.pending import Pending, PendingAdd
+from tally.tui.retry import FAILURES, PACE_SHARE, RESYNC, GiveUp, Pace, Stalled, Verdict, backoff, classify
 from tally.tui.urls import split_urls, unix_path
 
-__all__ = ["Link"]
-
-LATENCY_INTERVAL = 2.0
+__all__ = ["Link", "LinkOptions"]
 
 
-RESYNC = "missed an update; resynchronising"
+@dataclass(frozen=True)
+class LinkOptions:
+    """Where and how to connect; the same for the dashboard, the script commands and the tests.
 
+    ``url`` is one server, or several of one cluster to fail over between (also
+    as a comma list); ``name`` is said in the hello. ``token`` is sent as a
+    bearer token and never shown; ``tls`` verifies a wss:// server (default: the
+    system's trusted CAs); a ping unanswered for ``stall_timeout`` seconds means
+    the connection is dead. ``start_server``, if given, is called (in a thread)
+    when nothing answers at ``url``. ``once``: stop as soon as no add is pending
+    (sending what an earlier dashboard left). The intervals are the link's own
+    timers, given here so that tests need not wait on the defaults.
+    """
 
-class Stalled(Exception):
-    """The server stopped answering pings: the path to it is gone, whatever TCP says."""
+    url: str | Sequence[str]
+    name: str = "anonymous"
+    token: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+    stall_timeout: float = 10.0
+    start_server: Callable[[], object] | None = None
+    role: Role = "person"
+    once: bool = False
+    latency_interval: float = 2.0
+    flush_interval: float = FLUSH_INTERVAL
+    retry_later: Mapping[str, float] = field(default_factory=lambda: dict(RETRY_LATER))
 
-
-class GiveUp(Exception):
-    """Retrying will not help; wait for the user."""
-
-
-Outgoing = str | Rename | ClientsRequest | HistoryRequest  # an op id to send, or a message
+    @property
+    def urls(self) -> list[str]:
+        return split_urls(self.url)
 
 
 class Link:
     def __init__(
         self,
-        url: str | Sequence[str],
-        model: Model,
-        post: Callable[[Message], object],
+        options: LinkOptions,
+        post: Callable[[Event], object],
         *,
-        token: str | None = None,
-        tls: ssl.SSLContext | None = None,
-        stall_timeout: float = 10.0,
-        start_server: Callable[[], object] | None = None,
-        role: Role = "person",
-        once: bool = False,
+        pending: Pending | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``url`` is one server, or several of one cluster to fail over between (also as a comma list).
-
-        ``start_server``, if given, is called (in a thread) when nothing answers at ``url``.
-
-        ``token`` is sent as a bearer token and never shown; ``tls`` verifies a wss://
-        server (default: the system's trusted CAs); a ping unanswered for
-        ``stall_timeout`` seconds means the connection is dead. ``once``: stop as
-        soon as no add is pending (sending what an earlier dashboard left).
-        """
-        self.urls = split_urls(url)
+        """``post`` takes every event, in order; ``pending`` is the adds on disk (none kept without one)."""
+        self.options = options
+        self.urls = options.urls
         self._index = 0
-        self.model = model
+        self.name = options.name
         self.post = post
-        self.start_server = start_server
-        self.stall_timeout = stall_timeout
-        self.role = role
-        self.once = once
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._tls = tls
+        self.clock = clock
+        self._headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+        self.outbox = Outbox(pending if pending is not None else Pending())
         # Through self.post, looked up at each call: tests wrap it to watch what is posted.
-        self.inbox = Inbox(model, lambda message: self.post(message), all_acked=self._all_acked)
+        self.inbox = Inbox(
+            self.outbox,
+            lambda event: self.post(event),
+            clock=clock,
+            flush_interval=options.flush_interval,
+            retry_later=options.retry_later,
+        )
         self._connection: ClientConnection | None = None
-        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
-        self._pace = Pace()
+        self._session_number = 0  # a timer set in one session does nothing in the next
+        self._ready = asyncio.Event()  # something waits in the outbox
+        self._pace = Pace(now=clock())
         self._wake = asyncio.Event()
+        self._flush: asyncio.TimerHandle | None = None
+        self._save: asyncio.Handle | None = None
         self._requests = 0
-        # Pending adds wait here while they are meant for another ledger than the server's.
-        self.held = False
-        # Op ids typed here and not sent yet. Every other pending add may have reached the server
-        # (sent by this dashboard, or by an earlier one that left it on disk), and may have counted.
-        # Only ever as large as what waits to be sent, unlike a record of everything sent.
-        self.unsent: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -136,25 +136,29 @@ class Link:
 
     @property
     def pending(self) -> Pending:
-        return self.model.pending
+        return self.outbox.pending
+
+    @property
+    def held(self) -> bool:
+        return self.outbox.held
+
+    @property
+    def unsent(self) -> set[str]:
+        return self.outbox.unsent
 
     # -- called by the app --------------------------------------------------------
 
-    def add(self, amount: int, *, text: str = "", undo: str | None = None) -> str:
-        """Queue an add; it is sent now if connected, else on reconnect. Returns its op id."""
-        pending = self.pending.add(amount, text=text, undo=undo)
-        self.unsent.add(pending.op)
-        self.inbox.save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
-        self.post(PendingChanged())
-        if self.connected and not self.held:
-            self._outbox.put_nowait(pending.op)
-        return pending.op
+    def add(self, amount: int, *, text: str = "", undo: str | None = None) -> PendingAdd:
+        """Queue an add; it is sent now if connected, else on reconnect. Returns it, pending."""
+        add = self.outbox.add(amount, text=text, undo=undo)
+        self._save_soon()  # on disk even if it is not sent now: a kill -9 must not lose it
+        self._ready.set()
+        return add
 
     def rename(self, name: str) -> None:
         """Change our name; while offline, the next hello carries it."""
-        self.model.rename(name)
-        if self.connected:
-            self._outbox.put_nowait(Rename(name=name))
+        self.name = name
+        self._send(Rename(name=name))
 
     def request_clients(
         self, *, offset: int = 0, limit: int = 50, sort: SortKey = "name", descending: bool = False, filter: str = ""
@@ -171,8 +175,12 @@ class Link:
             return None
         self._requests += 1
         request = build(f"q{self._requests}")
-        self._outbox.put_nowait(request)
+        self._send(request)
         return request.id
+
+    def _send(self, message: Request) -> None:
+        if self.outbox.request(message):
+            self._ready.set()
 
     def reconnect_now(self) -> None:
         """Skip the backoff wait, or drop the current connection and start afresh."""
@@ -180,22 +188,11 @@ class Link:
 
     def keep_for_other_ledger(self, fresh: Pending) -> Pending:
         """After :class:`LedgerChanged`: set the held adds aside and carry on with ``fresh``; returns the old."""
-        old, self.model.pending = self.model.pending, fresh
-        fresh.bind(self.model.ledger)
-        fresh.save()
-        self.held = False
-        self.unsent.clear()  # those were the held adds' op ids; the next ones start anew
-        self.post(PendingChanged())
-        return old
+        return self.outbox.keep_for_other_ledger(fresh, self.inbox.ledger)
 
     def discard_held(self) -> None:
         """After :class:`LedgerChanged`: drop the held adds and serve this ledger."""
-        self.pending.clear()
-        self.pending.bind(self.model.ledger)
-        self.pending.save()
-        self.held = False
-        self.unsent.clear()  # those were the held adds' op ids; the next ones start anew
-        self.post(PendingChanged())
+        self.outbox.discard(self.inbox.ledger)
 
     # -- the worker -----------------------------------------------------------------
 
@@ -206,7 +203,7 @@ class Link:
             self.post(Connecting(self.url, failures + 1))
             verdict, afresh = await self._session()
             failures = 0 if afresh else failures + 1
-            if self.once and (self.held or not self.pending or not verdict.retry):
+            if self.options.once and (self.held or not self.pending or not verdict.retry):
                 return
             if not verdict.retry:
                 self.post(GaveUp(verdict.reason))
@@ -218,7 +215,7 @@ class Link:
             # At once after a session that worked, or while other servers are left to try in this round.
             rounds, rest = divmod(failures, len(self.urls))
             delay = max(verdict.after, backoff(rounds) if failures and not rest else 0.0)
-            self.post(ConnectionLost(verdict.reason, time.monotonic() + delay, failures))
+            self.post(ConnectionLost(verdict.reason, self.clock() + delay, failures))
             await self._sleep(delay)
 
     async def _session(self) -> tuple[Verdict, bool]:
@@ -229,24 +226,23 @@ class Link:
             async with self._connect() as connection:
                 await self._sync(connection)
                 welcomed = True
-                if not (self.once and (self.held or not self.pending)):
+                if not (self.options.once and (self.held or not self.pending)):
                     await self._serve(connection)
             return Verdict("reconnecting as asked"), welcomed
-        except (Resync, GiveUp, Stalled, InvalidStatus, InvalidMessage, InvalidURI, ConnectionClosed) as exc:
-            return _verdict(exc), welcomed
-        except ssl.SSLCertVerificationError as exc:
-            reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
-            return Verdict(reason, retry=False), welcomed
-        except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
-            if isinstance(exc, ConnectionRefusedError | FileNotFoundError) and self.start_server is not None:
+        except FAILURES as exc:
+            start_server = self.options.start_server
+            if isinstance(exc, ConnectionRefusedError | FileNotFoundError) and start_server is not None:
                 # Our own local server went away (killed, or idle-exited): start another.
                 with contextlib.suppress(OSError):
-                    await asyncio.to_thread(self.start_server)
-                return Verdict(describe_failure(exc)), True  # retry at once
-            return Verdict(describe_failure(exc)), welcomed
+                    await asyncio.to_thread(start_server)
+                return classify(exc), True  # retry at once
+            return classify(exc), welcomed
         finally:
             self._connection = None
-            self.inbox.flush()
+            self._session_number += 1
+            self.outbox.closed()
+            self._flush_now()
+            self.outbox.save()
 
     def _connect(self) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
         """A connection to the current URL (a Unix socket, or ws:// and wss://)."""
@@ -262,16 +258,14 @@ class Link:
         if path is not None:
             return unix_connect(path, uri="ws://localhost/", **options)
         # wss:// verifies against the system's CAs unless given a context.
-        tls = (self._tls or True) if self.url.startswith("wss:") else None
+        tls = (self.options.tls or True) if self.url.startswith("wss:") else None
         return connect(self.url, ssl=tls, **options)
 
     async def _sync(self, connection: ClientConnection) -> None:
         """Say hello, take the snapshot, and queue every pending add meant for this ledger."""
         if connection.subprotocol != SUBPROTOCOL:
             raise GiveUp(f"the server does not speak {SUBPROTOCOL}: is it a Tally server, and a recent one?")
-        model, pending = self.model, self.pending
-        resume = Resume(model.ledger, model.epoch, self.inbox.seq) if model.ledger else None
-        hello = Hello(name=model.name, secret=pending.secret, role=self.role, resume=resume)
+        hello = Hello(name=self.name, secret=self.pending.secret, role=self.options.role, resume=self.inbox.resume())
         await connection.send(encode(hello))
         welcome = None
         async with asyncio.timeout(10):
@@ -283,20 +277,14 @@ class Link:
                         # A name the server refuses: show it and keep whatever name it accepts.
                         self.post(ServerRefused(message))
                         raise GiveUp(f"the server refused our hello: {message.message}")
-        self.inbox.seq = welcome.seq
+        self.inbox.welcomed(welcome)
         self._connection = connection
-        self._outbox = asyncio.Queue()
-        self.inbox.resend = self._outbox.put_nowait  # this session's: a later one resends everything anyway
         if welcome.limits is not None:
-            self._pace = Pace(welcome.limits.rate * PACE_SHARE, max(1.0, welcome.limits.burst / 2))
-        self.held = bool(pending) and pending.ledger not in ("", welcome.ledger)
-        if self.held:
-            self.post(LedgerChanged(pending.ledger, welcome.ledger, len(pending)))
-        else:
-            pending.bind(welcome.ledger)
-            for add in pending:
-                self._outbox.put_nowait(add.op)
-        pending.save()
+            self._pace = Pace(welcome.limits.rate * PACE_SHARE, max(1.0, welcome.limits.burst / 2), now=self.clock())
+        ledger = self.pending.ledger
+        if self.outbox.welcomed(welcome.ledger):
+            self.post(LedgerChanged(ledger, welcome.ledger, len(self.pending)))
+        self._ready.set()
         self.post(Connected(welcome))
 
     async def _serve(self, connection: ClientConnection) -> None:
@@ -327,45 +315,73 @@ class Link:
             for message in decode_server_frame(await connection.recv()):
                 self._receive(message)
             self.inbox.end_of_frame()
+            self.outbox.save()  # what this frame settled is off the disk too, or a restart would resend it
+            if self.options.once and not self.pending:
+                self._wake.set()  # all sent: close
 
     async def _send_forever(self, connection: ClientConnection) -> None:
+        outbox = self.outbox
         while True:
-            item = await self._outbox.get()
-            if isinstance(item, str):
-                add = self.pending.get(item)
-                if add is None:
-                    continue  # acked meanwhile (a resend racing its first ack): need not go again
-                await self._pace.wait()
-                self.pending.save()  # on disk before it can reach the server
-                self.unsent.discard(add.op)  # before: a send cut short may still have reached the server
-                await connection.send(encode(Add(op=add.op, amount=add.amount, undo=add.undo)))
-            else:
-                await connection.send(encode(item))
+            if not outbox.ready:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            if outbox.add_is_next:
+                await asyncio.sleep(self._pace.take(self.clock()))
+            message = outbox.next_message()  # an add is on disk before it leaves the outbox
+            if message is not None:
+                await connection.send(encode(message))
 
     async def _measure_latency(self, connection: ClientConnection) -> None:
         while True:
             pong = await connection.ping()
             try:
-                async with asyncio.timeout(self.stall_timeout):
+                async with asyncio.timeout(self.options.stall_timeout):
                     latency = await pong
             except TimeoutError:
                 # A stalled path never closes by itself; a close frame would wait behind it.
                 connection.transport.abort()
-                raise Stalled(f"no answer from the server for {self.stall_timeout:g} s") from None
+                raise Stalled(f"no answer from the server for {self.options.stall_timeout:g} s") from None
             self.post(LatencyMeasured(latency))
-            await asyncio.sleep(LATENCY_INTERVAL)
+            await asyncio.sleep(self.options.latency_interval)
 
     async def _close_when_asked(self, connection: ClientConnection) -> None:
         await self._wake.wait()
         await connection.close()
 
     def _receive(self, message: ServerMessage) -> None:
-        self.inbox.take(message)
+        self._set(self.inbox.take(message))
 
-    def _all_acked(self) -> None:
-        if self.once:
-            self.pending.save()
-            self._wake.set()  # all sent: close
+    # -- timers: the inbox's, the outbox's save, the waits ------------------------------
+
+    def _set(self, timer: Timer | None) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(timer, FlushAt):
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush = loop.call_later(max(0.0, timer.when - self.clock()), self._flush_now)
+        elif isinstance(timer, ResendAfter):
+            loop.call_later(timer.delay, self._resend, self._session_number, timer.op)
+
+    def _flush_now(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self.inbox.flush()
+
+    def _resend(self, session: int, op: str) -> None:
+        if session == self._session_number:  # a later session resends everything anyway
+            self.outbox.retry(op)
+            self._ready.set()
+
+    def _save_soon(self) -> None:
+        """Save once the current burst (a paste) has been typed: one write, not one per add."""
+        if self._save is None:
+            self._save = asyncio.get_running_loop().call_soon(self._save_now)
+
+    def _save_now(self) -> None:
+        self._save = None
+        self.outbox.save()
 
     async def _sleep(self, delay: float) -> None:
         self._wake.clear()
@@ -375,30 +391,3 @@ class Link:
     async def _wait_for_user(self) -> None:
         self._wake.clear()
         await self._wake.wait()
-
-
-def _verdict(exc: Exception) -> Verdict:
-    """What a failure of one of ours, or of websockets, means for the user and for retrying."""
-    if isinstance(exc, Resync):
-        return Verdict(RESYNC)
-    if isinstance(exc, GiveUp):
-        return Verdict(str(exc), retry=False)
-    if isinstance(exc, Stalled):
-        return Verdict(str(exc))
-    if isinstance(exc, InvalidStatus):
-        return describe_status(exc.response.status_code, retry_after=exc.response.headers.get("Retry-After"))
-    if isinstance(exc, InvalidMessage):
-        # A server dying under us accepts and drops connections for a moment, and so does a service that
-        # is not HTTP at all: both are worth another try (the status line says which it may be).
-        return Verdict("the server closed the connection before its handshake (is it a Tally server?)")
-    if isinstance(exc, InvalidURI):
-        return Verdict(f"bad URL: {exc}", retry=False)
-    if isinstance(exc, ConnectionClosed):
-        return Verdict(
-            describe_close(
-                we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
-                code=None if exc.rcvd is None else exc.rcvd.code,
-                reason="" if exc.rcvd is None else exc.rcvd.reason,
-            )
-        )
-    return Verdict(describe_failure(exc))

@@ -20,7 +20,6 @@ from tally.server.protocol import Update
 from tests.support.local import free_port, tally_command
 from tests.support.peers import Peer
 from tests.support.servers import ServerProcess
-from tests.support.waiting import until
 
 ACKLESS = "tests.support.ackless_server"
 

@@ -37,6 +37,7 @@ from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ServerProcess
 from tests.support.terminal import Terminal, until_shown
+from tests.support.waiting import until
 
 HELPS = [
     ("tally", "--help"),
@@ -176,10 +177,11 @@ async def finished(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]
 
 async def line_of(process: asyncio.subprocess.Process, text: str, stream: str = "stderr") -> str:
     """The first line of ``process``'s ``stream`` holding ``text``."""
-    reader = getattr(process, stream)
+    reader = process.stdout if stream == "stdout" else process.stderr
+    assert reader is not None
     async with asyncio.timeout(60):
         while True:
-            line = (await reader.readline()).decode()
+            line: str = (await reader.readline()).decode()
             assert line, f"{stream} ended without {text!r}"
             if text in line:
                 return line
@@ -206,10 +208,14 @@ async def run_dashboard(argv: list[str], env: dict[str, str]) -> None:
 async def run_watch(argv: list[str], env: dict[str, str], world: World) -> None:
     watch = await asyncio.create_subprocess_exec(*argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        metrics = [""]
+
+        async def read_metrics() -> None:
+            metrics[0] = await connections(world)
+
+        # The watcher is in: it sees every update from here on.
         opened = 'tally_connections_open{protocol="tally.v2"} 1.0'
-        async with asyncio.timeout(60):
-            while opened not in await connections(world):  # the watcher is in: it sees every update from here
-                await asyncio.sleep(0.05)
+        await until(lambda: opened in metrics[0], timeout=60, what="the watcher's connection", poll=read_metrics)
         status, _, err = await finished([tally_command(), "add", "7"], env)
         assert status == 0, err
         shown = await line_of(watch, "7", "stdout")

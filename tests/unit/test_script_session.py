@@ -58,5 +58,5 @@ def test_a_key_not_written_by_tally_is_refused(tmp_path: Path, content: str) -> 
 def test_a_state_directory_that_cannot_be_made_is_said(tmp_path: Path) -> None:
     """No key can be made (here a file stands where the directory should be): one clear error naming the file."""
     (tmp_path / "state").write_text("not a directory")
-    with pytest.raises(ScriptSessionError, match="cannot keep the scripts' session key in .*state/script.key"):
+    with pytest.raises(ScriptSessionError, match=r"cannot keep the scripts' session key in .*state/script\.key"):
         script_secret(["ws://x"], key_path=tmp_path / "state" / "script.key")

@@ -47,6 +47,7 @@ from tally.server.protocol.messages import (
     Update,
     Welcome,
 )
+from tally.server.protocol.plain_add import plain_add
 
 T = TypeVar("T")
 # A filter is matched against every name online: keep it short.
@@ -225,6 +226,9 @@ def _filter(fields: _Fields) -> str:
 
 def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
+    add = plain_add(data, version)  # most frames are adds: most never reach the JSON parser
+    if add is not None:
+        return add
     kind, fields = _load(data)
     if kind == Hello.TYPE:
         name = fields.text("name", code=ErrorCode.INVALID_NAME)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from tally.server import version
-from tally.server.admin import check_ledger, init_ledger, restore_ledger
+from tally.server.admin import COMMANDS, command_config
 from tally.server.app import StoreTimeout, TallyServer
 from tally.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_db_path
 from tally.server.limits import Limits
@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else None
-    args = parse_args(arguments)
+    args = COMMANDS[command].parser(command).parse_args(arguments) if command else parse_args(arguments)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler(args.log_format)]
     )
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         if command is not None:
-            return asyncio.run(COMMANDS[command](config_from(args)))
+            return asyncio.run(COMMANDS[command].run(command_config(args)))
         asyncio.run(TallyServer(config_from(args)).run())
     except StoreTimeout as exc:
         log.error("%s", exc)
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except OSError as exc:
-        where = args.unix or f"{args.host}:{args.port}"
+        where = getattr(args, "unix", None) or f"{getattr(args, 'host', '')}:{getattr(args, 'port', '')}"
         if exc.errno == errno.EADDRINUSE:
             log.error("%s is already in use: is a server running?", where)
             return 2
@@ -280,9 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-COMMANDS = {"init": init_ledger, "restore": restore_ledger, "check": check_ledger}
 
 
 if __name__ == "__main__":

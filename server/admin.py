@@ -9,15 +9,17 @@ The local SQLite quick start needs neither: its server creates its own file.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from tally.server.config import ServerConfig
+from tally.server.config import ServerConfig, default_db_path
 from tally.server.repair import Repair
 from tally.server.store import open_store
 from tally.server.store.base import LedgerLost, SharedStore, StoreError, StoreUnavailable
@@ -25,7 +27,7 @@ from tally.server.store.sqlite import SQLiteStore, integrity
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
 
-__all__ = ["check_ledger", "init_ledger", "restore_ledger"]
+__all__ = ["COMMANDS", "check_ledger", "command_config", "init_ledger", "restore_ledger"]
 
 T = TypeVar("T")
 
@@ -125,3 +127,62 @@ async def check_ledger(config: ServerConfig) -> int:
         log.error("%s: … and %d more problems", store.path, len(found) - 20)
     log.error("%s is damaged: restore a good copy", store.path)
     return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One of ``tally-server``'s commands besides serving: what it does, and its own options."""
+
+    run: Callable[[ServerConfig], Coroutine[Any, Any, int]]
+    help: str
+    options: tuple[str, ...]  # of: db, prefix, witness, timeout
+
+    def parser(self, name: str) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=f"tally-server {name}", description=self.help)
+        if name == "check":
+            parser.add_argument("--db", default=str(default_db_path()), help="the SQLite file (default: %(default)s)")
+        else:
+            parser.add_argument("--db", required=True, help="the store: redis://…, rediss://…, unix://…, "
+                                "redis+sentinel://host:port,…/service (init also takes a SQLite path)")  # fmt: skip
+        if "prefix" in self.options:
+            parser.add_argument("--redis-prefix", default="tally:", metavar="PREFIX",
+                                help="the prefix of the ledger's keys (default: %(default)s)")  # fmt: skip
+            parser.add_argument("--redis-no-persistence", action="store_true",
+                                help="accept a Redis that keeps no append-only file")  # fmt: skip
+        if "witness" in self.options:
+            parser.add_argument(
+                "--witness",
+                metavar="PATH",
+                help="this machine's witness log (default: witness.db in the user state directory)",
+            )
+        if "timeout" in self.options:
+            parser.add_argument(
+                "--store-timeout",
+                type=float,
+                metavar="SECONDS",
+                help=f"how long to wait for a store that does not answer (default: {INIT_WAIT:g})",
+            )
+        parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        parser.add_argument("--log-format", default="human", choices=["human", "json"])
+        return parser
+
+
+def command_config(args: argparse.Namespace) -> ServerConfig:
+    """The settings a command's options give (the rest at their defaults)."""
+    return ServerConfig(
+        db=args.db,
+        redis_prefix=getattr(args, "redis_prefix", "tally:"),
+        redis_no_persistence=getattr(args, "redis_no_persistence", False),
+        witness=getattr(args, "witness", None),
+        store_timeout=getattr(args, "store_timeout", None),
+    )
+
+
+COMMANDS = {
+    "init": Command(init_ledger, "Create a new, empty ledger (a server never creates one by itself); "
+                    "fail, changing nothing, if one is there.", ("prefix", "timeout")),
+    "restore": Command(restore_ledger, "Rebuild a ledger that Redis lost entirely while no server ran, from "
+                       "this machine's witness log, in a new epoch.", ("prefix", "witness")),
+    "check": Command(check_ledger, "SQLite's full integrity check of the database (the check at every start is the "
+                     "quick one): exit 0 sound, 1 damaged.", ()),
+}  # fmt: skip

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from tests.e2e.conftest import StartTally
 from tests.support import waiting
-from tests.support.local import journals
+from tests.support.local import journals, tally_command
 from tests.support.terminal import until_shown
 
 
@@ -27,19 +29,24 @@ def modes(root: Path, prefix: str) -> dict[str, int]:
 async def test_what_the_dashboard_writes_is_private_whatever_the_umask(
     user: dict[str, str], start_tally: StartTally
 ) -> None:
-    """Started with umask 022, a dashboard that starts its local server and types an add leaves the server's log, the
-    journal of pending adds (its session's secret), their locks and every directory made for them 0600 and 0700."""
+    """Started with umask 022, a dashboard that starts its local server and types an add, then `tally add`, leave the
+    server's log, the journal of pending adds (its session's secret), their locks, the scripts' session key and every
+    directory made for them 0600 and 0700."""
     old = os.umask(0o022)
     try:
         terminal = start_tally("--name", "ann")  # the pty's child starts with this umask
+        await until_shown(terminal, "● connected")
+        terminal.type("+5\r")
+        await waiting.until(lambda: any("adds" in journal for journal in journals(user)), what="a journal")
+        script = await asyncio.to_thread(
+            subprocess.run, [tally_command(), "add", "2"], env=user, capture_output=True, text=True, timeout=60
+        )
     finally:
         os.umask(old)
-    await until_shown(terminal, "● connected")
-    terminal.type("+5\r")
-    await waiting.until(lambda: any(journal.get("adds") is not None for journal in journals(user)), what="a journal")
+    assert script.returncode == 0, script.stderr
     written = {**modes(Path(user["XDG_STATE_HOME"]) / "tally", "state"),
                **modes(Path(user["XDG_RUNTIME_DIR"]) / "tally", "run")}  # fmt: skip
-    assert {"state/server.log", "state/pending/", "run/spawn.lock"} <= written.keys(), written
+    assert {"state/server.log", "state/pending/", "state/script.key", "run/spawn.lock"} <= written.keys(), written
     assert any(name.startswith("state/pending/") and name.endswith(".json") for name in written), written
     wrong = {name: f"{mode:o}" for name, mode in written.items() if mode != (0o700 if name.endswith("/") else 0o600)}
     assert not wrong, wrong

@@ -69,19 +69,8 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="tally-server",
-        description="Serve one shared, durable total to Tally dashboards.",
-        epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 for any (default {DEFAULT_PORT})"
-    )
-    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket instead of --host and --port")
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    """Where the ledger lives, and how the server treats its store."""
     parser.add_argument(
         "--db",
         default=str(default_db_path()),
@@ -89,6 +78,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "redis://host:port/db, rediss://…, unix:///path/redis.sock, redis+sentinel://host:port,…/service "
         "(default: %(default)s)",
     )
+    _redis_options(parser)
+    parser.add_argument(
+        "--witness",
+        metavar="PATH",
+        help="with a shared store, where this machine keeps its record of the adds its servers acknowledged "
+        "(default: witness.db in the user's state directory)",
+    )
+    parser.add_argument(
+        "--store-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="at start, give up (exit 3) if the store does not answer within this long (default: wait for it)",
+    )
+    parser.add_argument(
+        "--cluster-ttl",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with a Redis store, how long a server that stopped beating counts as alive; its clients then "
+        "leave everyone's lists (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accept-ledger-loss",
+        action="store_true",
+        help="start even though the database went backwards or was replaced (a new epoch begins); with a shared "
+        "store, repair a ledger marked rewound that no server remembers, from what the store holds",
+    )
+
+
+def _redis_options(parser: argparse.ArgumentParser) -> None:
+    """How a server treats a Redis store."""
     parser.add_argument(
         "--redis-prefix",
         default="tally:",
@@ -116,41 +136,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="how long an add waits for --redis-replicas (default: %(default)s)",
     )
-    parser.add_argument(
-        "--witness",
-        metavar="PATH",
-        help="with a shared store, where this machine keeps its record of the adds its servers acknowledged "
-        "(default: witness.db in the user's state directory)",
-    )
-    parser.add_argument(
-        "--store-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="at start, give up (exit 3) if the store does not answer within this long (default: wait for it)",
-    )
-    parser.add_argument(
-        "--cluster-ttl",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="with a Redis store, how long a server that stopped beating counts as alive; its clients then "
-        "leave everyone's lists (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--accept-ledger-loss",
-        action="store_true",
-        help="start even though the database went backwards or was replaced (a new epoch begins); with a shared "
-        "store, repair a ledger marked rewound that no server remembers, from what the store holds",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
-    )
-    parser.add_argument(
-        "--log-format",
-        default="human",
-        choices=["human", "json"],
-        help="human lines, or one JSON object per line for log collectors (default: human)",
-    )
+
+
+def _access_options(parser: argparse.ArgumentParser) -> None:
+    """Who may connect, and how the server shows itself."""
     access = parser.add_argument_group("access")
     access.add_argument(
         "--token",
@@ -170,6 +159,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "Clients that send no Origin (dashboards, scripts) are always allowed",
     )
     access.add_argument("--show-addresses", action="store_true", help="show every client's address to every dashboard")
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """The limits, and the exit of an idle server."""
     limits = parser.add_argument_group("limits")
     for limit in dataclasses.fields(Limits):
         limits.add_argument(
@@ -188,6 +181,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     # argparse's usage for serving (every option, never stale), then the other commands.
     parser.usage = parser.format_usage().removeprefix("usage: ").rstrip() + COMMAND_USAGE
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tally-server",
+        description="Serve one shared, durable total to Tally dashboards.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 for any (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket instead of --host and --port")
+    _store_options(parser)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+    parser.add_argument(
+        "--log-format",
+        default="human",
+        choices=["human", "json"],
+        help="human lines, or one JSON object per line for log collectors (default: human)",
+    )
+    _access_options(parser)
+    _limit_options(parser)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from tally.server.config import ServerConfig, default_db_path
 from tally.server.repair import Repair
 from tally.server.store import open_store
+from tally.server.store.address import place, shown
 from tally.server.store.base import LedgerLost, SharedStore, StoreError, StoreUnavailable
 from tally.server.store.sqlite import SQLiteStore, integrity
 from tally.server.view import LedgerView
@@ -49,10 +50,6 @@ async def _patiently(work: Callable[[], Awaitable[T]], timeout: float) -> T:  # 
             await asyncio.sleep(0.1)
 
 
-def _place(config: ServerConfig) -> str:
-    return f"{config.db} {config.redis_prefix}"
-
-
 async def init_ledger(config: ServerConfig) -> int:
     """Create a new, empty ledger where ``config.db`` points; fail (changing nothing) if one is there."""
     store = open_store(config.db, redis_prefix=config.redis_prefix, redis_no_persistence=config.redis_no_persistence)
@@ -64,10 +61,10 @@ async def init_ledger(config: ServerConfig) -> int:
                 raise LedgerLost(f"{store.path} already exists: nothing was changed")
             ledger = (await store.open(recent=0)).ledger
         else:
-            raise StoreError(f"{config.db} keeps nothing: there is no ledger to create")
+            raise StoreError(f"{shown(config.db)} keeps nothing: there is no ledger to create")
     finally:
         await store.close()
-    log.info("created ledger %s in %s", ledger, config.db if not config.db.startswith("redis") else _place(config))
+    log.info("created ledger %s in %s", ledger, shown(config.db))
     return 0
 
 
@@ -78,20 +75,25 @@ async def restore_ledger(config: ServerConfig) -> int:
     try:
         if not isinstance(store, SharedStore):
             raise StoreError("restore rebuilds a shared (Redis) ledger; a SQLite file is restored from a backup")
-        marks = await witness.marks(_place(config))
+        where = place(config.db, config.redis_prefix)
+        marks = await witness.marks(where)
         if not marks:
-            raise StoreError(f"this machine's witness log ({witness.path}) knows no ledger at {_place(config)}")
+            raise StoreError(f"this machine's witness log ({witness.path}) knows no ledger at {where}")
         mark = marks[0]
         now = await store.head_now()
         if now is not None and now[0] != mark.ledger:
-            raise LedgerLost(f"{config.db} holds another ledger ({now[0]}, not {mark.ledger}): nothing was changed")
+            raise LedgerLost(
+                f"{shown(config.db)} holds another ledger ({now[0]}, not {mark.ledger}): nothing was changed"
+            )
         if now is not None and await store.rewound() is None and (now[1], now[2].seq) >= (mark.epoch, mark.head.seq):
-            log.info("%s holds ledger %s with all this machine saw of it: nothing to restore", config.db, mark.ledger)
+            log.info(
+                "%s holds ledger %s with all this machine saw of it: nothing to restore", shown(config.db), mark.ledger
+            )
             return 0
         view = LedgerView()
         view.id, view.epoch, view.key, view.head = mark.ledger, mark.epoch, mark.key, mark.head
         repair = Repair(
-            store, witness, view, f"restore-{os.getpid()}", place=_place(config), retention=config.limits.retention,
+            store, witness, view, f"restore-{os.getpid()}", place=where, retention=config.limits.retention,
             grace=0.0, wait_for=0.0, accept_loss=False,
         )  # fmt: skip
         rewound = await repair.report("rebuilt by tally-server restore", 0 if now is None else now[2].seq)
@@ -115,7 +117,7 @@ async def check_ledger(config: ServerConfig) -> int:
     store = open_store(config.db)
     if not isinstance(store, SQLiteStore):
         await store.close()
-        raise StoreError(f"{config.db} is not a SQLite file: only those are checked this way")
+        raise StoreError(f"{shown(config.db)} is not a SQLite file: only those are checked this way")
     await store.close()
     found = await asyncio.to_thread(integrity, store.path)
     if found == ["ok"]:

@@ -37,6 +37,7 @@ from tally.server.protocol import ServerInfo, StoreStatus
 from tally.server.publish import Publisher
 from tally.server.session import Room
 from tally.server.store import Store, open_store
+from tally.server.store.address import place, shown
 from tally.server.store.base import SharedStore, StoreUnavailable
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
@@ -126,7 +127,7 @@ class TallyServer:
     @property
     def place(self) -> str:
         """The store's URL, and its prefix for Redis: where the witness says a ledger lived."""
-        return f"{self.config.db} {self.config.redis_prefix}" if self.cluster or self.store.shared else self.config.db
+        return place(self.config.db, self.config.redis_prefix)
 
     def _cluster(self, store: SharedStore) -> Cluster:
         # Imported only for a shared store: Redis's client is an optional extra.
@@ -271,7 +272,7 @@ class TallyServer:
         self._own(self.liveness.run(lambda: self.server.connections, self.gate))
         log.info(
             "serving on %s (store: %s, ledger %s, total=%d, seq=%d)",
-            self.url, self.config.db, self.view.id, self.view.total, self.view.seq,
+            self.url, shown(self.config.db), self.view.id, self.view.total, self.view.seq,
         )  # fmt: skip
 
     async def _open(self) -> None:

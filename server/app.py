@@ -56,6 +56,19 @@ RESERVED_FDS = 32
 HANDSHAKE_FDS = 64
 
 
+def store_for(config: ServerConfig) -> Store:
+    """The store ``config`` names, with its options."""
+    return open_store(
+        config.db,
+        accept_loss=config.accept_ledger_loss,
+        retention=config.limits.retention,
+        redis_prefix=config.redis_prefix,
+        redis_no_persistence=config.redis_no_persistence,
+        redis_replicas=config.redis_replicas,
+        redis_replica_timeout=config.redis_replica_timeout,
+    )
+
+
 class TallyServer:
     """One Tally server: a store behind a ledger, a roster, a fan-out and a handler.
 
@@ -75,15 +88,7 @@ class TallyServer:
         roster = self.roster
         self.fanout = Fanout(lambda v: self.publisher.welcome(v), lambda: (len(roster), roster.live), self.metrics)
         self.publisher = Publisher(self.view, self.roster, self.fanout, server=self.info, limits=limits)
-        self.store = store or open_store(
-            config.db,
-            accept_loss=config.accept_ledger_loss,
-            retention=limits.retention,
-            redis_prefix=config.redis_prefix,
-            redis_no_persistence=config.redis_no_persistence,
-            redis_replicas=config.redis_replicas,
-            redis_replica_timeout=config.redis_replica_timeout,
-        )
+        self.store = store or store_for(config)
         self.cluster: Cluster | None = None
         self.presence: Announcer
         commit: Commit

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +72,7 @@ BASELINE = "@baseline"  # a peer's key with this suffix: the same peer, served b
 def baseline_twin(peer: Peer, python: str) -> Peer:
     """``peer`` served by another checkout's interpreter: Tally at the baseline."""
     argv = (python, *peer.argv[1:]) if peer.argv[0] == PY else peer.argv
-    return Peer(
-        peer.key + BASELINE,
-        peer.label + " at the baseline",
-        argv,
-        peer.dialect,
-        peer.servers,
-        peer.redis,
-        replicas=peer.replicas,
-    )
+    return replace(peer, key=peer.key + BASELINE, label=peer.label + " at the baseline", argv=argv)
 
 
 PEERS = {

@@ -68,6 +68,12 @@ async def dashboard(swarm: Swarm, options: Options) -> dict[str, Any]:
     return await absorb(swarm, options)
 
 
+async def web_tabs(swarm: Swarm, options: Options) -> dict[str, Any]:
+    from bench.web import tabs
+
+    return await tabs(swarm, options)
+
+
 async def dashboard_cost(swarm: Swarm, options: Options) -> dict[str, Any]:
     from bench.dashboard import cost
 
@@ -204,6 +210,11 @@ SCENARIOS = {
             clients=(1,), quick_clients=(1,),
             flags=("--rate", "30", "--seconds", "5"), quick_flags=("--rate", "30", "--seconds", "3"),
             peers=("tally",),
+        ),
+        Scenario(
+            # `tally web`: one dashboard process per browser tab; its memory at 80x24 and at the largest size.
+            "web_tabs", web_tabs, (("tab_mib_80x24", True), ("tab_mib_largest", True), ("web_mib", True)),
+            clients=(5,), quick_clients=(2,), peers=("tally",),
         ),
     )
 }  # fmt: skip

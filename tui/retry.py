@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMes
 from tally.server.protocol import ProtocolError
 
 __all__ = [
+    "NOT_LISTENING",
     "PACE_SHARE",
     "RESYNC",
     "GiveUp",
@@ -35,6 +36,9 @@ PACE_SHARE = 0.8
 
 
 RESYNC = "missed an update; resynchronising"
+# Why an attempt failed when nothing listens at the address (connection refused, no such socket):
+# the script commands give up on it at once when asked to (--fail-fast).
+NOT_LISTENING = "no server is listening"
 
 
 class Resync(Exception):
@@ -120,7 +124,7 @@ def describe_status(status: int, *, retry_after: str | None = None) -> Verdict:
 def describe_failure(exc: BaseException) -> str:
     """Why a connection attempt failed, for errors that retrying may fix."""
     if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
-        return "no server is listening"
+        return NOT_LISTENING
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"
     if isinstance(exc, ProtocolError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import unix_connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from tally.server.protocol import SUBPROTOCOL_V2, Welcome
@@ -125,14 +126,15 @@ async def unix_peer(path: Path, name: str = "watcher", secret: str | None = None
 
 
 async def unix_peer_when_served(path: Path, name: str = "watcher", timeout: float = 10.0) -> Peer:
-    """:func:`unix_peer` as soon as a server answers at ``path``; fail after ``timeout`` seconds."""
+    """:func:`unix_peer` as soon as a server serves at ``path`` (one still opening its store answers 503);
+    fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
             return await unix_peer(path, name)
-        except OSError:
-            if loop.time() > deadline:
+        except (OSError, InvalidStatus) as exc:
+            if loop.time() > deadline or (isinstance(exc, InvalidStatus) and exc.response.status_code != 503):
                 raise
             await asyncio.sleep(0.02)
 

@@ -221,7 +221,7 @@ class Cluster(Announcer):
                     if self.lost:  # still not servable (rewound): look again in a while
                         await asyncio.sleep(self.retry * 2)
                     continue
-                self.position, entries = await self.store.read(self.position, block=READ_BLOCK, have=self._have)
+                self.position, entries = await self.store.read(self.position, block=READ_BLOCK)
             except Exception as exc:
                 stop_if_cancelled(exc)
                 if not isinstance(exc, StoreError | OSError | ConnectionError):
@@ -237,10 +237,6 @@ class Cluster(Announcer):
                 log.exception("could not publish what the shared ledger holds; reloading")
                 self._lose(f"could not publish updates ({exc})")
                 await asyncio.sleep(self.retry)
-
-    def _have(self) -> int:
-        """The seq this server holds: updates up to it are its own adds, or were read already (see _take)."""
-        return self.ledger.view.seq
 
     def _lose(self, why: str) -> None:
         self.lost = why or "the store is unreachable"

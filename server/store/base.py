@@ -9,7 +9,7 @@ on one ledger) declares its follow, presence and recovery faces here.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -185,11 +185,8 @@ class SharedStore(Store):
         """This server has read up to ``head``: the store must never be found holding less."""
 
     @abstractmethod
-    async def read(
-        self, position: str, *, block: float, have: Callable[[], int] = lambda: 0
-    ) -> tuple[str, list[Record | PresenceEntry]]:
-        """Entries after ``position`` (waiting up to ``block`` seconds for some), and the new position; updates
-        up to seq ``have()`` (asked once they arrive: what the reader holds already) are passed over unread."""
+    async def read(self, position: str, *, block: float) -> tuple[str, list[Record | PresenceEntry]]:
+        """Entries after ``position`` (waiting up to ``block`` seconds for some), and the new position."""
 
     @abstractmethod
     async def announce(self, server: str, event: PresenceEvent, client: ClientInfo) -> None:

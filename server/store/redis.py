@@ -28,7 +28,7 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -279,18 +279,14 @@ class RedisStore(RedisRepair):
     # -- following and presence -----------------------------------------------------------
 
     @reachable
-    async def read(
-        self, position: str, *, block: float, have: Callable[[], int] = lambda: 0
-    ) -> tuple[str, list[Record | PresenceEntry]]:
+    async def read(self, position: str, *, block: float) -> tuple[str, list[Record | PresenceEntry]]:
         replies = await self.redis.xread({self.key("log"): position}, count=1000, block=max(1, int(block * 1000)))
         entries: list[Record | PresenceEntry] = []
-        held = have()  # a server reads back its own adds, which it published as it stored them
         for _, stream in cast("list[tuple[str, list[tuple[str, dict[str, str]]]]]", replies or []):
             for entry_id, fields in stream:
                 position = entry_id
                 if fields.get("t") == "u":
-                    if int(entry_id.split("-", 1)[0]) > held:
-                        entries.append(record_from(entry_id, fields))
+                    entries.append(record_from(entry_id, fields))
                 else:
                     event = cast("PresenceEvent", fields["event"])
                     entries.append(PresenceEntry(event, client_from(fields["client"])))

@@ -3,8 +3,9 @@
 :func:`make_app` builds it, for the command line and for every test. The app
 runs the link in a worker and hands each of its events to the dashboard
 (:class:`LinkEvent` adapts the link's plain events to Textual's queue); it
-keeps the theme, the screenshots, quitting and the adds left by earlier
-dashboards. What the dashboard shows and does is :mod:`tui.screens.dashboard`'s;
+keeps the theme, the screenshots, quitting, the adds left by earlier
+dashboards and the question about adds typed for another ledger (their
+journals). What the dashboard shows and does is :mod:`tui.screens.dashboard`'s;
 its palette commands :mod:`tui.commands`'.
 """
 
@@ -24,16 +25,18 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from tally.tui import notes
 from tally.tui.commands import DashboardCommands
 from tally.tui.config import Preferences, save_value
-from tally.tui.journal import Journal
+from tally.tui.journal import Journal, fresh_in
 from tally.tui.link import Link, LinkOptions
-from tally.tui.messages import REPLACEABLE, Event
+from tally.tui.messages import REPLACEABLE, Event, LedgerChanged
 from tally.tui.model import Model
 from tally.tui.pending import Pending
-from tally.tui.screens.choice import quit_with_pending
+from tally.tui.screens.choice import ledger_changed, quit_with_pending
 from tally.tui.screens.dashboard import MIN_HEIGHT, MIN_WIDTH, Dashboard
 from tally.tui.screens.help import HelpScreen
+from tally.tui.urls import public_url
 
 __all__ = ["LinkEvent", "TallyApp", "make_app", "screenshot_directory"]
 
@@ -114,6 +117,7 @@ class TallyApp(App[None]):
         self.leftovers = list(leftovers)
         self.preferences = preferences or Preferences()
         self.config = config
+        self._asking_about_ledger = False
 
     def get_default_screen(self) -> Screen[Any]:
         return self.dashboard
@@ -140,7 +144,36 @@ class TallyApp(App[None]):
         self.post_message(LinkEvent(event))
 
     def on_link_event(self, message: LinkEvent) -> None:
-        self.dashboard.heard(message.event)
+        if isinstance(message.event, LedgerChanged):
+            self.ask_about_ledger(message.event)
+        else:
+            self.dashboard.heard(message.event)
+
+    def ask_about_ledger(self, event: LedgerChanged) -> None:
+        """The server holds another ledger than our pending adds': keep them aside (in a journal of their own), or
+        discard them. Nothing was sent meanwhile."""
+        if self._asking_about_ledger:
+            return  # a reconnect while the question is open: it is still the same question
+        self._asking_about_ledger = True
+        activity = self.dashboard.activity
+
+        def chosen(choice: str | None) -> None:
+            self._asking_about_ledger = False
+            if choice == "discard":
+                self.link.discard_held()
+                activity.note(f"discarded {event.pending} add(s) typed for ledger {event.expected}")
+            else:
+                journal = self.link.pending.journal
+                old = self.link.keep_for_other_ledger(
+                    Pending(None if journal is None else fresh_in(journal.path.parent))
+                )
+                if old.journal is not None:
+                    old.journal.release()
+                activity.note(f"kept {event.pending} add(s) for ledger {event.expected}; not sent here")
+            self.dashboard.show_pending()
+
+        activity.note(notes.ledger_held(event.found, event.expected, event.pending), style="bold red")
+        self.push_screen(ledger_changed(public_url(self.link.url), event.expected, event.found, event.pending), chosen)
 
     @work(exclusive=True, exit_on_error=False, group="link")
     async def run_link(self) -> None:

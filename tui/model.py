@@ -75,8 +75,8 @@ class Model:
 
     def welcome(self, welcome: Welcome) -> None:
         """Replace everything with the server's snapshot."""
-        if welcome.ledger != self.ledger:
-            self.mine.clear()  # undo reaches only into the ledger it was typed for
+        if (welcome.ledger, welcome.epoch) != (self.ledger, self.epoch):
+            self.mine.clear()  # undo reaches only into the ledger (and epoch) it was typed for
         self.you, self.session = welcome.you, welcome.session
         self.ledger, self.epoch = welcome.ledger, welcome.epoch
         self.limits, self.server_version = welcome.limits, welcome.server.version

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from tally.server.protocol import PAGE_MAX
-from tally.tui.journal import fresh_in
+from tally.tui import notes
 from tally.tui.link import Link
 from tally.tui.messages import (
     AddAcknowledged,
@@ -34,17 +34,15 @@ from tally.tui.messages import (
     GaveUp,
     HistoryArrived,
     LatencyMeasured,
-    LedgerChanged,
     OnlineChanged,
     PendingChanged,
     PresenceChanged,
     ServerRefused,
+    StoreChanged,
     UpdatesArrived,
 )
 from tally.tui.model import Model
 from tally.tui.pager import Pager, View
-from tally.tui.pending import Pending
-from tally.tui.screens.choice import ledger_changed
 from tally.tui.screens.rename import RenameScreen
 from tally.tui.series import POINTS
 from tally.tui.text import plain_text
@@ -80,7 +78,7 @@ class Dashboard(Screen[None]):
         self.reconnect = reconnect
         self.pager = Pager(model, self._request_clients)
         self._history_request: str | None = None
-        self._asking_about_ledger = False
+        self._away_epoch = 0  # the ledger's epoch when its store went away: a repair carries it on in a new one
         # Held rather than queried each time: the widgets are built once, here, so
         # handlers reach them directly without a DOM lookup on every update.
         self.status = StatusBar(id="status")
@@ -94,7 +92,6 @@ class Dashboard(Screen[None]):
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             Connecting: self.connecting,
             Connected: self.connected,
-            LedgerChanged: self.ledger_changed,
             ConnectionLost: self.connection_lost,
             GaveUp: self.gave_up,
             UpdatesArrived: self.updates_arrived,
@@ -103,6 +100,7 @@ class Dashboard(Screen[None]):
             ClientsPageArrived: self.clients_page_arrived,
             HistoryArrived: self.history_arrived,
             ServerRefused: self.server_refused,
+            StoreChanged: self.store_changed,
             AddAcknowledged: self.add_acknowledged,
             LatencyMeasured: self.latency_measured,
             PendingChanged: lambda event: self.show_pending(),
@@ -155,7 +153,7 @@ class Dashboard(Screen[None]):
 
     def connected(self, event: Connected) -> None:
         model, welcome = self.model, event.welcome
-        before = (model.ledger, model.total)
+        before = (model.ledger, model.total, model.epoch)
         model.welcome(welcome)
         self.activity.ambiguous = model.shared_names()
         self.entry.input.max_amount = welcome.limits.max_amount if welcome.limits else None
@@ -169,11 +167,14 @@ class Dashboard(Screen[None]):
         self.stale(False)
         url = public_url(self.link.url)
         if before[0] and before[0] != welcome.ledger:
-            text = (
-                f"{url} now holds a different ledger ({welcome.ledger}, total {welcome.total:,}; it was {before[1]:,})"
-            )
+            text = notes.ledger_replaced(url, welcome, before[1])
             self.activity.note(text, style="bold red")
             self.notify(text, title="A different ledger", severity="error", markup=False, timeout=30)
+        elif before[2] and before[2] != welcome.epoch:
+            # Its store lost history and the ledger was repaired (the server closed us with 1012): one line.
+            self.activity.note(notes.carried_on(welcome, len(self.link.pending)), style="bold green")
+            self.show_pending()
+            return
         elif welcome.missed is not None and welcome.missed:
             self.activity.away(welcome.missed, model.you)
         elif not before[0]:
@@ -181,38 +182,27 @@ class Dashboard(Screen[None]):
         self.activity.note(f"connected to {url} as {model.name} · {model.online:,} online", style="green")
         self.show_pending()
 
-    def ledger_changed(self, event: LedgerChanged) -> None:
-        if self._asking_about_ledger:
-            return  # a reconnect while the question is open: it is still the same question
-        self._asking_about_ledger = True
-
-        def chosen(choice: str | None) -> None:
-            self._asking_about_ledger = False
-            if choice == "discard":
-                self.link.discard_held()
-                self.activity.note(f"discarded {event.pending} add(s) typed for ledger {event.expected}")
-            else:
-                old = self.link.keep_for_other_ledger(self._fresh_pending())
-                if old.journal is not None:
-                    old.journal.release()
-                self.activity.note(f"kept {event.pending} add(s) for ledger {event.expected}; not sent here")
-            self.show_pending()
-
-        self.activity.note(
-            f"this server holds ledger {event.found}; {event.pending} pending add(s) were typed for "
-            f"{event.expected} and were not sent",
-            style="bold red",
-        )
-        self.app.push_screen(ledger_changed(public_url(self.link.url), event.expected, event.found, event.pending),
-                             chosen)  # fmt: skip
-
-    def _fresh_pending(self) -> Pending:
-        journal = self.link.pending.journal
-        return Pending(None if journal is None else fresh_in(journal.path.parent))
+    def store_changed(self, event: StoreChanged) -> None:
+        """The server's store went away, lost history, or is back: one state shown, one line each way."""
+        status, before = event.status, self.status.store
+        if status.state == "available":
+            self.status.store = None
+            repaired = before is not None and before.state == "rewound" and self.model.epoch != self._away_epoch
+            if before is not None and not repaired:  # a repair said so in its own line
+                self.activity.note(notes.store_back(time.time() - before.since, len(self.link.pending)), style="green")
+            return
+        self.status.store = status
+        self._away_epoch = self.model.epoch
+        text = notes.store_away(status)
+        if status.state == "rewound":
+            self.activity.note(text, style="bold red")
+            self.notify(text, title="The store lost updates", severity="error", markup=False, timeout=20)
+        else:
+            self.activity.note(text, style="yellow")
 
     def connection_lost(self, event: ConnectionLost) -> None:
         status = self.status
-        if status.state == "connected":
+        if status.state == "connected" and not event.resync:  # a resync says what happened once it is done
             self.activity.note(f"disconnected: {event.reason}", style="yellow")
         status.state, status.reason, status.retry_at, status.latency = (
             "reconnecting", event.reason, event.retry_at, None

@@ -253,7 +253,7 @@ class ActivityLog(RichLog):
         self.add_entry(Entry("note", line, mine=True))
 
     def note(self, text: str, style: str = "dim") -> None:
-        self.add_entry(Entry("note", Text.assemble(_stamp(), (plain_text(text), style))))
+        self.add_entry(Entry("note", Text.assemble(_stamp(), (plain_text(text, limit=600), style))))
 
     # -- reading -------------------------------------------------------------------
 

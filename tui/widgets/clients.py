@@ -24,7 +24,7 @@ from tally.server.protocol import ClientInfo
 from tally.server.protocol.messages import SortKey
 from tally.tui.numbers import fit
 from tally.tui.pager import View
-from tally.tui.text import plain_text
+from tally.tui.text import duration, plain_text
 
 __all__ = ["ClientsTable"]
 
@@ -40,15 +40,6 @@ def since_label(timestamp: float, now: float) -> str:
     """The clock time someone came, or the date if not today."""
     same_day = time.localtime(timestamp)[:3] == time.localtime(now)[:3]
     return time.strftime("%H:%M" if same_day else "%d %b", time.localtime(timestamp))
-
-
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min" if minutes < 24 * 60 else f"{minutes // (24 * 60)} d"
 
 
 class ClientsTable(DataTable[Text]):
@@ -215,7 +206,7 @@ class ClientsTable(DataTable[Text]):
         name = plain_text(client.name, limit=40) + (f"#{plain_text(client.tag, limit=8)}" if client.tag else "")
         parts = [name + (" (you)" if mine else ""), f"{client.added:+,}"]
         parts.append(f"since {time.strftime('%H:%M:%S', time.localtime(client.since))}")
-        optional = [f"{_duration(now - client.since)} ago"]
+        optional = [f"{duration(now - client.since)} ago"]
         if client.address:
             optional.append(plain_text(client.address, limit=60))
         while optional and width and len(" · ".join(parts + optional)) > width:

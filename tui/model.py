@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tally.server.protocol import (
@@ -22,6 +22,7 @@ from tally.server.protocol import (
     Presence,
     Update,
     Welcome,
+    sort_key,
 )
 from tally.server.protocol.messages import SortKey
 from tally.tui.pending import PendingAdd
@@ -41,14 +42,6 @@ class Mine:
     amount: int
     seq: int
     undone: bool = False
-
-
-# The server's orders (server/presence.py), so that a room growing past live keeps its order.
-SORTS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
-    "name": lambda info: (info.name.casefold(), info.since),
-    "added": lambda info: (info.added, info.name.casefold()),
-    "since": lambda info: (info.since, info.name.casefold()),
-}
 
 
 class Model:
@@ -159,7 +152,7 @@ class Model:
         if filter:
             needle = filter.casefold()
             people = [info for info in people if needle in info.name.casefold()]
-        ordered = sorted(people, key=SORTS[sort], reverse=descending)
+        ordered = sorted(people, key=sort_key(sort), reverse=descending)
         return len(ordered), ordered[offset : offset + limit]
 
     def page_arrived(self, page: ClientsPage) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import shlex
 import signal
@@ -35,7 +34,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from textual_serve.server import Server
 
-__all__ = ["dashboard_command", "is_loopback_host", "serve_web"]
+from tally.server.protocol import is_loopback_host
+
+__all__ = ["dashboard_command", "serve_web"]
 
 TEMPLATES = Path(__file__).with_name("web_templates")
 
@@ -45,16 +46,6 @@ tally web: WARNING: serving on {host}, beyond this machine, with NO AUTHENTICATI
   To share it, keep the default --host 127.0.0.1 and put an authenticating reverse proxy
   (or an SSH tunnel) in front of it.
 """
-
-
-def is_loopback_host(host: str) -> bool:
-    """True if a server bound to ``host`` can only be reached from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name (it may resolve to anything), or "" for every interface
 
 
 def dashboard_command(args: argparse.Namespace) -> list[str]:

@@ -145,12 +145,14 @@ class Session(ABC):
         if self.in_flight:
             await asyncio.wait(list(self.in_flight))
 
-    async def join(self, name: str, session: str | None) -> None:
+    async def join(self, name: str, session: str | None, since: float | None = None) -> None:
+        """Announce this client; ``since``, when it says it first came, is kept within the retention window."""
         room = self.room
+        now = time.time()
         info = ClientInfo(
             id=self.client_id,
             name=name,
-            since=time.time(),
+            since=now if since is None else min(now, max(since, now - room.limits.retention)),
             added=room.ledger.view.contribution(session),
             address=self.address if room.show_addresses else None,
             tag=session_tag(session),
@@ -198,7 +200,7 @@ class DashboardSession(Session):
             self.room.roster.watchers += 1
         else:
             # Presence may wait a moment for company; the welcome follows at that flush.
-            await self.join(self.name, self.session)
+            await self.join(self.name, self.session, hello.since)
         room = self.room
         room.fanout.welcome(
             self.connection, lambda: room.publisher.personal(hello, self.client_id, self.session), self.version

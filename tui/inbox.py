@@ -121,6 +121,9 @@ class Inbox:
         # dashboard started later takes the copy the journal kept). A welcome from a store that lost what we saw
         # does not take it back: we keep proving what we saw until the ledger carries on in a new epoch.
         self.point: Resume | None = outbox.pending.resume
+        # When we first came (Unix time, as the first welcome listed us): every hello says it again, so that
+        # "since" in everyone's people list survives a reconnect or a server restart.
+        self.since: float | None = None
         self.store = AVAILABLE
         self.told = True  # the server said the store's state (else it was inferred from a refusal)
         self._outage = 0  # counts the store's absences: a probe timer set in one does nothing in the next
@@ -132,6 +135,9 @@ class Inbox:
         """A new session: the stream starts again at the welcome's seq, the store as the welcome says."""
         self.ledger, self.epoch, self.seq = welcome.ledger, welcome.epoch, welcome.seq
         self._claim(welcome.seq, welcome.total, welcome.fingerprint, welcome.seal)
+        if self.since is None:
+            me = next((client for client in welcome.clients if client.id == welcome.you), None)
+            self.since = self.wall() if me is None else me.since
         return self._store(welcome.store or AVAILABLE, told=welcome.store is not None)
 
     def resume(self) -> Resume | None:

@@ -240,7 +240,7 @@ class Link:
         if connection.subprotocol != SUBPROTOCOL:
             raise GiveUp(f"the server does not speak {SUBPROTOCOL}: is it a Tally server, and a recent one?")
         hello = Hello(name=self.outbox.hello_name(), secret=self.pending.secret, role=self.options.role,
-                      resume=self.inbox.resume())  # fmt: skip
+                      resume=self.inbox.resume(), since=self.inbox.since)  # fmt: skip
         await connection.send(encode(hello))
         welcome = None
         async with asyncio.timeout(10):

@@ -131,7 +131,10 @@ class Hello:
     v2 sends ``secret`` (the session is derived from it, see :func:`session_id`);
     v1 sends ``session``. A ``watcher`` (a script that watches or adds) is not
     listed among the people online. ``resume`` asks for the updates missed
-    since then instead of only a snapshot.
+    since then instead of only a snapshot. ``since`` (Unix seconds) is when this
+    person first came, said again on every reconnect so that the people list's
+    "since" survives a reconnect or a server restart; the server keeps it
+    within its retention window and never in the future.
     """
 
     TYPE: ClassVar[str] = "hello"
@@ -140,6 +143,7 @@ class Hello:
     secret: str | None = None
     role: Role = "person"
     resume: Resume | None = None
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,13 @@ the wording is tested without a screen. Everything from the network goes through
 
 from __future__ import annotations
 
-from tally.server.protocol import StoreStatus, Welcome
-from tally.tui.text import duration, plain_text
+import time
 
-__all__ = ["carried_on", "ledger_held", "ledger_replaced", "store_away", "store_back", "waiting_go"]
+from tally.server.protocol import StoreStatus, Update, Welcome
+from tally.tui.text import duration, plain_text
+from tally.tui.undo import Mine
+
+__all__ = ["carried_on", "ledger_held", "ledger_replaced", "store_away", "store_back", "took_back", "waiting_go", "who"]
 
 
 def waiting_go(waiting: int) -> str:
@@ -50,3 +53,26 @@ def store_away(status: StoreStatus) -> str:
 
 def store_back(seconds: float, waiting: int) -> str:
     return f"the store is back after {duration(seconds)}{waiting_go(waiting)}"
+
+
+def _which(mine: Mine) -> str:
+    """Which update an add of mine is: its seq, or when it was typed if the server has not counted it yet."""
+    if mine.seq is not None:
+        return f"update {mine.seq:,}"
+    return f"typed at {time.strftime('%H:%M:%S', time.localtime(mine.typed_at))}, not counted yet"
+
+
+def took_back(taken: Mine, sent: Mine, original: Mine | None) -> str:
+    """What a press of ctrl+z (``sent`` is an undo) or ctrl+y (a redo) did: which update it took back."""
+    if sent.kind == "undo":
+        return f"undoing your {taken.amount:+,} ({_which(taken)}): {sent.amount:+,} goes now"
+    redone = f"{-taken.amount:+,}"
+    before = f" ({_which(original)})" if original is not None else ""
+    return f"redoing your {redone}{before}: undoing its undo ({_which(taken)})"
+
+
+def who(update: Update, you: str | None, *, tagged: bool) -> str:
+    """Who made ``update``, in a few words: "you", "bob", or "bob#b2c3" when two people go by that name."""
+    if update.client == you:
+        return "you"
+    return plain_text(update.name, limit=20) + (f"#{plain_text(update.tag, limit=8)}" if tagged and update.tag else "")

@@ -1,4 +1,7 @@
-"""Text for people: what the dashboard does to every string that came over the network, and durations."""
+"""Text for people: what the dashboard does to every string that came over the network, and durations.
+
+Standard library only: ``tally add``, ``watch`` and ``status`` use it too.
+"""
 
 from __future__ import annotations
 

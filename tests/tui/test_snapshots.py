@@ -81,7 +81,8 @@ class FrozenTime:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (
-        "tally.tui.widgets.activity",
+        "tally.tui.widgets.entries",
+        "tally.tui.notes",
         "tally.tui.widgets.clients",
         "tally.tui.widgets.status",
         "tally.tui.widgets.history",

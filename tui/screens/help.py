@@ -17,7 +17,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-__all__ = ["HelpScreen", "key_label"]
+from tally.tui.widgets import ActivityLog, ClientsTable, HistoryChart, PeoplePanel
+
+__all__ = ["HelpScreen", "key_label", "sections"]
 
 PANELS = (
     ("Total", "The shared total. ▲/▼ is its last change; below it, how many updates made it, or your adds still "
@@ -33,6 +35,16 @@ PANELS = (
     ("Status line", "Connected (with the round trip), reconnecting (with a countdown and why) or offline; "
      "your pending adds; your name and the server."),
 )  # fmt: skip
+
+
+def sections(app_bindings: Sequence[BindingType]) -> list[tuple[str, Sequence[BindingType]]]:
+    """The keys, by where they work: anywhere (the app's), then each panel's."""
+    return [
+        ("Anywhere", app_bindings),
+        ("People (F3)", [*ClientsTable.BINDINGS, *PeoplePanel.BINDINGS]),
+        ("History (F2)", HistoryChart.BINDINGS),
+        ("Activity (F4)", ActivityLog.BINDINGS),
+    ]
 
 
 def key_label(keys: str, display: str | None = None) -> str:

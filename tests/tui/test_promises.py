@@ -289,3 +289,21 @@ async def test_a_service_that_is_not_tally_is_named_as_such() -> None:
         await until(pilot, lambda: app.dashboard.status.state == "offline")
         assert "not a Tally server" in str(app.dashboard.status.render())
     service.close()
+
+
+async def test_two_ctrl_z_undo_two_adds_whether_pressed_together_or_after_every_answer(server: TallyServer) -> None:
+    """Three adds, two ctrl+z: -2 and -3 are taken back whether the presses come at once (0 ms) or each after the
+    server answered everything (what a 1.5 s pause let happen: the undo's ack was then taken for an add to undo)."""
+    for pause in (False, True):
+        app = make_app(LinkOptions(server.url, f"typist{int(pause)}"))
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.dashboard.status.state == "connected")  # noqa: B023
+            start = app.model.total or 0
+            await pilot.press("1", "enter", "2", "enter", "3", "enter")
+            await until(pilot, lambda: app.model.total == start + 6 and not app.link.pending)  # noqa: B023
+            for _ in range(2):
+                await pilot.press("ctrl+z")
+                if pause:
+                    await until(pilot, lambda: not app.link.pending and app.model.seq == server.ledger.seq)  # noqa: B023
+            await until(pilot, lambda: not app.link.pending and app.model.total == start + 1, what=f"pause {pause}")  # noqa: B023
+            assert [u.amount for u in list(server.view.recent)[-2:]] == [-3, -2]

@@ -29,7 +29,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"unknown scenario {args.scenario}")
     pids = tuple(int(pid) for pid in args.pid.split(","))
     options = Options(args.clients, args.rate, args.updates, args.seconds, args.window, pids, args.redis_pid,
-                      args.churn)  # fmt: skip
+                      args.churn, args.workers, args.worker_kind, args.readers)  # fmt: skip
     return await scenario.run(Swarm(DIALECTS[args.dialect], tuple(int(p) for p in args.port.split(","))), options)
 
 
@@ -46,6 +46,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--churn", type=float, default=100.0, help="joins (and leaves) a second")
+    parser.add_argument("--workers", type=int, default=2, help="client processes, for the scenarios with a fleet")
+    parser.add_argument("--worker-kind", choices=["node", "python"], default="node")
+    parser.add_argument("--readers", type=float, default=1.0, help="share of a fleet's dashboards timed (see fleet)")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

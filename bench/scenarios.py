@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import server_load
+from bench import fleet, server_load
 from bench.swarm import Options, Swarm
 
 Runner = Callable[[Swarm, Options], Awaitable[dict[str, Any]]]
@@ -47,6 +47,8 @@ class Scenario:
     durable: bool = False  # a database file, not :memory:, so that each commit costs its fsync
     chart: Chart | None = None
     subject: str = "tally"  # the peer whose figures are divided by the others' in the ratio column
+    twins: tuple[str, ...] = ()  # peers measured at the baseline too, with --baseline
+    peer_env: tuple[tuple[str, str], ...] = ()  # set for the servers of this scenario
 
     def sizes(self, quick: bool) -> tuple[int, ...]:
         return self.quick_clients if quick else self.clients
@@ -63,6 +65,18 @@ async def dashboard(swarm: Swarm, options: Options) -> dict[str, Any]:
     return await absorb(swarm, options)
 
 
+async def web_tabs(swarm: Swarm, options: Options) -> dict[str, Any]:
+    from bench.web import tabs
+
+    return await tabs(swarm, options)
+
+
+async def dashboard_cost(swarm: Swarm, options: Options) -> dict[str, Any]:
+    from bench.dashboard import cost
+
+    return await cost(swarm, options)
+
+
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
@@ -72,6 +86,30 @@ SCENARIOS = {
             # 200 updates a run, so that p99 is not just the slowest of a few dozen.
             flags=("--rate", "20", "--updates", "200"), quick_flags=("--rate", "20", "--updates", "40"),
             chart=Chart("p99_ms", "Fan-out p99 latency (ms) against connected clients"),
+        ),
+        Scenario(
+            # The same measure at the sizes a team reaches, with the dashboards held by a fleet of client
+            # processes (Node ws clients) so that the generator outruns the server; its CPU is reported beside
+            # the server's. The counter peers send their count of users at most once a second, as Tally
+            # does in a room this large (sent on every join, it would be 50 million frames at 10,000).
+            "fanout_fleet", fleet.fanout,
+            (("p50_ms", True), ("p99_ms", True), ("server_ms_per_update", True), ("gen_ms_per_update", True),
+             ("generator_bound", True), ("server_cpu_us_per_delivery", True)),
+            clients=(5000, 10_000), quick_clients=(2000,),
+            # 2 a second: on two cores, one update on 10,000 sockets takes the server and the generator each
+            # about 0.12 s of a core, and the machine is shared.
+            flags=("--rate", "2", "--updates", "40", "--workers", "2", "--readers", "0.2"),
+            quick_flags=("--rate", "2", "--updates", "16", "--workers", "2", "--readers", "0.2"),
+            peer_env=(("BENCH_COUNT_INTERVAL", "1"),),
+        ),
+        Scenario(
+            # Not in python -m bench's rounds (no sizes): python -m bench.scale runs it, sized on its command line.
+            "scale", fleet.scale,
+            (("p50_ms", True), ("p99_ms", True), ("deliveries_per_s", False), ("server_cpu_us_per_delivery", True),
+             ("redis_cpu_us_per_delivery", True), ("server_cpu_us_per_update", True), ("redis_cpu_us_per_update", True),
+             ("server_ms_per_update", True), ("gen_ms_per_update", True), ("gen_cpu_pct", True),
+             ("generator_bound", True)),
+            clients=(), quick_clients=(), peers=("tally-cluster",), durable=True, subject="tally-cluster",
         ),
         Scenario(
             "capacity", server_load.capacity, (("updates_per_s", False), ("cpu_us_per_delivery", True)),
@@ -89,17 +127,17 @@ SCENARIOS = {
             clients=(1000,), quick_clients=(500,),
         ),
         Scenario(
-            "durable", server_load.durable, (("acked_per_s", False),),
+            "durable", server_load.durable, (("acked_per_s", False), ("server_cpu_us_per_add", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "3", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
-            peers=("tally-1commit", "tally"), durable=True,
+            peers=("tally-1commit", "tally", "tally-uvloop"), durable=True, twins=("tally",),
         ),
         Scenario(
             "redis_durable", server_load.durable,
             (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
-            peers=("tally", "tally-redis"), durable=True, subject="tally-redis",
+            peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),
         ),
         Scenario(
             "cluster_fanout", server_load.cluster_fanout, (("p50_ms", True), ("p99_ms", True), ("max_ms", True)),
@@ -133,6 +171,18 @@ SCENARIOS = {
             clients=(1,), quick_clients=(1,),
             flags=("--rate", "1000", "--seconds", "4"), quick_flags=("--rate", "1000", "--seconds", "2"),
             peers=("tally",),
+        ),
+        Scenario(
+            # A real dashboard process in a terminal: its CPU idle, and while others add 30 times a second.
+            "dashboard_cost", dashboard_cost, (("idle_cpu_pct", True), ("busy_cpu_pct", True)),
+            clients=(1,), quick_clients=(1,),
+            flags=("--rate", "30", "--seconds", "5"), quick_flags=("--rate", "30", "--seconds", "3"),
+            peers=("tally",),
+        ),
+        Scenario(
+            # `tally web`: one dashboard process per browser tab; its memory at 80x24 and at the largest size.
+            "web_tabs", web_tabs, (("tab_mib_80x24", True), ("tab_mib_largest", True), ("web_mib", True)),
+            clients=(5,), quick_clients=(2,), peers=("tally",),
         ),
     )
 }  # fmt: skip

@@ -63,6 +63,9 @@ class Options:
     pids: tuple[int, ...]  # the servers', for their memory and CPU (one per server)
     redis_pid: int = 0  # redis-server's, for its CPU (0: no Redis)
     churn: float = 100.0  # joins (and as many leaves) a second
+    workers: int = 2  # client processes of a fleet (bench.fleet)
+    worker_kind: str = "node"  # what they are: Node clients, or "python" (the lean asyncio client)
+    readers: float = 1.0  # the share of a fleet's dashboards that read each update as it comes (bench.fleet)
 
     @property
     def pid(self) -> int:
@@ -246,14 +249,22 @@ def rss_kib(pid: int) -> int:
 
 
 def cpu_seconds(*pids: int) -> float:
-    """User and system CPU of these processes (every thread), in seconds; 0 for pid 0."""
+    """CPU time of these processes (every thread, user and system), in seconds; 0 for pid 0.
+
+    From each thread's schedstat (nanoseconds), not the process's stat (clock ticks of 10 ms): a few
+    milliseconds of Redis over a measurement would otherwise read as 0 or 10 ms.
+    """
     total = 0
     for pid in pids:
-        if pid:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        if not pid:
+            continue
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    total += int(stat.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # the thread ended meanwhile
+    return total / 1e9
 
 
 def percentile(values: list[float], q: float) -> float:

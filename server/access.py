@@ -18,8 +18,8 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from tally.server.connection import Gate, TallyConnection
-from tally.server.monitoring import HEALTH_PATHS, Metrics, front_page, health_response, wants_websocket
+from tally.server.connection import Address, Gate, TallyConnection
+from tally.server.monitoring import HEALTH_PATHS, Metrics, front_page, health_response, target_path, wants_websocket
 
 __all__ = ["Admission", "bearer"]
 
@@ -51,7 +51,6 @@ class Admission:
     ) -> None:
         """``ready`` says why the server cannot serve adds now (for /readyz), or None; until ``serving`` is
         true (the ledger is loaded) WebSocket handshakes are refused with 503."""
-        # Compare digests: constant time whatever the lengths of what is sent.
         self._expected = None if token is None else _digest(bearer(token))
         self.gate = gate
         self.max_connections = max_connections
@@ -61,33 +60,41 @@ class Admission:
         self.serving = serving
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.path in HEALTH_PATHS:
-            return health_response(request.path, ready=self.ready, metrics=self.metrics,
-                                   authorised=self._authorised(request))  # fmt: skip
-        if request.path == "/" and not wants_websocket(request):
-            tls = connection.transport.get_extra_info("ssl_object") is not None
-            return front_page(request.headers.get("Host"), tls=tls, token=self._expected is not None)
-        refusal = self._refusal(connection, request)
-        if refusal is not None:
-            self.metrics.handshakes_refused.labels(refusal[0]).inc()
-            return refusal[1]
+        entry = self.gate[connection.host] if isinstance(connection, TallyConnection) else None
+        path = target_path(request.path)
+        # Every request counts in its address's pace, health checks and the front page included:
+        # a flood of them is refused like a flood of handshakes.
+        refusal = self._crowded(connection, entry)
+        if refusal is None:
+            if path == "/" and not wants_websocket(request):
+                tls = connection.transport.get_extra_info("ssl_object") is not None
+                return front_page(request.headers.get("Host"), tls=tls, token=self._expected is not None)
+            if path not in HEALTH_PATHS:
+                refusal = self._refusal(connection, request, entry)
+            elif path == "/metrics":
+                refusal = self._unauthorised(connection, request, entry)
+            if refusal is None and path in HEALTH_PATHS:
+                return health_response(path, ready=self.ready, metrics=self.metrics)
+        if refusal is None:
+            return None  # on to the WebSocket
+        self.metrics.handshakes_refused.labels(refusal[0]).inc()
+        return refusal[1]
+
+    def _crowded(self, connection: ServerConnection, entry: Address | None) -> tuple[str, Response] | None:
+        """A refusal if the address holds too many connections or opens them too fast."""
+        if entry is None:
+            return None
+        if entry.connections > self.gate.limits.max_connections_per_address:
+            return "address_full", _too_many(connection, "Too many connections from your address.\n", retry=10)
+        if not entry.connects.take():
+            text = "Too many new connections from your address; slow down.\n"
+            return "address_rate", _too_many(connection, text, retry=1)
         return None
 
-    def _authorised(self, request: Request) -> bool:
-        if self._expected is None:
-            return True
-        return hmac.compare_digest(_digest(request.headers.get("Authorization", "")), self._expected)
-
-    def _refusal(self, connection: ServerConnection, request: Request) -> tuple[str, Response] | None:
-        """Why this handshake is refused (a label for the metrics) and the answer; None to go on."""
-        limits = self.gate.limits
-        entry = self.gate[connection.host] if isinstance(connection, TallyConnection) else None
-        if entry is not None:
-            if entry.connections > limits.max_connections_per_address:
-                return "address_full", _too_many(connection, "Too many connections from your address.\n", retry=10)
-            if not entry.connects.take():
-                text = "Too many new connections from your address; slow down.\n"
-                return "address_rate", _too_many(connection, text, retry=1)
+    def _refusal(
+        self, connection: ServerConnection, request: Request, entry: Address | None
+    ) -> tuple[str, Response] | None:
+        """Why this WebSocket handshake is refused (a label for the metrics) and the answer; None to go on."""
         if self.open_connections() >= self.max_connections:
             text = "Too many connections; try again later.\n"
             return "full", connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, text)
@@ -95,12 +102,22 @@ class Admission:
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Starting: waiting for the store.\n")
             response.headers["Retry-After"] = "1"
             return "starting", response
+        return self._unauthorised(connection, request, entry)
+
+    def _unauthorised(
+        self, connection: ServerConnection, request: Request, entry: Address | None
+    ) -> tuple[str, Response] | None:
+        """The token check, the same for a handshake and for /metrics: None if the token is right (or not needed).
+
+        An address that keeps sending wrong tokens is refused with 429 without its token being
+        compared, until its failures are forgiven (auth_failures, one every 6 s).
+        """
         if self._expected is None:
             return None
         if entry is not None and entry.auth.tokens < 1:
-            # This address keeps sending wrong tokens: stop comparing them for a while.
             return "auth_throttled", _too_many(connection, "Too many failed attempts; try again later.\n", retry=10)
-        if self._authorised(request):
+        # Compare digests: constant time whatever the lengths of what is sent.
+        if hmac.compare_digest(_digest(request.headers.get("Authorization", "")), self._expected):
             return None
         if entry is not None:
             entry.auth.take()

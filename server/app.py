@@ -37,6 +37,7 @@ from tally.server.protocol import ServerInfo, StoreStatus
 from tally.server.publish import Publisher
 from tally.server.session import Room
 from tally.server.store import Store, open_store
+from tally.server.store.address import place, shown
 from tally.server.store.base import SharedStore, StoreUnavailable
 from tally.server.view import LedgerView
 from tally.server.witness import Witness, default_witness_path
@@ -53,6 +54,19 @@ BACKLOG = 4096
 RESERVED_FDS = 32
 # And sockets still in their handshake beyond the connection cap.
 HANDSHAKE_FDS = 64
+
+
+def store_for(config: ServerConfig) -> Store:
+    """The store ``config`` names, with its options."""
+    return open_store(
+        config.db,
+        accept_loss=config.accept_ledger_loss,
+        retention=config.limits.retention,
+        redis_prefix=config.redis_prefix,
+        redis_no_persistence=config.redis_no_persistence,
+        redis_replicas=config.redis_replicas,
+        redis_replica_timeout=config.redis_replica_timeout,
+    )
 
 
 class TallyServer:
@@ -74,15 +88,7 @@ class TallyServer:
         roster = self.roster
         self.fanout = Fanout(lambda v: self.publisher.welcome(v), lambda: (len(roster), roster.live), self.metrics)
         self.publisher = Publisher(self.view, self.roster, self.fanout, server=self.info, limits=limits)
-        self.store = store or open_store(
-            config.db,
-            accept_loss=config.accept_ledger_loss,
-            retention=limits.retention,
-            redis_prefix=config.redis_prefix,
-            redis_no_persistence=config.redis_no_persistence,
-            redis_replicas=config.redis_replicas,
-            redis_replica_timeout=config.redis_replica_timeout,
-        )
+        self.store = store or store_for(config)
         self.cluster: Cluster | None = None
         self.presence: Announcer
         commit: Commit
@@ -126,7 +132,7 @@ class TallyServer:
     @property
     def place(self) -> str:
         """The store's URL, and its prefix for Redis: where the witness says a ledger lived."""
-        return f"{self.config.db} {self.config.redis_prefix}" if self.cluster or self.store.shared else self.config.db
+        return place(self.config.db, self.config.redis_prefix)
 
     def _cluster(self, store: SharedStore) -> Cluster:
         # Imported only for a shared store: Redis's client is an optional extra.
@@ -271,7 +277,7 @@ class TallyServer:
         self._own(self.liveness.run(lambda: self.server.connections, self.gate))
         log.info(
             "serving on %s (store: %s, ledger %s, total=%d, seq=%d)",
-            self.url, self.config.db, self.view.id, self.view.total, self.view.seq,
+            self.url, shown(self.config.db), self.view.id, self.view.total, self.view.seq,
         )  # fmt: skip
 
     async def _open(self) -> None:

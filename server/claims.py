@@ -26,6 +26,9 @@ __all__ = ["ClaimChecker"]
 
 log = logging.getLogger("tally.server")
 
+# How long a welcome waits for the store's word on a dashboard's claim.
+ASK_TIMEOUT = 2.0
+
 
 class ClaimChecker:
     def __init__(
@@ -37,6 +40,7 @@ class ClaimChecker:
         repair: Repair | None,
         accept_loss: bool,
         resync: Callable[[str], None],
+        ask_timeout: float = ASK_TIMEOUT,
     ) -> None:
         """``repair``: a shared store's; ``resync`` closes every connection (a new epoch: clients start afresh)."""
         self.store = store
@@ -45,15 +49,18 @@ class ClaimChecker:
         self.repair = repair
         self.accept_loss = accept_loss
         self.resync = resync
+        self.ask_timeout = ask_timeout
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def check(self, resume: Resume) -> None:
+    async def check(self, resume: Resume) -> None:
         judgement = self.view.judge(resume)
         if judgement.claim is None:
             return
         task = asyncio.get_running_loop().create_task(self._check(judgement.rewound, judgement.ask, judgement.claim))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        # The welcome waits for the verdict, briefly: a slow store does not hold a dashboard up for long.
+        await asyncio.wait([task], timeout=self.ask_timeout)
 
     async def _check(self, rewound: str, ask: int | None, claim: Claim) -> None:
         try:

@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from tally.server.admin import check_ledger, init_ledger, restore_ledger
+from tally.server import version
+from tally.server.admin import COMMANDS, command_config
 from tally.server.app import StoreTimeout, TallyServer
 from tally.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_db_path
 from tally.server.limits import Limits
@@ -40,64 +41,44 @@ def read_token(value: str | None, path: str | None, parser: argparse.ArgumentPar
     return value or None
 
 
-# What an exit status means (also in `tally-server --help` and docs/cli.md).
+# The commands besides serving, after the usage argparse writes for serving (also in docs/cli.md).
+COMMAND_USAGE = """
+       tally-server init --db URL [--redis-prefix PREFIX]
+       tally-server restore --db URL [--redis-prefix PREFIX] [--witness PATH]
+       tally-server check [--db PATH]
+       tally-server --version"""
+
+# What the commands do and what an exit status means (also in docs/cli.md).
 EXIT_HELP = """
 commands:
-  tally-server [options]                  serve (the default)
-  tally-server init --db URL              create a new, empty ledger in a Redis (a server never creates one itself)
-  tally-server restore --db URL           rebuild a ledger the Redis lost entirely, from this machine's witness log
-  tally-server check [--db PATH]          SQLite's full integrity check of the database (the start checks quickly)
+  (none)    serve (the default)
+  init      create a new, empty ledger in a Redis (a server never creates one itself)
+  restore   rebuild a ledger the Redis lost entirely, from this machine's witness log
+  check     SQLite's full integrity check of the database (the start checks quickly)
 
 exit status: 0 stopped cleanly · 1 the store cannot be served (damaged, rewound, no ledger, no persistence)
 · 2 usage, or the address is in use · 3 the store did not answer within --store-timeout
 """
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="tally-server",
-        description="Serve one shared, durable total to Tally dashboards.",
-        epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 for any (default {DEFAULT_PORT})"
-    )
-    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket instead of --host and --port")
+class VersionAction(argparse.Action):
+    """``--version``: the installed version."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"tally-server {version()}")
+        parser.exit()
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    """Where the ledger lives, and how the server treats its store."""
     parser.add_argument(
         "--db",
         default=str(default_db_path()),
-        help="SQLite file, ':memory:' to keep nothing, or a store URL: sqlite:///path, "
-        "redis://host:port/db, rediss://…, unix:///path/redis.sock (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--redis-prefix",
-        default="tally:",
-        metavar="PREFIX",
-        help="with a redis:// store, the prefix of its keys, so several tallies can share one Redis "
+        help="SQLite file, ':memory:' (or memory://) to keep nothing, or a store URL: sqlite:///path, "
+        "redis://host:port/db, rediss://…, unix:///path/redis.sock, redis+sentinel://host:port,…/service "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--redis-no-persistence",
-        action="store_true",
-        help="serve from a Redis that keeps no append-only file (acknowledged adds may be lost if it restarts)",
-    )
-    parser.add_argument(
-        "--redis-replicas",
-        type=int,
-        default=0,
-        metavar="N",
-        help="with a redis:// store, acknowledge an add only once N replicas have it (Redis WAIT); "
-        "otherwise it is refused unavailable (default: 0)",
-    )
-    parser.add_argument(
-        "--redis-replica-timeout",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="how long an add waits for --redis-replicas (default: %(default)s)",
-    )
+    _redis_options(parser)
     parser.add_argument(
         "--witness",
         metavar="PATH",
@@ -115,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="with a redis:// store, how long a server that stopped beating counts as alive; its clients then "
+        help="with a Redis store, how long a server that stopped beating counts as alive; its clients then "
         "leave everyone's lists (default: %(default)s)",
     )
     parser.add_argument(
@@ -124,15 +105,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="start even though the database went backwards or was replaced (a new epoch begins); with a shared "
         "store, repair a ledger marked rewound that no server remembers, from what the store holds",
     )
+
+
+def _redis_options(parser: argparse.ArgumentParser) -> None:
+    """How a server treats a Redis store."""
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
+        "--redis-prefix",
+        default="tally:",
+        metavar="PREFIX",
+        help="with a Redis store, the prefix of its keys, so several tallies can share one Redis "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--log-format",
-        default="human",
-        choices=["human", "json"],
-        help="human lines, or one JSON object per line for log collectors (default: human)",
+        "--redis-no-persistence",
+        action="store_true",
+        help="serve from a Redis that keeps no append-only file (acknowledged adds may be lost if it restarts)",
     )
+    parser.add_argument(
+        "--redis-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with a Redis store, acknowledge an add only once N replicas have it (Redis WAIT); "
+        "otherwise it is refused unavailable (default: 0)",
+    )
+    parser.add_argument(
+        "--redis-replica-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long an add waits for --redis-replicas (default: %(default)s)",
+    )
+
+
+def _access_options(parser: argparse.ArgumentParser) -> None:
+    """Who may connect, and how the server shows itself."""
     access = parser.add_argument_group("access")
     access.add_argument(
         "--token",
@@ -152,6 +159,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "Clients that send no Origin (dashboards, scripts) are always allowed",
     )
     access.add_argument("--show-addresses", action="store_true", help="show every client's address to every dashboard")
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """The limits, and the exit of an idle server."""
     limits = parser.add_argument_group("limits")
     for limit in dataclasses.fields(Limits):
         limits.add_argument(
@@ -168,6 +179,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="exit after this long with no connection (used when a dashboard starts the server)",
     )
+    # argparse's usage for serving (every option, never stale), then the other commands.
+    parser.usage = parser.format_usage().removeprefix("usage: ").rstrip() + COMMAND_USAGE
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tally-server",
+        description="Serve one shared, durable total to Tally dashboards.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show the version and exit")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 for any (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket instead of --host and --port")
+    _store_options(parser)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+    parser.add_argument(
+        "--log-format",
+        default="human",
+        choices=["human", "json"],
+        help="human lines, or one JSON object per line for log collectors (default: human)",
+    )
+    _access_options(parser)
+    _limit_options(parser)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -221,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else None
-    args = parse_args(arguments)
+    args = COMMANDS[command].parser(command).parse_args(arguments) if command else parse_args(arguments)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(message)s", datefmt="[%X]", handlers=[_log_handler(args.log_format)]
     )
@@ -231,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         if command is not None:
-            return asyncio.run(COMMANDS[command](config_from(args)))
+            return asyncio.run(COMMANDS[command].run(command_config(args)))
         asyncio.run(TallyServer(config_from(args)).run())
     except StoreTimeout as exc:
         log.error("%s", exc)
@@ -246,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except OSError as exc:
-        where = args.unix or f"{args.host}:{args.port}"
+        where = getattr(args, "unix", None) or f"{getattr(args, 'host', '')}:{getattr(args, 'port', '')}"
         if exc.errno == errno.EADDRINUSE:
             log.error("%s is already in use: is a server running?", where)
             return 2
@@ -260,9 +300,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-COMMANDS = {"init": init_ledger, "restore": restore_ledger, "check": check_ledger}
 
 
 if __name__ == "__main__":

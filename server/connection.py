@@ -7,6 +7,12 @@ subclass adds what an attacker's afternoon showed it needs:
   is charged to the connection's budget and to its address's; a connection
   in debt is simply not read until the debt is paid. A well-behaved client is
   slowed, never refused, and a flood costs the server nothing but the wait.
+- **Debt bounded per connection.** A frame is paid for once it is parsed,
+  and one read of the socket can hold thousands of pings, parsed at once: a
+  connection that owes more than its burst (at least ``FLOOD_DEBT``: it sent a
+  flood of control frames past its budget) is closed with 1008, and what it owed past that bound is
+  never charged to its address, so the others behind that address never wait
+  for its flood.
 - **Bounded writes.** Whatever writes to the socket (a pong, an ack, a close
   frame), a connection whose unsent data passes the bound is dropped, so a
   peer that pings and never reads cannot grow the server's memory.
@@ -28,14 +34,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import DATA_OPCODES, Frame
+from websockets.frames import DATA_OPCODES, CloseCode, Frame
 from websockets.protocol import State
 
 from tally.server.limits import Limits, TokenBucket
 
-__all__ = ["Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
+__all__ = ["Address", "Gate", "Liveness", "TallyConnection", "connection_class", "peer_host"]
 
 log = logging.getLogger("tally.server")
+
+# The most control frames a connection may owe past its budget, at least: far more than a client that
+# waits for its answers ever owes (a history request costs 10), far less than one read of a flood holds.
+FLOOD_DEBT = 100.0
 
 
 def peer_host(connection: ServerConnection) -> str:
@@ -47,7 +57,7 @@ def peer_host(connection: ServerConnection) -> str:
 
 
 @dataclass
-class _Address:
+class Address:
     """What one address is doing now."""
 
     connections: int
@@ -63,7 +73,7 @@ class Gate:
     limits: Limits
     capacity: int  # sockets we can hold at all (the file-descriptor limit, less a reserve)
     sockets: int = 0
-    addresses: dict[str, _Address] = field(default_factory=dict)
+    addresses: dict[str, Address] = field(default_factory=dict)
 
     def arrive(self, host: str) -> str | None:
         """Count a new socket; returns why it must be aborted at once, if it must."""
@@ -71,7 +81,7 @@ class Gate:
         entry = self.addresses.get(host)
         if entry is None:
             limits = self.limits
-            entry = self.addresses[host] = _Address(
+            entry = self.addresses[host] = Address(
                 0,
                 TokenBucket(limits.connect_rate, limits.connect_burst),
                 TokenBucket(limits.address_rate, limits.address_burst),
@@ -91,7 +101,7 @@ class Gate:
         if entry is not None:
             entry.connections -= 1
 
-    def __getitem__(self, host: str) -> _Address:
+    def __getitem__(self, host: str) -> Address:
         return self.addresses[host]
 
     def forget_idle(self) -> None:
@@ -134,8 +144,12 @@ class TallyConnection(ServerConnection):
     def process_event(self, event: object) -> None:
         # Control frames (pings) are answered here, so they are paid for here; data frames
         # are paid for by the session as it serves each message (see spend).
-        if isinstance(event, Frame) and event.opcode not in DATA_OPCODES:
-            self.charge(1.0)
+        if isinstance(event, Frame) and event.opcode not in DATA_OPCODES and self.protocol.state is State.OPEN:
+            if self.budget.debt() * self.budget.rate + 1.0 > max(self.limits.burst, FLOOD_DEBT):
+                # It would owe more than its burst: close it, and charge nobody for the rest.
+                self.close_flooder(f"control frames (pings) faster than {self.limits.rate:g} a second")
+            else:
+                self.charge(1.0)
         super().process_event(event)  # type: ignore[arg-type]
 
     def send_data(self) -> None:
@@ -180,6 +194,17 @@ class TallyConnection(ServerConnection):
             return False
         self.abort(f"not reading ({unsent:,} bytes unsent)")
         return True
+
+    def close_flooder(self, reason: str) -> None:
+        """Close with 1008 and ``reason``, reading nothing more from it (logged once, as it is dropped).
+
+        The close frame goes out behind what is already queued; a peer that does not read it
+        (or answer it) within the close timeout is dropped.
+        """
+        self.closing_reason = reason
+        self.protocol.fail(CloseCode.POLICY_VIOLATION, reason)
+        self.send_data()
+        self.loop.call_later(self.close_timeout or 0.0, self.transport.abort)
 
     def abort(self, reason: str) -> None:
         """Drop the connection at once: a close frame would wait behind whatever is stuck."""

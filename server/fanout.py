@@ -230,9 +230,9 @@ class Fanout:
                 messages = [m for m in queue if not isinstance(m, StoreStatus)]
             else:
                 messages = [m for m in queue if live or not isinstance(m, Presence)]
-            # With nobody subscribed yet the count reaches nobody: it must not count as sent (the
-            # joiners of this flush have it in their welcomes), or the first dashboards to be
-            # welcomed would wait COUNT_INTERVAL for a change that came just after.
+            # With nobody subscribed yet the count reaches nobody: it must not count as sent here (the
+            # joiners of this flush have it in their welcomes, see _welcome_all), or the first dashboards
+            # to be welcomed would wait COUNT_INTERVAL for a change that came just after.
             if version >= 2 and subscribers:
                 count = self._count_message(asyncio.get_running_loop().time(), bool(messages))
                 if count is not None:
@@ -269,6 +269,10 @@ class Fanout:
                 frames.append((connection, (frame_header(len(own) + len(body_bytes)) + own, body_bytes)))
             self._welcome_size = max(self._welcome_size, len(body_bytes))
             self._write(frames)
+            if version >= 2 and not self.subscribers[version]:
+                # The first ones: everyone subscribed now knows the count from the welcome, so it
+                # need not follow in a message of its own.
+                self._sent_count = self.count()
             # Not those just dropped: an aborted transport reports closing at once, but its
             # protocol stays OPEN until the loop runs connection_lost.
             self.subscribers[version].update(

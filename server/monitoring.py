@@ -40,7 +40,7 @@ from websockets.http11 import Request, Response
 from tally.server import DISTRIBUTION, version
 from tally.server.protocol import ErrorCode
 
-__all__ = ["HEALTH_PATHS", "STORE_STATES", "Metrics", "front_page", "health_response", "wants_websocket"]
+__all__ = ["HEALTH_PATHS", "STORE_STATES", "Metrics", "front_page", "health_response", "target_path", "wants_websocket"]
 
 HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 # What tally_store_state reports, one series each: the store takes adds, is away for now, or lost
@@ -218,8 +218,16 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
-def health_response(path: str, *, ready: Callable[[], str | None], metrics: Metrics, authorised: bool) -> Response:
-    """The answer to one of ``HEALTH_PATHS``. ``ready`` returns why the server is not ready, or None."""
+def target_path(target: str) -> str:
+    """The path of a request target, without its query or fragment (``/readyz?verbose`` is ``/readyz``)."""
+    return target.partition("?")[0].partition("#")[0]
+
+
+def health_response(path: str, *, ready: Callable[[], str | None], metrics: Metrics) -> Response:
+    """The answer to one of ``HEALTH_PATHS`` (for /metrics, once the token was checked).
+
+    ``ready`` returns why the server is not ready, or None.
+    """
     if path == "/healthz":
         return _response(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
     if path == "/readyz":
@@ -229,8 +237,4 @@ def health_response(path: str, *, ready: Callable[[], str | None], metrics: Metr
         return _response(
             HTTPStatus.SERVICE_UNAVAILABLE, f"not ready: {problem}\n".encode(), "text/plain; charset=utf-8"
         )
-    if not authorised:
-        response = _response(HTTPStatus.UNAUTHORIZED, b"A valid token is required.\n", "text/plain; charset=utf-8")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
-        return response
     return _response(HTTPStatus.OK, metrics.text(), CONTENT_TYPE_LATEST)

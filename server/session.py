@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
@@ -70,8 +70,9 @@ _LEGACY_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
 class Room:
     """What every connection shares: the ledger, who is here, the way out, the limits, the server's identity.
 
-    ``check_resume`` looks at a resuming dashboard's sealed claim of where it left off,
-    in the background: a store that lost that history is reported (see ``LedgerView.judge``).
+    ``check_resume`` holds a resuming dashboard's sealed claim of where it left off against the
+    store before the welcome (and so before any of its adds): a store that lost that history is
+    reported (see ``tally.server.claims``).
     """
 
     ledger: Ledger
@@ -83,7 +84,7 @@ class Room:
     limits: Limits
     server: ServerInfo
     metrics: Metrics
-    check_resume: Callable[[Resume], None]
+    check_resume: Callable[[Resume], Awaitable[None]]
     show_addresses: bool = False
 
 
@@ -202,11 +203,11 @@ class DashboardSession(Session):
             # Presence may wait a moment for company; the welcome follows at that flush.
             await self.join(self.name, self.session, hello.since)
         room = self.room
+        if hello.resume is not None:
+            await room.check_resume(hello.resume)
         room.fanout.welcome(
             self.connection, lambda: room.publisher.personal(hello, self.client_id, self.session), self.version
         )
-        if hello.resume is not None:
-            room.check_resume(hello.resume)
         received = self.room.metrics.received_for(f"tally.v{self.version}")
         async for frame in self.connection:
             await self.spend()

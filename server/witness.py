@@ -28,8 +28,8 @@ from typing import TypeVar
 
 import platformdirs
 
+from tally.server.protocol.files import make_private
 from tally.server.state import Head, Record, Witnessed
-from tally.server.store.sqlite import make_private
 
 __all__ = ["Mark", "Witness", "default_witness_path"]
 

@@ -16,29 +16,41 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tally.server import version
-from tally.server.protocol import ProtocolError, check_name
+from tally.server.protocol import ID_MAX_CHARS, ProtocolError, check_name
 from tally.tui import config
 from tally.tui.amount import parse_amount
 from tally.tui.local_server import LocalServerError, default_url, ensure_local_server
 from tally.tui.urls import check_url, is_loopback, split_urls
+from tally.tui.web_tabs import add_tab_options
 
 if TYPE_CHECKING:
     from tally.tui.link import LinkOptions
 
 __all__ = ["main", "parse_args"]
 
-EPILOG = """\
-commands for scripts (each takes the connection options above):
-  tally add N [--json]       add N; print the new total once the server has it
-  tally watch [--json]       print each update as it happens, one line (or JSON object) each
-  tally status [--json]      print the total, the count of updates, who is online, the server's version
-  tally web                  serve this dashboard to browsers (see `tally web --help`)
+USAGE = """\
+%(prog)s [--url URL ...] [--name NAME] [--token TOKEN | --token-file PATH] [--cafile PEM]
+             [--insecure-token] [--no-spawn] [--theme THEME]
+       %(prog)s add [--op-id ID] [--timeout SECONDS] [--fail-fast] N
+       %(prog)s watch [--json] [--fail-fast]
+       %(prog)s status [--json] [--timeout SECONDS] [--fail-fast]
+       %(prog)s web [--host HOST] [--port PORT] [--allow-host NAME ...]
+       %(prog)s --version"""
 
-exit status: 0 done · 2 usage · 3 refused (invalid amount, overflow…) · 4 no server, or no answer in time
-(an add's outcome is then unknown) · 5 access denied (token, certificate)
+DESCRIPTION = """\
+Watch one shared total change live. Without a command, open the dashboard (starting your own
+local server if needed). Every command takes the connection options below too, before or after
+its name; `tally COMMAND --help` lists its own."""
+
+EPILOG = """\
+exit status: 0 done · 1 could not run here (the local server would not start, the state directory
+cannot be written, the port of tally web is taken) · 2 usage · 3 refused (invalid amount, overflow,
+an op id already used for another amount…) · 4 no server, or no answer in time (an add's outcome is
+then unknown: run it again with the same --op-id) · 5 access denied (token, certificate) · 130 add
+or status stopped by ctrl+c (143 by SIGTERM; watch ends with 0)
 """
 
 
@@ -57,9 +69,13 @@ def default_name() -> str:
         return "anonymous"
 
 
-def connection_options() -> argparse.ArgumentParser:
-    """--url, --token, --token-file, --cafile, --insecure-token, --no-spawn: the same for every command."""
-    parser = argparse.ArgumentParser(add_help=False)
+def connection_options(*, on_command: bool) -> argparse.ArgumentParser:
+    """--url, --token, --token-file, --cafile, --insecure-token, --no-spawn: the same for every command.
+
+    ``on_command``: the copy each command takes. Its defaults are left out (``SUPPRESS``), so that
+    ``tally --url X add 5`` keeps the --url given before the command's name.
+    """
+    parser = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if on_command else None)
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--url",
@@ -70,7 +86,7 @@ def connection_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--token",
-        default=os.environ.get("TALLY_TOKEN"),
+        default=argparse.SUPPRESS if on_command else os.environ.get("TALLY_TOKEN"),
         help="shared secret the server requires (default: $TALLY_TOKEN)",
     )
     group.add_argument("--token-file", metavar="PATH", help="read the shared secret from this file (not shown in ps)")
@@ -83,13 +99,23 @@ def connection_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--no-spawn", action="store_true", help="never start a local server; just keep trying to connect"
     )
-    group.add_argument(
-        "--name", default=None, help="your display name (default: name in config.toml, else your login name)"
-    )
     return parser
 
 
-def check_connection_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def name_option(*, on_command: bool) -> argparse.ArgumentParser:
+    """--name, for the dashboard and what adds (tally add, tally web): watch and status are never named."""
+    parser = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if on_command else None)
+    parser.add_argument("--name", help="your display name (default: name in config.toml, else your login name)")
+    return parser
+
+
+def usage_error(message: str) -> NoReturn:
+    """A value that cannot be used: one line on stderr, exit status 2 (argparse's own errors add the usage)."""
+    print(f"tally: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_connection_options(args: argparse.Namespace) -> None:
     """Resolve the URL, the token and the name once, at start: a mistake is a usage error, not a retry loop.
 
     Each comes from the first of: its flag, its environment variable (URL and
@@ -110,17 +136,17 @@ def check_connection_options(args: argparse.Namespace, parser: argparse.Argument
         try:
             check_url(url)
         except ValueError as exc:
-            parser.error(f"{source}: {exc}")
+            usage_error(f"{source}: {exc}")
     args.url = ",".join(args.urls)
     if args.token_file is not None:
         try:
             args.token = Path(args.token_file).expanduser().read_text().strip()
         except OSError as exc:
-            parser.error(f"--token-file: {exc.strerror}: {args.token_file}")
+            usage_error(f"--token-file: {exc.strerror}: {args.token_file}")
     args.token = args.token or None
     for url in args.urls:
         if args.token and url.startswith("ws:") and not is_loopback(url) and not args.insecure_token:
-            parser.error(
+            usage_error(
                 f"--url {url} is plain ws:// to another machine: the token would cross the network in clear. "
                 "Use wss://, or --insecure-token if this network is trusted"
             )
@@ -128,15 +154,15 @@ def check_connection_options(args: argparse.Namespace, parser: argparse.Argument
     try:
         args.name = check_name(name) if name is not None else default_name()
     except ProtocolError as exc:
-        parser.error(f"{source}: {exc.message}")
+        usage_error(f"{source}: {exc.message}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    shared = connection_options()
     parser = argparse.ArgumentParser(
         prog="tally",
-        description="Watch one shared total change live.",
-        parents=[shared],
+        usage=USAGE,
+        description=DESCRIPTION,
+        parents=[connection_options(on_command=False), name_option(on_command=False)],
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -144,18 +170,67 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--theme", default=None, help="the dashboard's colours (default: the last one chosen, kept in config.toml)"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add = commands.add_parser("add", parents=[shared], help="add a number, for scripts")
-    add.add_argument("amount", help="a whole number, such as 5, -3 or 1,000")
-    add.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default: 30)")
-    watch = commands.add_parser("watch", parents=[shared], help="print each update as it happens")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", prog="tally"))
+    args = parser.parse_args(argv)
+    check_connection_options(args)
+    args.theme = args.theme or args.preferences.theme
+    if args.command == "add":
+        amount = parse_amount(args.amount)
+        if isinstance(amount, str):
+            usage_error(f"add: {args.amount!r}: {amount}")
+        args.amount = amount
+        if args.op_id is not None and not (
+            1 <= len(args.op_id) <= ID_MAX_CHARS and args.op_id.isascii() and args.op_id.isprintable()
+        ):
+            usage_error(f"add: --op-id {args.op_id!r}: an op id is 1 to {ID_MAX_CHARS} printable ASCII characters")
+    return args
+
+
+def fail_fast_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="exit 4 at once when no server listens at the URL (connection refused, no such socket), instead of "
+        "retrying until one answers",
+    )
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """add, watch, status and web, each with the connection options (and --name where it is used)."""
+    connection, name = connection_options(on_command=True), name_option(on_command=True)
+    add = commands.add_parser(
+        "add", parents=[connection, name], help="add a number, for scripts",
+        description="Add N to the total and print the total it made, once the server has it.",
+    )  # fmt: skip
+    add.add_argument("amount", metavar="N", help="a whole number, such as 5, -3 or 1,000 (not 0)")
+    add.add_argument(
+        "--op-id",
+        metavar="ID",
+        help="this add's op id (1 to 64 printable ASCII characters, unique for you): after exit status 4, the same "
+        "command with the same --op-id adds it only if it did not count (within the server's retention, 24 h by "
+        "default). Default: a new one, said on stderr when the outcome is unknown",
+    )
+    add.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="seconds to wait for the answer (default: 30)")  # fmt: skip
+    fail_fast_option(add)
+    watch = commands.add_parser(
+        "watch", parents=[connection], help="print each update as it happens",
+        description="Print each update as it happens, until ctrl+c, SIGTERM or a closed pipe (exit status 0).",
+    )  # fmt: skip
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
-    status = commands.add_parser("status", parents=[shared], help="print the total and who is online")
+    fail_fast_option(watch)
+    status = commands.add_parser(
+        "status", parents=[connection], help="print the total and who is online",
+        description="Print the total, the count of updates, how many people are online, the server's version "
+        "and the ledger.",
+    )  # fmt: skip
     status.add_argument("--json", action="store_true", help="one JSON object")
-    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default: 10)")
+    status.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds to wait for the server (default: 10)")  # fmt: skip
+    fail_fast_option(status)
     web = commands.add_parser(
         "web",
-        parents=[shared],
+        parents=[connection, name],
         help="serve the dashboard to browsers",
         description="Serve this dashboard to browsers. It has NO AUTHENTICATION of its own: anyone who can open the "
         "page gets a dashboard (with your token). Keep --host 127.0.0.1; share it through an SSH tunnel or an "
@@ -176,15 +251,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a Host name to answer to besides this machine's loopback names, e.g. the name a reverse proxy "
         "passes on; repeatable (others are refused, against DNS rebinding)",
     )
-    args = parser.parse_args(argv)
-    check_connection_options(args, parser)
-    args.theme = args.theme or args.preferences.theme
-    if args.command == "add":
-        amount = parse_amount(args.amount)
-        if isinstance(amount, str):
-            parser.error(f"add: {args.amount!r}: {amount}")
-        args.amount = amount
-    return args
+    add_tab_options(web)
 
 
 def tls_context(cafile: str | None) -> ssl.SSLContext | None:
@@ -206,8 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tls = tls_context(args.cafile)
     except (OSError, ssl.SSLError) as exc:
-        print(f"tally: --cafile {args.cafile}: {exc}", file=sys.stderr)
-        return 2
+        usage_error(f"--cafile {args.cafile}: {exc}")
     from tally.tui.link import LinkOptions  # here: `tally --help` and `tally web` need no websockets client
 
     options = LinkOptions(args.urls, args.name, token=args.token, tls=tls, start_server=start_server)
@@ -215,10 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tally.tui import scripting
 
         if args.command == "add":
-            return asyncio.run(scripting.add(args.amount, options, within=args.timeout))
+            return asyncio.run(
+                scripting.add(args.amount, options, within=args.timeout, op=args.op_id, fail_fast=args.fail_fast)
+            )
         if args.command == "watch":
-            return asyncio.run(scripting.watch(options, as_json=args.json))
-        return asyncio.run(scripting.status(options, as_json=args.json, within=args.timeout))
+            return asyncio.run(scripting.watch(options, as_json=args.json, fail_fast=args.fail_fast))
+        return asyncio.run(scripting.status(options, as_json=args.json, within=args.timeout, fail_fast=args.fail_fast))
     if args.command == "web":
         from tally.tui.web import serve_web
 

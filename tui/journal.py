@@ -10,7 +10,8 @@ a dashboard that quit or died. The next dashboard for that server adopts the
 newest such file as its own session (same secret, same op ids) and sends the
 adds of any others, so what was typed counts exactly once whatever crashed.
 Writes are atomic (a temporary file, fsync, rename), so a crash mid-write
-leaves the previous version.
+leaves the previous version. Every file is 0600 and every directory made for
+them 0700, whatever the umask: a journal holds its session's secret.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from tally.server.protocol.files import open_private, private_directory
 
 __all__ = ["Journal", "fresh_in", "journals_for"]
 
@@ -45,7 +48,7 @@ class Journal:
     @classmethod
     def try_lock(cls, path: Path) -> Journal | None:
         """The journal at ``path`` if no running dashboard holds it, else None."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(path.parent)
         lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,7 +72,7 @@ class Journal:
 
     def write(self, state: dict[str, Any]) -> None:
         temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w") as file:
+        with open_private(temporary, "w") as file:
             json.dump(state, file)
             file.flush()
             os.fsync(file.fileno())
@@ -119,7 +122,7 @@ def journals_for(url: str, *, root: Path | None = None) -> tuple[Journal, list[J
     their adds to be sent and the files removed.
     """
     directory = _server_dir(url, root)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(directory)
     unheld = []
     for path in sorted(directory.glob("*.json"), key=_modified, reverse=True):
         journal = Journal.try_lock(path)

@@ -7,7 +7,7 @@ A dashboard starts a server only at that address; pointed anywhere else, it
 connects and waits.
 
 The server runs detached (its own session, so closing this terminal does not
-stop it), logs to the user's state directory, keeps its database in the data
+stop it), logs to the user's state directory (0600 in 0700, whatever the umask), keeps its database in the data
 directory, and exits by itself after a minute with no dashboard. A lock file
 makes two dashboards started at the same instant agree on one server.
 """
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import platformdirs
+
+from tally.server.protocol.files import open_private
 
 __all__ = [
     "IDLE_EXIT_SECONDS",
@@ -86,14 +88,14 @@ def ensure_local_server(*, timeout: float = 10.0) -> bool:
     path = socket_path()
     if _listening(path):
         return False
-    with open(runtime_dir() / "spawn.lock", "w") as lock:
+    with open_private(runtime_dir() / "spawn.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if _listening(path):  # another dashboard won the race
             return False
         path.unlink(missing_ok=True)  # left by a server that was killed
         log = server_log_path()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as log_file:
+        # Private, whatever the umask: the log holds names, addresses and join lines.
+        with open_private(log, "a") as log_file:
             # -P: never a server.py from the current directory in place of ours.
             command = [sys.executable, "-P", "-m", "tally.server", "--unix", str(path)]
             process = subprocess.Popen(

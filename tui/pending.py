@@ -81,11 +81,24 @@ class Pending:
         return self._adds.get(op)
 
     def add(
-        self, amount: int, *, at: float | None = None, text: str = "", undo: str | None = None, name: str = ""
+        self,
+        amount: int,
+        *,
+        at: float | None = None,
+        text: str = "",
+        undo: str | None = None,
+        name: str = "",
+        op: str | None = None,
     ) -> PendingAdd:
-        """Record a newly typed add under a fresh op id (saved before it is sent: see :meth:`save`)."""
-        pending = PendingAdd(str(self._next_op), amount, time.time() if at is None else at, text, undo, name)
-        self._next_op += 1
+        """Record a newly typed add under a fresh op id (saved before it is sent: see :meth:`save`).
+
+        ``name``: the name it was typed under (a later start sends it under that name).
+        ``op``: an op id the caller chose instead (``tally add --op-id``: a script's retry reuses it).
+        """
+        if op is None:
+            op = str(self._next_op)
+            self._next_op += 1
+        pending = PendingAdd(op, amount, time.time() if at is None else at, text, undo, name)
         self._adds[pending.op] = pending
         self._dirty = True
         return pending

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMes
 from tally.server.protocol import ProtocolError
 
 __all__ = [
+    "NOT_LISTENING",
     "PACE_SHARE",
     "RESYNC",
     "GiveUp",
@@ -37,6 +38,9 @@ PACE_SHARE = 0.8
 RESYNC = "missed an update; resynchronising"
 # The close code a server sends to make every dashboard reconnect and take a fresh snapshot.
 SERVICE_RESTART = 1012
+# Why an attempt failed when nothing listens at the address (connection refused, no such socket):
+# the script commands give up on it at once when asked to (--fail-fast).
+NOT_LISTENING = "no server is listening"
 
 
 class Resync(Exception):
@@ -124,7 +128,7 @@ def describe_status(status: int, *, retry_after: str | None = None) -> Verdict:
 def describe_failure(exc: BaseException) -> str:
     """Why a connection attempt failed, for errors that retrying may fix."""
     if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
-        return "no server is listening"
+        return NOT_LISTENING
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"
     if isinstance(exc, ProtocolError):

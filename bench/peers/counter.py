@@ -1,17 +1,36 @@
 """The bare websockets counter pattern (the library's example/quick/counter.py), on the asyncio API.
 
 Broadcasts the value on every change and the user count on every join and
-leave; no persistence, no presence list, default settings.
+leave (at most once every $BENCH_COUNT_INTERVAL seconds, if set, as in a large
+room); no persistence, no presence list, default settings.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 USERS: set[ServerConnection] = set()
 VALUE = 0
+COUNT_INTERVAL = float(os.environ.get("BENCH_COUNT_INTERVAL", "0"))
+_count_pending = False
+
+
+def users_changed() -> None:
+    global _count_pending
+    if not COUNT_INTERVAL:
+        broadcast(USERS, users_event())
+    elif not _count_pending:
+        _count_pending = True
+        asyncio.get_running_loop().call_later(COUNT_INTERVAL, send_users)
+
+
+def send_users() -> None:
+    global _count_pending
+    _count_pending = False
+    broadcast(USERS, users_event())
 
 
 def users_event() -> str:
@@ -26,7 +45,7 @@ async def counter(websocket: ServerConnection) -> None:
     global VALUE
     try:
         USERS.add(websocket)
-        broadcast(USERS, users_event())
+        users_changed()
         await websocket.send(value_event())
         async for message in websocket:
             event = json.loads(message)
@@ -38,7 +57,7 @@ async def counter(websocket: ServerConnection) -> None:
                 broadcast(USERS, value_event())
     finally:
         USERS.remove(websocket)
-        broadcast(USERS, users_event())
+        users_changed()
 
 
 async def main(port: int) -> None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import struct
 import sys
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 CONNECTIONS: set[Connection] = set()
 VALUE = 0
+# Set: the user count goes out at most this often (a large room), not on every join and leave.
+COUNT_INTERVAL = float(os.environ.get("BENCH_COUNT_INTERVAL", "0"))
+_count_pending = False
 
 
 def frame(text: str) -> bytes:
@@ -32,6 +36,21 @@ def frame(text: str) -> bytes:
 def everyone(data: bytes) -> None:
     for connection in CONNECTIONS:
         connection.transport.write(data)
+
+
+def users_changed() -> None:
+    global _count_pending
+    if not COUNT_INTERVAL:
+        send_users()
+    elif not _count_pending:
+        _count_pending = True
+        asyncio.get_running_loop().call_later(COUNT_INTERVAL, send_users)
+
+
+def send_users() -> None:
+    global _count_pending
+    _count_pending = False
+    everyone(frame(f'{{"type":"users","count":{len(CONNECTIONS)}}}'))
 
 
 class Connection(asyncio.Protocol):
@@ -62,7 +81,7 @@ class Connection(asyncio.Protocol):
             self.open = True
             CONNECTIONS.add(self)
             self.transport.write(frame(f'{{"type":"value","value":{VALUE}}}'))
-            everyone(frame(f'{{"type":"users","count":{len(CONNECTIONS)}}}'))
+            users_changed()
         while len(self.buffer) >= 6:
             n = self.buffer[1] & 0x7F
             offset = 2 if n < 126 else 4 if n == 126 else 10

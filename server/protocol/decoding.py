@@ -1,18 +1,22 @@
 """JSON text to messages, with every field validated on the way in.
 
-Booleans are not integers, floats are not integers, numbers outside a signed
-64-bit range are refused, duplicate keys and NaN are refused, and unknown
-fields are ignored so that newer peers keep working with older ones. Every
-failure is a :class:`~server.protocol.errors.ProtocolError`.
+The text is parsed strictly (:mod:`~tally.server.protocol.json_text`: no
+duplicate keys, no NaN). Booleans are not integers, floats are not integers,
+integers outside a signed 64-bit range are refused, a number must be finite
+and in its range (``1e309`` parses to infinity: refused; a time is Unix seconds
+from 0 to the end of year 9999), and unknown fields are ignored so that newer
+peers keep working with older ones. Every failure is a
+:class:`~server.protocol.errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from typing import NoReturn, TypeVar
 
 from tally.server.protocol.errors import ErrorCode, ProtocolError
+from tally.server.protocol.json_text import TooLarge, parse
 from tally.server.protocol.messages import (
     ID_MAX_CHARS,
     INT64_MAX,
@@ -47,55 +51,21 @@ from tally.server.protocol.messages import (
     Update,
     Welcome,
 )
+from tally.server.protocol.plain_add import plain_add
 
 T = TypeVar("T")
 # A filter is matched against every name online: keep it short.
 FILTER_MAX_CHARS = 64
+# Every number (a rate, a retention) within what a float holds exactly as an integer; every time
+# (since, at) within Unix seconds 0 to 9999-12-31T23:59:59Z, what a date can show.
+NUMBER_MAX = float(2**53)
+TIME_MAX = 253_402_300_799.0
 
 __all__ = ["decode_client", "decode_server", "decode_server_frame"]
 
 
-class _TooLarge:
-    """Stands in for an integer literal too long to be worth parsing."""
-
-
-def _parse_int(literal: str) -> int | _TooLarge:
-    # Python refuses to parse very long literals (and would be slow to);
-    # anything past 20 digits is out of the 64-bit range anyway.
-    if len(literal.lstrip("-")) > 20:
-        return _TooLarge()
-    return int(literal)
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{name} is not allowed in JSON")
-
-
-def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    obj: dict[str, object] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
-
-
-def _parse(data: str | bytes) -> object:
-    if isinstance(data, bytes):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frames are not supported; send JSON text")
-    try:
-        return _DECODER.decode(data)
-    except RecursionError:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not valid JSON: {exc}") from None
-
-
 def _load(data: str | bytes) -> tuple[str, _Fields]:
-    return _object(_parse(data))
+    return _object(parse(data))
 
 
 def _object(obj: object) -> tuple[str, _Fields]:
@@ -113,9 +83,10 @@ class _Fields:
     def __init__(self, obj: Mapping[str, object], *, op: str | None = None) -> None:
         self.obj = obj
         self.op = op  # attached to every error raised after the op id is known
+        self.request: str | None = None  # the same for a request's id, so its asker knows which one failed
 
     def fail(self, message: str, code: str = ErrorCode.BAD_MESSAGE) -> NoReturn:
-        raise ProtocolError(code, message, op=self.op)
+        raise ProtocolError(code, message, op=self.op, request=self.request)
 
     def text(self, key: str, *, code: str = ErrorCode.BAD_MESSAGE) -> str:
         value = self.obj.get(key)
@@ -144,7 +115,7 @@ class _Fields:
 
     def int64(self, key: str, *, code: str = ErrorCode.BAD_MESSAGE) -> int:
         value = self.obj.get(key)
-        if isinstance(value, _TooLarge):
+        if isinstance(value, TooLarge):
             self.fail(f"'{key}' is outside the signed 64-bit range", code)
         # bool is a subclass of int; true is not 1 here.
         if not isinstance(value, int) or isinstance(value, bool):
@@ -153,11 +124,18 @@ class _Fields:
             self.fail(f"'{key}' is outside the signed 64-bit range", code)
         return value
 
-    def number(self, key: str) -> float:
+    def number(self, key: str, *, low: float = -NUMBER_MAX, high: float = NUMBER_MAX) -> float:
+        """A finite number from ``low`` to ``high`` (an integer literal too long to parse is out of range)."""
         value = self.obj.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float | TooLarge):
             self.fail(f"'{key}' must be a number")
+        if isinstance(value, TooLarge) or not math.isfinite(value) or not low <= value <= high:
+            self.fail(f"'{key}' must be a number from {low:.15g} to {high:.15g}")
         return float(value)
+
+    def time(self, key: str) -> float:
+        """Unix seconds, from 0 to the end of year 9999."""
+        return self.number(key, low=0.0, high=TIME_MAX)
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.obj.get(key, default)
@@ -225,6 +203,9 @@ def _filter(fields: _Fields) -> str:
 
 def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     """Decode a frame sent by a client speaking protocol ``version``, or raise :class:`ProtocolError`."""
+    add = plain_add(data, version)  # most frames are adds: most never reach the JSON parser
+    if add is not None:
+        return add
     kind, fields = _load(data)
     if kind == Hello.TYPE:
         name = fields.text("name", code=ErrorCode.INVALID_NAME)
@@ -245,8 +226,9 @@ def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
     if kind == Rename.TYPE:
         return Rename(name=fields.text("name", code=ErrorCode.INVALID_NAME))
     if version >= 2 and kind == ClientsRequest.TYPE:
+        fields.request = fields.ident("id")
         return ClientsRequest(
-            id=fields.ident("id"),
+            id=fields.request,
             offset=fields.count("offset", default=0, low=0, high=INT64_MAX),
             limit=fields.count("limit", default=50, low=1, high=PAGE_MAX),
             sort=fields.choice("sort", SORT_KEYS, "name"),
@@ -254,9 +236,10 @@ def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
             filter=_filter(fields),
         )
     if version >= 2 and kind == HistoryRequest.TYPE:
+        fields.request = fields.ident("id")
         return HistoryRequest(
-            id=fields.ident("id"),
-            since=fields.number("since"),
+            id=fields.request,
+            since=fields.time("since"),
             points=fields.count("points", default=200, low=1, high=PAGE_MAX),
         )
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
@@ -269,14 +252,14 @@ def _client_info(fields: _Fields) -> ClientInfo:
         name=fields.text("name"),
         # v1 servers always send one; "" means hidden.
         address=fields.text("address") if address not in (None, "") else None,
-        since=fields.number("since"),
+        since=fields.time("since"),
         added=fields.int64("added"),
         tag=fields.text("tag") if "tag" in fields.obj else "",
     )
 
 
 def _point(fields: _Fields) -> HistoryPoint:
-    return HistoryPoint(seq=fields.int64("seq"), at=fields.number("at"), total=fields.int64("total"))
+    return HistoryPoint(seq=fields.int64("seq"), at=fields.time("at"), total=fields.int64("total"))
 
 
 def _update(fields: _Fields) -> Update:
@@ -287,7 +270,7 @@ def _update(fields: _Fields) -> Update:
         name=fields.text("name"),
         client=fields.ident("client"),
         op=fields.optional_ident("op"),
-        at=fields.number("at"),
+        at=fields.time("at"),
         tag=fields.text("tag") if "tag" in fields.obj else "",
         undoes=None if fields.obj.get("undoes") is None else fields.int64("undoes"),
         fingerprint=fields.optional_mark("fingerprint"),
@@ -299,15 +282,15 @@ def _store(fields: _Fields) -> StoreStatus:
     state = STORE_STATES.get(fields.text("state"))
     if state is None:
         fields.fail("unknown store state")
-    return StoreStatus(state=state, reason=fields.text("reason"), since=fields.number("since"))
+    return StoreStatus(state=state, reason=fields.text("reason"), since=fields.time("since"))
 
 
 def _limits(fields: _Fields) -> LimitsInfo:
     return LimitsInfo(
         max_amount=fields.int64("max_amount"),
-        rate=fields.number("rate"),
+        rate=fields.number("rate", low=0.0),
         burst=fields.int64("burst"),
-        retention=fields.number("retention"),
+        retention=fields.number("retention", low=0.0),
     )
 
 
@@ -318,7 +301,7 @@ def decode_server_frame(data: str | bytes) -> list[ServerMessage]:
     Anything malformed raises :class:`ProtocolError`. Fields a v1 server does
     not send take their defaults, so one decoder reads both versions.
     """
-    parsed = _parse(data)
+    parsed = parse(data)
     messages = []
     for item in parsed if isinstance(parsed, list) else [parsed]:
         try:

@@ -8,7 +8,9 @@ Decoding, with its validation, is in :mod:`server.protocol.decoding`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring
 
 from tally.server.protocol.messages import (
     Ack,
@@ -40,7 +42,54 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def encode(message: Message, version: int = 2) -> str:
     """Encode one message as the text of a JSON frame, as protocol ``version`` spells it."""
+    fast = _FAST.get(type(message))
+    if fast is not None:
+        text = fast(message, version)
+        if text is not None:
+            return text
     return _ENCODER.encode(_to_wire(message, version))
+
+
+# Every add is answered with an ack and published as an update, so these two are written out
+# by hand: the same text the encoder gives (a contract test holds them to it), at a fraction
+# of the cost of building a dict and walking it. A field of an unusual type (a bool where an
+# int goes, a float that is not finite) goes the general way, so the text never differs.
+# encode_basestring is the string encoder of ensure_ascii=False, in C.
+
+
+def _ack_text(message: Message, version: int) -> str | None:
+    assert isinstance(message, Ack)
+    if type(message.seq) is not int or type(message.op) is not str:
+        return None
+    return f'{{"type":"ack","op":{encode_basestring(message.op)},"seq":{message.seq}}}'
+
+
+def _update_text(message: Message, version: int) -> str | None:
+    assert isinstance(message, Update)
+    u = message
+    if (type(u.seq) is not int or type(u.total) is not int or type(u.amount) is not int
+            or type(u.at) is not float or not math.isfinite(u.at) or type(u.name) is not str
+            or type(u.client) is not str or (u.op is not None and type(u.op) is not str)):  # fmt: skip
+        return None
+    op = "null" if u.op is None else encode_basestring(u.op)
+    text = (f'{{"type":"update","seq":{u.seq},"total":{u.total},"amount":{u.amount},'
+            f'"name":{encode_basestring(u.name)},"client":{encode_basestring(u.client)},"op":{op},'
+            f'"at":{float.__repr__(u.at)}')  # fmt: skip
+    if version < 2:
+        return text + "}"
+    if type(u.tag) is not str or (u.undoes is not None and type(u.undoes) is not int):
+        return None
+    text += f',"tag":{encode_basestring(u.tag)}'
+    if u.undoes is not None:
+        text += f',"undoes":{u.undoes}'
+    if u.fingerprint:
+        if type(u.fingerprint) is not str or type(u.seal) is not str:
+            return None
+        text += f',"fingerprint":{encode_basestring(u.fingerprint)},"seal":{encode_basestring(u.seal)}'
+    return text + "}"
+
+
+_FAST: dict[type, Callable[[Message, int], str | None]] = {Ack: _ack_text, Update: _update_text}
 
 
 def _client_info_to_wire(info: ClientInfo, version: int) -> dict[str, object]:

@@ -49,6 +49,7 @@ from tally.server.state import (
     Snapshot,
     thin_to_minutes,
 )
+from tally.server.store.address import shown
 from tally.server.store.base import (
     Beat,
     LedgerLost,
@@ -144,7 +145,7 @@ class RedisStore(RedisRepair):
         self.allow_no_persistence = allow_no_persistence
         self.replicas = replicas
         self.replica_timeout = replica_timeout
-        super().__init__(url, connect(url), prefix)
+        super().__init__(shown(url), connect(url), prefix)
         self.ledger = ""
         self._saw = Head()
         self._saw_epoch = 0

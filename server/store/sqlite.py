@@ -6,8 +6,9 @@ restarts too. ``synchronous=FULL`` makes a commit survive power loss as well
 as a process crash; group commit in the ledger pays for the fsync.
 
 Past the retention window, rows lose their op id (a resend that old would
-apply again: the docs say so) and thin out to one a minute, which is all a
-chart of the last day needs; ``meta`` keeps the ledger's id, epoch and key.
+apply again, as docs/guarantees.md says) and thin out to one a minute, which
+is all a chart of the last day needs; ``meta`` keeps the ledger's id, epoch
+and key.
 
 A small sidecar file (``<db>.ledger``, see :mod:`tally.server.store.sidecar`)
 records the last update committed, with the history's fingerprint there. It
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tally.server.protocol import HistoryPoint
+from tally.server.protocol.files import make_private
 from tally.server.state import (
     AddRequest,
     Head,
@@ -58,7 +60,7 @@ from tally.server.state import (
 from tally.server.store.base import LedgerLost, Store, StoreGone
 from tally.server.store.sidecar import Sidecar
 
-__all__ = ["SQLiteStore", "integrity", "make_private"]
+__all__ = ["SQLiteStore", "integrity"]
 
 T = TypeVar("T")
 
@@ -371,21 +373,6 @@ class SQLiteStore(Store):
         if self._sidecar is not None:
             self._sidecar.close()
             self._sidecar = None
-
-
-def make_private(path: Path) -> None:
-    """Create ``path``'s directory (0700) and the file itself (0600) if they are missing, whatever the umask.
-
-    SQLite gives the WAL and shared-memory files the database file's own permissions, so they
-    are private too. Files that exist already keep the permissions their owner gave them.
-    """
-    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
-    for directory in reversed(missing):  # each one made here is private, not only the last
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
 
 
 def integrity(path: Path) -> list[str]:

@@ -206,3 +206,43 @@ async def test_after_a_long_outage_everyone_is_still_online(tmp_path: Path, redi
             assert carol.welcome is not None and carol.welcome.online == 3
     finally:
         redis.kill()
+
+
+async def test_a_password_in_the_store_url_is_never_written_out(tmp_path: Path, redis_prefix: str) -> None:
+    """A Redis that asks for a password: init, the server's log (serving, the store away), /readyz and the witness
+    show the URL with *** for the password, never the password itself."""
+    password = "s3cret-redis-pass"
+    with RedisServer(tmp_path / "redis", port=free_port()) as redis:
+        plain = RedisStore(redis.url, prefix=redis_prefix)
+        await plain.redis.config_set("requirepass", password)
+        await plain.close()
+        url = f"redis://:{password}@127.0.0.1:{redis.port}/0"
+        witness = tmp_path / "witness.db"
+        init = [sys.executable, "-m", "tally.server", "init", "--db", url, "--redis-prefix", redis_prefix]
+        created = await asyncio.to_thread(subprocess.run, init, cwd=REPOSITORY, capture_output=True, text=True,
+                                          timeout=30)  # fmt: skip
+        assert created.returncode == 0 and "***" in created.stderr, created.stderr
+        port = free_port()
+        args = ("--port", str(port), "--db", url, "--redis-prefix", redis_prefix, "--witness", str(witness))
+        with server_process(*args) as process:
+            lines = [await next_line(process)]
+            while "serving on" not in lines[-1]:
+                lines.append(await next_line(process))
+            async with await Peer.join(f"ws://127.0.0.1:{port}", "ann") as ann:
+                await ann.send(type="add", op="1", amount=5)
+                await ann.next_of(Ack)
+            redis.kill()
+            answers: list[tuple[int, str]] = []
+
+            async def ask() -> None:
+                answers.append(await asyncio.to_thread(http, port, "/readyz"))
+
+            await until(lambda: bool(answers) and answers[-1][0] == 503, poll=ask, what="/readyz 503")
+            reason = answers[-1][1]
+            lines.append(await next_line(process))  # the store's change of state, said once
+            process.terminate()
+            assert process.stderr is not None
+            lines += await asyncio.to_thread(process.stderr.readlines)
+    said = created.stderr + "".join(lines) + reason
+    assert password not in said and "***" in "".join(lines), said
+    assert password.encode() not in witness.read_bytes()

@@ -180,6 +180,34 @@ async def test_raw_frames_get_an_error_and_change_nothing(target: Target, frame:
     await target.end(before)
 
 
+# Well-formed JSON, impossible numbers: infinity by overflow, too long to parse, before 1970, after year 9999.
+impossible_times = st.one_of(
+    st.sampled_from(["1e309", "-1e309", "1e400", "9" * 30, "-" + "9" * 400, "1e12", "253402300800"]),
+    st.floats(max_value=-1e-300, allow_infinity=False).map(repr),
+    st.floats(min_value=253_402_300_800, allow_infinity=False).map(repr),
+)
+impossible_history = st.builds(
+    lambda since, points: f'{{"type":"history","id":"h1","since":{since},"points":{points}}}',
+    impossible_times, st.integers(min_value=1, max_value=500),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=impossible_history)
+async def test_impossible_numbers_in_a_request_are_a_bad_message(
+    target: Target, frame: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history request whose since is infinite, negative or absurd is refused as bad_message with its id (it was
+    answered unavailable and logged at ERROR); nothing else happens."""
+    sender, _ = await target.begin()
+    before = target.state()
+    await sender.send_raw(frame)
+    reply = await sender.expect(Error)
+    assert (reply.code, reply.id) == (ErrorCode.BAD_MESSAGE, "h1"), (frame, reply)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    await target.end(before)
+
+
 async def test_invalid_utf8_closes_only_that_connection(target: Target) -> None:
     """A text frame that is not UTF-8 breaks WebSocket itself: that connection closes with 1007."""
     peers = await target.begin()

@@ -1,7 +1,7 @@
 """The attacks an afternoon found, each against a real server: none may cost anyone else an add, or the server.
 
-Each test here failed against the server before these defences; the README's
-Guarantees and Limits sections say what they promise.
+Each test here failed against the server before these defences; docs/guarantees.md
+(Guarantees, Limits) says what they promise.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import contextlib
 import dataclasses
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
+from tally.server.app import TallyServer
+from tally.server.connection import TallyConnection
 from tally.server.limits import Limits
 from tally.server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome
-from tests.support.addresses import peer_from
+from tests.support.addresses import bound_socket, peer_from
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED, UNLIMITED_RATE, ServerProcess, serving
@@ -77,9 +80,10 @@ async def test_an_op_id_resent_with_another_amount_is_refused_as_a_conflict() ->
 # -- memory, CPU and file descriptors ----------------------------------------------------
 
 
-async def ping_flood(limits: Limits, pings: int = 20_000) -> tuple[int, bool, int]:
+async def ping_flood(limits: Limits, pings: int = 20_000) -> tuple[int, str, int]:
     """A client that sends large pings and never reads the pongs; returns (peak unsent bytes on the server,
-    whether the flooder was dropped, adds another client got answered meanwhile out of 20)."""
+    why the flooder was dropped or is being closed ("" if it was not), adds another client got answered meanwhile
+    out of 20)."""
     async with serving(limits=limits) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the kernel holds little
@@ -87,6 +91,7 @@ async def ping_flood(limits: Limits, pings: int = 20_000) -> tuple[int, bool, in
         flooder = await connect(server.url, sock=sock, subprotocols=["tally.v2"], ping_interval=None)  # type: ignore[list-item]
         flooder.transport.pause_reading()  # it never reads the pongs
         (server_end,) = server.server.connections
+        assert isinstance(server_end, TallyConnection)
         server_end.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         alice = await Peer.join(server.url, "alice")
         peak = 0
@@ -104,24 +109,25 @@ async def ping_flood(limits: Limits, pings: int = 20_000) -> tuple[int, bool, in
         for n in range(20):
             answered += isinstance(await answer(alice, str(n)), Ack)
         peak = max(peak, server_end.transport.get_write_buffer_size())
-        dropped = server_end.transport.is_closing()
+        dropped = server_end.closing_reason
         await alice.close()
         flooder.transport.abort()
         return peak, dropped, answered
 
 
-async def test_a_ping_flood_is_paced_and_cannot_grow_the_servers_memory() -> None:
-    """Pings count against the budget: past it the flooder is not read, so its unread pongs stay within what one
-    read of the socket brought (asyncio reads at most 256 KiB), and another client's adds are answered meanwhile."""
+async def test_a_ping_flood_is_stopped_and_cannot_grow_the_servers_memory() -> None:
+    """Pings count against the budget: past it the flooder is closed and nothing more is read from it, so its unread
+    pongs stay within what one read of the socket brought (asyncio reads at most 256 KiB), and another client's adds
+    are answered meanwhile."""
     peak, dropped, answered = await ping_flood(dataclasses.replace(UNLIMITED_RATE, rate=50, burst=100))
-    assert (peak < 256 * 1024, dropped, answered) == (True, False, 20), peak
+    assert (peak < 256 * 1024, dropped.startswith("control frames"), answered) == (True, True, 20), (peak, dropped)
 
 
 async def test_unread_pongs_count_against_the_write_bound() -> None:
     """Even unpaced, a connection whose pongs pile up unread is dropped at the write bound, pongs included."""
     limits = dataclasses.replace(UNLIMITED_RATE, max_write_buffer=64 * 1024)
     peak, dropped, answered = await ping_flood(limits)
-    assert dropped and answered == 20
+    assert dropped.startswith("not reading") and answered == 20
     assert peak <= 64 * 1024 + 128, peak
 
 
@@ -129,6 +135,50 @@ async def test_without_either_defence_a_ping_flood_grows_the_servers_memory() ->
     """The control: with no pacing and no bound, the same flood piles up megabytes the peer never reads."""
     peak, dropped, _ = await ping_flood(dataclasses.replace(UNLIMITED_RATE, max_write_buffer=2**40))
     assert not dropped and peak > 1_000_000, peak
+
+
+@contextlib.asynccontextmanager
+async def flood_beside_a_colleague(
+    limits: Limits, pings: int = 20_000
+) -> AsyncIterator[tuple[TallyServer, Peer, ClientConnection]]:
+    """A colleague joined from 127.0.0.2, then a connection from the same address that sends ``pings`` pings in one
+    write (200 KB, parsed in a few reads) and reads what comes back."""
+    async with serving(limits=limits) as server:
+        colleague = await peer_from(server, "127.0.0.2", "colleague")
+        flooder = await connect(server.url, sock=bound_socket(server, "127.0.0.2"), subprotocols=["tally.v2"],  # type: ignore[list-item]
+                                ping_interval=None)  # fmt: skip
+        for n in range(pings):
+            flooder.protocol.send_ping(n.to_bytes(4, "big"))
+        flooder.send_data()
+        try:
+            yield server, colleague, flooder
+        finally:
+            flooder.transport.abort()
+            colleague.connection.transport.abort()
+
+
+async def test_a_ping_flood_is_closed_and_never_charged_to_its_neighbours(caplog: pytest.LogCaptureFixture) -> None:
+    """20,000 pings in one write, at the default limits: the flooder is closed with 1008 and a reason (logged once),
+    what it owed past its burst lands on nobody, and a colleague behind the same address gets an add acked."""
+    caplog.set_level("WARNING", logger="tally.server")
+    async with flood_beside_a_colleague(Limits()) as (server, colleague, flooder):
+        await asyncio.wait_for(flooder.wait_closed(), 10)
+        assert (flooder.close_code, flooder.close_reason) == (1008, "control frames (pings) faster than 50 a second")
+        # The address owes nothing: the colleague's next frame is read at once (it waited 115 s for an add).
+        assert server.gate["127.0.0.2"].frames.debt() == 0
+        await colleague.send(type="add", op="1", amount=1)
+        assert await answer(colleague, "1") == Ack(op="1", seq=1)
+        await until(lambda: server.handler.open_connections == 1, what="the flooder gone")
+        drops = [r.getMessage() for r in caplog.records if "control frames" in r.getMessage()]
+        assert len(drops) == 1 and drops[0].startswith("drop") and "127.0.0.2" in drops[0], drops
+
+
+async def test_without_the_bound_a_ping_flood_lands_on_its_address() -> None:
+    """The control: with a connection budget too large to run out, the same flood is charged to the address, which
+    owes a minute and more: what the colleague above would have waited for."""
+    async with flood_beside_a_colleague(Limits(burst=10**6)) as (server, _, flooder):
+        await until(lambda: server.gate["127.0.0.2"].frames.debt() > 60, what="the address in debt")
+        assert flooder.close_code is None
 
 
 async def test_one_address_cannot_lock_everyone_out() -> None:

@@ -119,7 +119,7 @@ async def test_a_bare_number_sent_and_closed_at_once_is_counted(server: TallySer
 
 
 async def test_refused_handshakes_and_drops_are_counted_by_reason() -> None:
-    """A wrong token is counted as such; /metrics wants the token, /healthz never does."""
+    """A wrong token is counted as such, for a handshake and for /metrics alike; /healthz never wants it."""
     async with serving(token="secret") as server:
         assert (await get(server, "/metrics"))[0] == 401
         assert (await get(server, "/healthz"))[0] == 200
@@ -128,7 +128,7 @@ async def test_refused_handshakes_and_drops_are_counted_by_reason() -> None:
         except Exception as exc:
             assert "401" in str(exc)
         counted = await metrics(server, "secret")
-        assert counted[("tally_handshakes_refused_total", (("reason", "token"),))] == 1
+        assert counted[("tally_handshakes_refused_total", (("reason", "token"),))] == 2
 
 
 async def test_logs_can_be_one_json_object_per_line(tmp_path: Path) -> None:

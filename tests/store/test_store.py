@@ -212,7 +212,7 @@ async def test_pruning_forgets_old_op_ids_but_keeps_the_total(pruned_store: Stor
     await store.apply([add(4, "4")], at=500.0)
     await store.prune(before=400.0)
     again = await store.apply([add(1, "1"), add(4, "4")], at=600.0)
-    assert isinstance(again[0], Applied), "an op past the window applies again (the README says so)"
+    assert isinstance(again[0], Applied), "an op past the window applies again (docs/guarantees.md says so)"
     assert again[1] == Duplicate(4)
     points = await store.history([61.0, 500.0])
     assert [(p.seq, p.total) for p in points] == [(3, 6), (4, 10)]

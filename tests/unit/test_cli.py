@@ -202,3 +202,75 @@ def test_the_script_commands_load_no_textual() -> None:
         [sys.executable, "-c", f"import tally.tui.app; {show}"], capture_output=True, text=True, check=True
     )
     assert dashboard.stdout.split() == ["['rich',", "'textual']"], "the negative control: the app does load them"
+
+
+def test_an_amount_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tally add 1,5` prints the one line the docs show, exit status 2, and no usage block."""
+    with pytest.raises(SystemExit) as exited:
+        tui_cli.parse_args(["--name", "x", "add", "1,5"])
+    assert exited.value.code == 2
+    assert capsys.readouterr() == ("", "tally: error: add: '1,5': commas only between 3 digits\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--url", "localhost:8765"], "tally: error: --url: 'localhost:8765' has no scheme"),
+        (["--name", ""], "tally: error: --name: name must not be empty"),
+        (["add", "--op-id", "", "5"], "tally: error: add: --op-id '': an op id is 1 to 64 printable ASCII"),
+        (["add", "--op-id", "x" * 65, "5"], "an op id is 1 to 64 printable ASCII characters"),
+        (["add", "--op-id", "caf\u00e9", "5"], "an op id is 1 to 64 printable ASCII characters"),
+        (["add", "--op-id", "a\tb", "5"], "an op id is 1 to 64 printable ASCII characters"),
+    ],
+)
+def test_values_that_cannot_be_used_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """A URL, a name or an op id that cannot be used: one line that says why, exit status 2."""
+    argv = argv if "--name" in argv else ["--name", "x", *argv]
+    err = usage_error(capsys, tui_cli.parse_args, argv)
+    assert said in err and len(err.splitlines()) == 1, err
+
+
+def test_op_id_and_fail_fast_are_read() -> None:
+    """--op-id is kept as given (the protocol's id rule), --fail-fast is off unless asked for."""
+    args = tui_cli.parse_args(["--name", "x", "add", "--op-id", "signups-2025-06-01", "--fail-fast", "5"])
+    assert (args.amount, args.op_id, args.fail_fast, args.timeout) == (5, "signups-2025-06-01", True, 30.0)
+    args = tui_cli.parse_args(["--name", "x", "add", "-3"])
+    assert (args.amount, args.op_id, args.fail_fast) == (-3, None, False)
+    for command in ("watch", "status"):
+        assert tui_cli.parse_args(["--name", "x", command, "--fail-fast"]).fail_fast is True
+
+
+def test_options_before_the_command_name_are_kept() -> None:
+    """`tally --url X --token T add 5` uses X and T: the command's own copy of the options does not reset them."""
+    args = tui_cli.parse_args(["--url", "ws://127.0.0.1:9", "--token", "t", "--name", "bob", "add", "5"])
+    assert (args.url, args.token, args.name, args.spawn) == ("ws://127.0.0.1:9", "t", "bob", False)
+    args = tui_cli.parse_args(["--url", "ws://127.0.0.1:9", "status", "--url", "ws://127.0.0.1:10"])
+    assert args.url == "ws://127.0.0.1:10"  # given after the name too: the later one wins
+
+
+@pytest.mark.parametrize("command", ["watch", "status"])
+def test_watch_and_status_take_no_name(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """They are never named (a watcher is not listed), so --name after them is not offered."""
+    assert "unrecognized arguments: --name" in usage_error(capsys, tui_cli.parse_args, [command, "--name", "x"])
+
+
+def test_the_help_advertises_no_json_for_add() -> None:
+    """The usage lines name only options that exist: `tally add … --json` is refused, and not shown."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "tally.tui", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    add_line = next(line for line in shown.splitlines() if line.strip().startswith("tally add"))
+    assert "--json" not in add_line and "--op-id ID" in add_line
+
+
+def test_both_commands_say_their_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tally --version` and `tally-server --version` print the installed version and exit 0."""
+    from tally.server import version
+
+    for parse, name in ((tui_cli.parse_args, "tally"), (server_cli.parse_args, "tally-server")):
+        with pytest.raises(SystemExit) as exited:
+            parse(["--version"])
+        assert exited.value.code == 0
+        assert capsys.readouterr().out == f"{name} {version()}\n"

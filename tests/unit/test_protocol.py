@@ -186,7 +186,11 @@ BAD_CLIENT_FRAMES: list[tuple[str | bytes, str, str | None]] = [
     ('{"type":"hello","name":"a","session":""}', ErrorCode.BAD_MESSAGE, None),
     ('{"type":"rename"}', ErrorCode.INVALID_NAME, None),
     ('{"type":"rename","name":["a"]}', ErrorCode.INVALID_NAME, None),
-]
+    # Well-formed JSON, impossible numbers: 1e309 parses to infinity; a time is 0 to the end of year 9999.
+    *((f'{{"type":"history","id":"h","since":{since}}}', ErrorCode.BAD_MESSAGE, None)
+      for since in ("1e309", "-1e309", "1e400", "NaN", "-Infinity", "-1", "-0.001", "253402300800", "1e12",
+                    "9" * 30, "-" + "9" * 5000, "true", '"0"', "null")),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("frame", "code", "op"), BAD_CLIENT_FRAMES, ids=lambda v: repr(v)[:40])
@@ -210,12 +214,33 @@ def test_bad_client_frames_raise_one_typed_error(frame: str | bytes, code: str, 
         '{"type":"presence","event":"joined","client":"c1"}',
         '{"type":"ack","op":"1","seq":1.0}',
         '{"type":"error","code":5,"message":"m"}',
+        '{"type":"update","seq":1,"total":1,"amount":1,"name":"a","client":"c","op":null,"at":1e309}',
+        '{"type":"update","seq":1,"total":1,"amount":1,"name":"a","client":"c","op":null,"at":-5}',
+        '{"type":"store","state":"available","reason":"","since":-1e309}',
     ],
 )
 def test_bad_server_frames_raise(frame: str) -> None:
     """The dashboard does not trust the server either."""
     with pytest.raises(ProtocolError):
         decode_server(frame)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ['{"type":"history","id":"h7","since":1e309}', '{"type":"history","id":"h7","since":0,"points":0}',
+     '{"type":"clients","id":"h7","limit":501}', '{"type":"clients","id":"h7","sort":"age"}'],
+)  # fmt: skip
+def test_a_bad_request_is_refused_with_its_id(frame: str) -> None:
+    """Once a request's id is read, its error carries it: the asker knows which request failed."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_client(frame)
+    assert (caught.value.code, caught.value.to_error().id) == (ErrorCode.BAD_MESSAGE, "h7")
+
+
+@pytest.mark.parametrize("since", ["0", "0.5", "1700000000.25", "253402300799", "253402300799.0"])
+def test_times_from_1970_to_the_end_of_year_9999_are_taken(since: str) -> None:
+    """The edges of the time range are times like any other."""
+    assert decode_client(f'{{"type":"history","id":"h","since":{since}}}') == HistoryRequest("h", float(since))
 
 
 def test_unknown_server_type_is_reported_so_clients_can_ignore_it() -> None:

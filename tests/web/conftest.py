@@ -98,8 +98,13 @@ class WebProcess:
         return pids
 
     def dashboards(self) -> list[int]:
-        """The dashboards it runs, one per connected tab."""
-        return [pid for pid in self.group() if argv_of(pid)[1:4] == ["-P", "-m", "tally.tui"]]
+        """The dashboards it runs, one per connected tab (one that ends while it is looked at is left out)."""
+        found = []
+        for pid in self.group():
+            with contextlib.suppress(OSError):
+                if argv_of(pid)[1:4] == ["-P", "-m", "tally.tui"]:
+                    found.append(pid)
+        return found
 
     def environment_of(self, pid: int) -> list[bytes]:
         """The environment process ``pid`` started with, as ``NAME=value`` entries."""

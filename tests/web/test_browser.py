@@ -15,6 +15,7 @@ from tally.server.app import TallyServer
 from tally.server.protocol import Presence, Update
 from tally.tui.app import make_app
 from tally.tui.link import LinkOptions
+from tests.support import waiting
 from tests.support.dashboard import log_text, table_names, until
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
@@ -115,3 +116,50 @@ async def use_the_page(browser: WebDriver, page: str, server: TallyServer, watch
 
         for path in (tmp_path / "browser.png", SCREENSHOT_FOR_REVIEW):
             assert await asyncio.to_thread(browser.save_screenshot, str(path)), f"no screenshot at {path}"
+
+
+def page_state(browser: WebDriver) -> tuple[str, str]:
+    """The classes of the page's body, and the text of the dialog shown when its session ends."""
+    state: list[str] = browser.execute_script(
+        'return [document.body.className, document.querySelector(".closed-dialog .message")?.innerText ?? ""];'
+    )
+    return state[0], state[1]
+
+
+async def test_a_full_server_and_an_idle_tab_say_so_in_the_browser(browser: WebDriver, start_web: StartWeb) -> None:
+    """With --max-tabs 1 a window opened while another has the dashboard gets the page 'no room' saying why; the tab
+    with the dashboard, left without input, shows 'Session ended' and why, its dashboard quits, and the refused window
+    then gets one."""
+    async with serving() as server:
+        web = start_web("--url", server.url, "--no-spawn", "--max-tabs", "1", "--idle-timeout", "6")
+        await asyncio.to_thread(web.wait_serving)
+        # The dashboard in a second window; the first one (where the terminal is readable) is refused.
+        first = browser.current_window_handle
+        await asyncio.to_thread(browser.switch_to.new_window, "tab")
+        second = browser.current_window_handle
+        await asyncio.to_thread(browser.get, web.url)
+        await waiting.until(lambda: len(web.dashboards()) == 1, what="the second window's dashboard")
+        await asyncio.to_thread(browser.switch_to.window, first)
+        await asyncio.to_thread(browser.get, web.url)
+        reason = await asyncio.to_thread(browser.find_element, By.ID, "reason")
+        assert "--max-tabs" in reason.text and browser.title == "Tally: no room for another dashboard", reason.text
+        await asyncio.to_thread(browser.switch_to.window, second)
+
+        states: list[tuple[str, str]] = []
+
+        async def look() -> None:
+            states.append(await asyncio.to_thread(page_state, browser))
+
+        await waiting.until(lambda: "-closed" in states[-1][0] if states else False, poll=look, timeout=30,
+                            what="the idle tab closed")  # fmt: skip
+        assert "A tab left without input for 6 seconds is closed" in states[-1][1], states[-1]
+        await asyncio.to_thread(browser.switch_to.window, first)
+        titles: list[str] = []
+
+        async def reload() -> None:
+            await asyncio.to_thread(browser.refresh)
+            titles.append(browser.title)
+
+        # The place is given back once the idle tab's dashboard has quit and been reaped.
+        await waiting.until(lambda: titles[-1:] == ["Tally"], poll=reload, what="the page with a dashboard")
+        await until_shown(browser, "● connected")

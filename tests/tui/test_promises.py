@@ -198,7 +198,7 @@ async def test_offline_the_last_known_total_looks_stale_and_pending_adds_project
             await until(pilot, lambda: app.dashboard.status.state == "reconnecting")
             assert app.dashboard.total.has_class("-stale") and "last known" in str(app.dashboard.total.border_title)
             await pilot.press("5", "enter")
-            await until(pilot, lambda: len(app.link.pending) == 1)
+            await until(pilot, lambda: len(app.link.pending) == 1 and app.dashboard.total.settled)
             assert "1 pending → 15" in str(app.dashboard.total.caption.render())
             (waiting,) = app.link.pending
             typed_at = time.strftime("%H:%M:%S", time.localtime(waiting.typed_at))

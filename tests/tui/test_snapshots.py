@@ -124,7 +124,10 @@ def scenario(*steps: Callable[[TallyApp], Awaitable[object] | None]) -> Callable
             await until(
                 pilot,
                 lambda: (
-                    app.dashboard.chart.settled and app.dashboard.activity.settled and app.dashboard.clients.settled
+                    app.dashboard.chart.settled
+                    and app.dashboard.activity.settled
+                    and app.dashboard.clients.settled
+                    and app.dashboard.total.settled
                 ),
                 what="drawn",
             )

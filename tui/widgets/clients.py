@@ -32,7 +32,7 @@ __all__ = ["ClientsTable"]
 
 TITLES = {"name": "Name", "added": "Added", "since": "Since", "address": "Address"}
 # A changed list (updates, joins) is redrawn at most this often.
-REDRAW_EVERY = 0.5
+REDRAW_EVERY = 1.0
 WHEEL_ROWS = 3
 
 

@@ -25,8 +25,9 @@ from tally.tui.series import WINDOWS, Series, chart_data
 
 __all__ = ["HistoryChart"]
 
-# However fast updates come, the chart is rebuilt at most this often.
-MIN_REDRAW = 0.5
+# However fast updates come, the chart is rebuilt at most this often (a minute drawn on some 60 columns:
+# once a second moves it by about a column).
+MIN_REDRAW = 1.0
 ORDER = list(WINDOWS)
 
 

@@ -26,6 +26,7 @@ class PeoplePanel(Vertical):
         self.table = table
         self.filter_box = Input(placeholder="names containing… (Enter: keep, Esc: clear)", id="people-filter")
         self.detail = Label("", id="people-detail", markup=False)
+        self._detail = ""
         self.border_title = "People"
 
     def compose(self) -> ComposeResult:
@@ -40,7 +41,10 @@ class PeoplePanel(Vertical):
     def on_clients_table_highlighted(self, event: ClientsTable.Highlighted) -> None:
         event.stop()
         width = self.detail.content_size.width or self.content_size.width
-        self.detail.update(self.table.detail(event.client, width=width) if event.client is not None else "")
+        text = self.table.detail(event.client, width=width) if event.client is not None else ""
+        if text != self._detail:  # the table is filled again twice a second: the same row, nothing to draw
+            self._detail = text
+            self.detail.update(text)
         self.border_subtitle = self.table.range_text
 
     def action_filter(self) -> None:

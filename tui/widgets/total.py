@@ -29,6 +29,10 @@ from tally.tui.numbers import compact_words
 __all__ = ["Marker", "TotalPanel"]
 
 FLASH_SECONDS = 0.6
+# The total is drawn again at most this often: under 30 updates a second, each one drawn would be a frame of
+# its own (the digits, the caption, the panel) for changes nobody can read; the first change after a quiet
+# while is drawn at once, the last of a burst within this long.
+DRAW_EVERY = 0.25
 # At most one flash in this long: a steady stream of updates flashes once, not continuously.
 FLASH_EVERY = 5.0
 
@@ -37,15 +41,19 @@ Marker = tuple[int, str]
 
 
 class TotalPanel(Vertical):
-    """Shows ``total``; flashes green when it rises and red when it falls (at most every ``FLASH_EVERY`` s)."""
+    """Shows ``total``; flashes green when it rises and red when it falls (at most every ``FLASH_EVERY`` s).
 
-    total: reactive[int | None] = reactive(None)
-    seq: reactive[int] = reactive(0)
-    marker: reactive[Marker | None] = reactive(None)
+    Its values do not repaint the panel itself (a border): only its digits and caption are drawn again, at
+    most every ``DRAW_EVERY`` seconds.
+    """
+
+    total: reactive[int | None] = reactive(None, repaint=False)
+    seq: reactive[int] = reactive(0, repaint=False)
+    marker: reactive[Marker | None] = reactive(None, repaint=False)
     # While offline: the total shown is the last known one; pending adds would take it further.
-    stale: reactive[bool] = reactive(False)
-    pending: reactive[int] = reactive(0)
-    pending_amount: reactive[int] = reactive(0)
+    stale: reactive[bool] = reactive(False, repaint=False)
+    pending: reactive[int] = reactive(0, repaint=False)
+    pending_amount: reactive[int] = reactive(0, repaint=False)
 
     ALLOW_SELECT = True
 
@@ -54,6 +62,8 @@ class TotalPanel(Vertical):
         self._flash: Timer | None = None
         self._flashed_at = -FLASH_EVERY
         self._lines = 0  # lines in the caption, last drawn: a new layout only when that changes
+        self._drawn_at = -DRAW_EVERY
+        self._draw: Timer | None = None
         self.border_title = "Total"
         # Held, not queried: updates may still arrive while the app tears down.
         self.digits = Digits("…", id="total-digits")
@@ -73,13 +83,13 @@ class TotalPanel(Vertical):
     def watch_total(self, old: int | None, new: int | None) -> None:
         if old is not None and new is not None and old != new:
             self.flash("-up" if new > old else "-down")
-        self._render_total()
+        self._soon()
 
     def watch_seq(self) -> None:
-        self._render_total()
+        self._soon()
 
     def watch_marker(self) -> None:
-        self._render_total()
+        self._soon()
 
     def watch_stale(self, stale: bool) -> None:
         self.set_class(stale, "-stale")
@@ -87,10 +97,10 @@ class TotalPanel(Vertical):
         self._render_total()
 
     def watch_pending(self) -> None:
-        self._render_total()
+        self._soon()
 
     def watch_pending_amount(self) -> None:
-        self._render_total()
+        self._soon()
 
     def on_resize(self) -> None:
         self._render_total()
@@ -98,7 +108,26 @@ class TotalPanel(Vertical):
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda theme: self._render_total())
 
+    @property
+    def settled(self) -> bool:
+        """Nothing waits to be drawn."""
+        return self._draw is None
+
+    def _soon(self) -> None:
+        """Draw now if the last drawing was a while ago, else once ``DRAW_EVERY`` has passed since it."""
+        if self._draw is not None:
+            return
+        wait = self._drawn_at + DRAW_EVERY - time.monotonic()
+        if wait <= 0:
+            self._render_total()
+        else:
+            self._draw = self.set_timer(wait, self._render_total)
+
     def _render_total(self) -> None:
+        if self._draw is not None:
+            self._draw.stop()
+            self._draw = None
+        self._drawn_at = time.monotonic()
         digits, caption = self.digits, self.caption
         if self.total is None:
             digits.update("…")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -255,7 +255,8 @@ class TallyApp(App[None]):
     def _theme_changed(self, theme: Any) -> None:
         self.remember("theme", self.theme)
 
-    def on_dashboard_renamed(self, message: Dashboard.Renamed) -> None:
+    @on(Dashboard.Renamed)  # by its class: the handler's name would follow the module that defines it
+    def name_chosen(self, message: Dashboard.Renamed) -> None:
         self.remember("name", message.name)
 
     def remember(self, key: str, value: str) -> None:

@@ -223,7 +223,7 @@ class TallyApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(sections(self.BINDINGS)))
+            self.push_screen(HelpScreen(sections([*self.BINDINGS, *Dashboard.BINDINGS])))  # Esc too
 
     async def action_quit(self) -> None:
         outbox = self.link.outbox

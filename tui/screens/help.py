@@ -22,8 +22,8 @@ from tally.tui.widgets import ActivityLog, ClientsTable, HistoryChart, PeoplePan
 __all__ = ["HelpScreen", "key_label", "sections"]
 
 PANELS = (
-    ("Total", "The shared total. ▲/▼ is its last change; below it, how many updates made it, or your adds still "
-     "waiting for the server and where they will take it. Offline, it says “last known”."),
+    ("Total", "The shared total. ▲/▼ is the last add and who made it; then how many updates made it, or your adds "
+     "still waiting for the server and where they will take it. Offline, it says “last known”."),
     ("Input", "Type an amount and press Enter: +5, -3, 1,000 (commas, spaces or _ between groups of three). "
      "Anything else is explained under the box and nothing is sent. A digit, + or - typed anywhere lands here."),
     ("People", "Who is here, you on top. Sort by a column (click it, or its key); filter by name. The line under "

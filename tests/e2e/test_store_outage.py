@@ -3,6 +3,7 @@ dashboard read from the screen as its user reads it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import urllib.request
 from pathlib import Path
@@ -48,7 +49,9 @@ async def test_redis_away_and_back_reads_as_one_state_then_the_total_with_the_ad
             status = screen.splitlines()[0]
             assert "connected" not in status and "pending" not in status, status
             # The dashboard tries the oldest add again now and then (5 s, then longer): the server refuses it.
-            await waiting.until(lambda: refused_unavailable(server.port) >= 1, timeout=30, what="a retry refused")
+            # Read twice a second: a connection every 10 ms would meet the server's limit on new connections (429).
+            await waiting.until(lambda: refused_unavailable(server.port) >= 1, timeout=30, what="a retry refused",
+                                poll=lambda: asyncio.sleep(0.5))  # fmt: skip
             assert "refused" not in terminal.text().lower() and "try again" not in terminal.text().lower()
             redis.start()
             screen = await until_shown(terminal, "● connected", "the store is back", timeout=20)

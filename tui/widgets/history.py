@@ -151,6 +151,8 @@ class HistoryChart(PlotextPlot):
             plt.xticks([-window.seconds, 0.0], [_time_label(now - window.seconds, window.label_format), "now"])
         short = self.size.height < 10  # a few rows (80x24): the plot gets them, with its lowest and highest only
         values = ticks(data.low, data.high, 1 if short else min(8, self.size.height // 4))  # a label every few rows
+        if self.size.height < 6:
+            values = values[-1:]  # a plot of a row or two: its two ends would be drawn on the same row
         positions_y = [float(value) for value in values]
         plt.ylim(data.low, data.high if data.high > data.low else data.low + 1)
         if data.relative:

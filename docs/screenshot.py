@@ -1,7 +1,7 @@
 """Make docs/screenshot.svg: the real dashboard, against a real server, in a small room's busy minute.
 
 Run from the repository: ``python docs/screenshot.py`` (about a minute). Seven
-people join and add for 50 s; halfway through, the dashboard (120x36) opens,
+people join and add for 50 s; halfway through, the dashboard (80x24, the size most terminals open at) opens,
 adds 100 and, at the end, is saved.
 """
 
@@ -43,7 +43,7 @@ async def main() -> None:
         room = asyncio.create_task(adding(peers, chance, SECONDS))
         await asyncio.sleep(SECONDS / 2)  # the dashboard opens on a room already busy: its chart asks for history
         app = make_app(LinkOptions(server.url, "hana"))
-        async with app.run_test(size=(120, 36)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.dashboard.status.state == "connected")
             await pilot.press(*"+100", "enter")
             await room

@@ -146,8 +146,14 @@ class Fanout:
         self._schedule(soon=False)
 
     def close_all(self, reason: str) -> None:
-        """Close every subscribed connection (code 1012: reconnect), e.g. so that each resynchronises."""
+        """Close every subscribed connection (code 1012: reconnect), e.g. so that each resynchronises.
+
+        Nothing more is sent to them meanwhile (each resynchronises from a snapshot; an ack not sent
+        is sent again for the same op): a message queued before the close frame would tell a
+        dashboard about the ledger it is about to leave.
+        """
         for connection in list(self.connections):
+            self.unsubscribe(connection)
             transport = connection.transport
             if connection.protocol.state is State.OPEN and not transport.is_closing():
                 task = asyncio.get_running_loop().create_task(_close(connection, reason))

@@ -163,12 +163,14 @@ class Session(ABC):
         while self.in_flight:
             await self._next_answer()
 
-    async def join(self, name: str, session: str | None) -> None:
+    async def join(self, name: str, session: str | None, since: float | None = None) -> None:
+        """Announce this client; ``since``, when it says it first came, is kept within the retention window."""
         room = self.room
+        now = time.time()
         info = ClientInfo(
             id=self.client_id,
             name=name,
-            since=time.time(),
+            since=now if since is None else min(now, max(since, now - room.limits.retention)),
             added=room.ledger.view.contribution(session),
             address=self.address if room.show_addresses else None,
             tag=session_tag(session),
@@ -216,7 +218,7 @@ class DashboardSession(Session):
             self.room.roster.watchers += 1
         else:
             # Presence may wait a moment for company; the welcome follows at that flush.
-            await self.join(self.name, self.session)
+            await self.join(self.name, self.session, hello.since)
         room = self.room
         if hello.resume is not None:
             await room.check_resume(hello.resume)

@@ -3,8 +3,9 @@
 :func:`make_app` builds it, for the command line and for every test. The app
 runs the link in a worker and hands each of its events to the dashboard
 (:class:`LinkEvent` adapts the link's plain events to Textual's queue); it
-keeps the theme, the screenshots, quitting and the adds left by earlier
-dashboards. What the dashboard shows and does is :mod:`tui.screens.dashboard`'s;
+keeps the theme, the screenshots, quitting, the adds left by earlier
+dashboards and the question about adds typed for another ledger (their
+journals). What the dashboard shows and does is :mod:`tui.screens.dashboard`'s;
 its palette commands :mod:`tui.commands`'.
 """
 
@@ -17,23 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from tally.tui import notes
 from tally.tui.commands import DashboardCommands
 from tally.tui.config import Preferences, save_value
-from tally.tui.journal import Journal
+from tally.tui.journal import Journal, fresh_in
 from tally.tui.link import Link, LinkOptions
-from tally.tui.messages import REPLACEABLE, Event
+from tally.tui.messages import REPLACEABLE, Connected, Event, LedgerChanged
 from tally.tui.model import Model
 from tally.tui.pending import Pending
-from tally.tui.screens.choice import quit_with_pending
+from tally.tui.screens.choice import ChoiceScreen, ledger_changed, quit_with_pending
 from tally.tui.screens.dashboard import MIN_HEIGHT, MIN_WIDTH, Dashboard
-from tally.tui.screens.help import HelpScreen
+from tally.tui.screens.help import HelpScreen, sections
+from tally.tui.urls import public_url
 
 __all__ = ["LinkEvent", "TallyApp", "make_app", "screenshot_directory"]
 
@@ -80,12 +83,15 @@ class TallyApp(App[None]):
                 tooltip="Show the people and go to them"),
         Binding("f4", "dashboard('show', 'activity')", "Log", key_display="F4",
                 tooltip="Show the activity log and go to it"),
-        Binding("ctrl+z", "dashboard('undo')", "Undo", priority=True, tooltip="Take back your last add"),
+        Binding("ctrl+z", "dashboard('undo')", "Undo", priority=True,
+                tooltip="Take back your most recent add still in effect (again: the one before)"),
+        Binding("ctrl+y", "dashboard('redo')", "Redo", priority=True, tooltip="Put back the add you undid last"),
         Binding("ctrl+n", "dashboard('rename')", "Rename", priority=True, tooltip="Change your display name"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit (asks first if adds are still waiting)"),
         Binding("ctrl+p", "command_palette", "Commands", tooltip="Every command, with its key"),
-        Binding("slash", "dashboard('focus_input')", "Input", show=False, key_display="/",
-                tooltip="Go back to the amount input"),
+        Binding("slash", "dashboard('search')", "Search", show=False, key_display="/",
+                tooltip="Search the log: every match highlighted, n and N go from one to the next"),
+        Binding("q", "quit", "Quit", show=False, tooltip="Quit, from anywhere but a text box"),
         Binding("ctrl+t", "dashboard('copy_total')", "Copy total", show=False, priority=True,
                 tooltip="Copy the exact total"),
         Binding("ctrl+r", "dashboard('reconnect')", "Reconnect", show=False, priority=True,
@@ -114,6 +120,7 @@ class TallyApp(App[None]):
         self.leftovers = list(leftovers)
         self.preferences = preferences or Preferences()
         self.config = config
+        self._asking_about_ledger = False
 
     def get_default_screen(self) -> Screen[Any]:
         return self.dashboard
@@ -140,7 +147,39 @@ class TallyApp(App[None]):
         self.post_message(LinkEvent(event))
 
     def on_link_event(self, message: LinkEvent) -> None:
-        self.dashboard.heard(message.event)
+        if isinstance(message.event, Connected) and self.options.start_server is None:
+            # A server given by URL (not this user's own local one) answered: the next start goes there too.
+            self.remember("url", ",".join(self.link.urls))
+        if isinstance(message.event, LedgerChanged):
+            self.ask_about_ledger(message.event)
+        else:
+            self.dashboard.heard(message.event)
+
+    def ask_about_ledger(self, event: LedgerChanged) -> None:
+        """The server holds another ledger than our pending adds': keep them aside (in a journal of their own), or
+        discard them. Nothing was sent meanwhile."""
+        if self._asking_about_ledger:
+            return  # a reconnect while the question is open: it is still the same question
+        self._asking_about_ledger = True
+        activity = self.dashboard.activity
+
+        def chosen(choice: str | None) -> None:
+            self._asking_about_ledger = False
+            if choice == "discard":
+                self.link.discard_held()
+                activity.note(f"discarded {event.pending} add(s) typed for ledger {event.expected}")
+            else:
+                journal = self.link.pending.journal
+                old = self.link.keep_for_other_ledger(
+                    Pending(None if journal is None else fresh_in(journal.path.parent))
+                )
+                if old.journal is not None:
+                    old.journal.release()
+                activity.note(f"kept {event.pending} add(s) for ledger {event.expected}; not sent here")
+            self.dashboard.show_pending()
+
+        activity.note(notes.ledger_held(event.found, event.expected, event.pending), style="bold red")
+        self.push_screen(ledger_changed(public_url(self.link.url), event.expected, event.found, event.pending), chosen)
 
     @work(exclusive=True, exit_on_error=False, group="link")
     async def run_link(self) -> None:
@@ -184,13 +223,15 @@ class TallyApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.dashboard.help_sections()))
+            self.push_screen(HelpScreen(sections([*self.BINDINGS, *Dashboard.BINDINGS])))  # Esc too
 
     async def action_quit(self) -> None:
         outbox = self.link.outbox
         if not outbox.pending:
             self.exit()
             return
+        if isinstance(self.screen, ChoiceScreen):
+            return  # q in the question itself: it is being asked
 
         def chosen(choice: str | None) -> None:
             if choice == "discard":
@@ -198,7 +239,10 @@ class TallyApp(App[None]):
                 self.exit()
             elif choice == "keep":
                 outbox.save()
-                self.exit()
+                count = len(outbox.pending)
+                self.exit(message=f"tally: {count:,} add{'s' * (count != 1)} kept: the next dashboard you open "
+                                  f"for {public_url(self.link.url)} sends {'them' if count != 1 else 'it'}, "
+                                  "counted once")  # fmt: skip
 
         self.push_screen(quit_with_pending(len(outbox.pending), outbox.may_have_counted), chosen)
 
@@ -209,12 +253,22 @@ class TallyApp(App[None]):
         return super().deliver_screenshot(filename, path or str(screenshot_directory()), time_format)
 
     def _theme_changed(self, theme: Any) -> None:
-        if self.config is None:
+        self.remember("theme", self.theme)
+
+    @on(Dashboard.Renamed)  # by its class: the handler's name would follow the module that defines it
+    def name_chosen(self, message: Dashboard.Renamed) -> None:
+        self.remember("name", message.name)
+
+    def remember(self, key: str, value: str) -> None:
+        """Save a preference in config.toml (nothing without one: tests), if it changed; say so if it cannot be."""
+        if self.config is None or getattr(self.preferences, key) == value:
             return
         try:
-            save_value("theme", self.theme, self.config)
+            save_value(key, value, self.config)
         except (OSError, ValueError) as exc:
-            self.notify(f"could not save the theme in {self.config}: {exc}", severity="warning", markup=False)
+            self.notify(f"could not save the {key} in {self.config}: {exc}", severity="warning", markup=False)
+            return
+        self.preferences = dataclasses.replace(self.preferences, **{key: value})
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):

@@ -45,7 +45,16 @@ def commands(dashboard: Dashboard) -> Iterator[tuple[str, str, Callable[[], obje
     for log_filter, label in FILTERS.items():
         yield (f"Activity: show {label}", "Filter the activity log (F4, then f cycles)",
                partial(dashboard.activity.set_filter, log_filter))  # fmt: skip
-    yield "Activity: copy the lines in view", "(F4, then c)", dashboard.activity.action_copy_lines
+    yield (
+        "Activity: copy the entries in view",
+        "Each whole, however it wraps (F4, then c)",
+        dashboard.activity.action_copy_lines,
+    )
+    yield (
+        "Activity: search",
+        "Highlight every entry holding a text; n and N go from one to the next (/)",
+        dashboard.action_search,
+    )
     yield "Activity: copy the whole log", "Every line the filter shows", dashboard.action_copy_log
 
 

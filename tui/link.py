@@ -11,17 +11,17 @@ its ack; on every (re)connect all pending adds are sent again with their
 original op ids, and the server's per-session dedupe makes each one count
 exactly once. Adds are sent no faster than the server's rate allows, so a
 long queue typed offline drains without a refusal. Pending adds are only
-ever sent to the ledger they were typed for.
+ever sent to the ledger they were typed for. While the server's store is
+away they wait, and go again by themselves when it is back (the inbox says
+when; the link owns the probe's timer for a server that never says).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -33,14 +33,13 @@ from tally.server.protocol import (
     Error,
     Hello,
     HistoryRequest,
-    Rename,
     ServerMessage,
     Welcome,
     decode_server_frame,
     encode,
 )
-from tally.server.protocol.messages import Role, SortKey
-from tally.tui.inbox import FLUSH_INTERVAL, RETRY_LATER, FlushAt, Inbox, ResendAfter, Timer
+from tally.server.protocol.messages import SortKey
+from tally.tui.inbox import FlushAt, Inbox, ProbeAfter, ResendAfter, Timer
 from tally.tui.messages import (
     Connected,
     Connecting,
@@ -51,43 +50,13 @@ from tally.tui.messages import (
     LedgerChanged,
     ServerRefused,
 )
+from tally.tui.options import LinkOptions
 from tally.tui.outbox import Outbox, Request
 from tally.tui.pending import Pending, PendingAdd
 from tally.tui.retry import FAILURES, PACE_SHARE, RESYNC, GiveUp, Pace, Stalled, Verdict, backoff, classify
-from tally.tui.urls import split_urls, unix_path
+from tally.tui.urls import unix_path
 
-__all__ = ["Link", "LinkOptions"]
-
-
-@dataclass(frozen=True)
-class LinkOptions:
-    """Where and how to connect; the same for the dashboard, the script commands and the tests.
-
-    ``url`` is one server, or several of one cluster to fail over between (also
-    as a comma list); ``name`` is said in the hello. ``token`` is sent as a
-    bearer token and never shown; ``tls`` verifies a wss:// server (default: the
-    system's trusted CAs); a ping unanswered for ``stall_timeout`` seconds means
-    the connection is dead. ``start_server``, if given, is called (in a thread)
-    when nothing answers at ``url``. ``once``: stop as soon as no add is pending
-    (sending what an earlier dashboard left). The intervals are the link's own
-    timers, given here so that tests need not wait on the defaults.
-    """
-
-    url: str | Sequence[str]
-    name: str = "anonymous"
-    token: str | None = field(default=None, repr=False)
-    tls: ssl.SSLContext | None = None
-    stall_timeout: float = 10.0
-    start_server: Callable[[], object] | None = None
-    role: Role = "person"
-    once: bool = False
-    latency_interval: float = 2.0
-    flush_interval: float = FLUSH_INTERVAL
-    retry_later: Mapping[str, float] = field(default_factory=lambda: dict(RETRY_LATER))
-
-    @property
-    def urls(self) -> list[str]:
-        return split_urls(self.url)
+__all__ = ["Link", "LinkOptions"]  # LinkOptions is tui.options', here too for whoever builds a link
 
 
 class Link:
@@ -103,11 +72,10 @@ class Link:
         self.options = options
         self.urls = options.urls
         self._index = 0
-        self.name = options.name
         self.post = post
         self.clock = clock
         self._headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
-        self.outbox = Outbox(pending if pending is not None else Pending())
+        self.outbox = Outbox(pending if pending is not None else Pending(), options.name)
         # Through self.post, looked up at each call: tests wrap it to watch what is posted.
         self.inbox = Inbox(
             self.outbox,
@@ -115,6 +83,7 @@ class Link:
             clock=clock,
             flush_interval=options.flush_interval,
             retry_later=options.retry_later,
+            store_probe=options.store_probe,
         )
         self._connection: ClientConnection | None = None
         self._session_number = 0  # a timer set in one session does nothing in the next
@@ -155,10 +124,15 @@ class Link:
         self._ready.set()
         return add
 
+    @property
+    def name(self) -> str:
+        """The name we go by now (adds typed earlier keep theirs)."""
+        return self.outbox.name
+
     def rename(self, name: str) -> None:
-        """Change our name; while offline, the next hello carries it."""
-        self.name = name
-        self._send(Rename(name=name))
+        """Change our name; the server is told once the adds typed under the old one are out (offline: the hello)."""
+        self.outbox.rename(name)
+        self._ready.set()
 
     def request_clients(
         self, *, offset: int = 0, limit: int = 50, sort: SortKey = "name", descending: bool = False, filter: str = ""
@@ -215,7 +189,7 @@ class Link:
             # At once after a session that worked, or while other servers are left to try in this round.
             rounds, rest = divmod(failures, len(self.urls))
             delay = max(verdict.after, backoff(rounds) if failures and not rest else 0.0)
-            self.post(ConnectionLost(verdict.reason, self.clock() + delay, failures))
+            self.post(ConnectionLost(verdict.reason, self.clock() + delay, failures, verdict.resync))
             await self._sleep(delay)
 
     async def _session(self) -> tuple[Verdict, bool]:
@@ -242,7 +216,7 @@ class Link:
             self._session_number += 1
             self.outbox.closed()
             self._flush_now()
-            self.outbox.save()
+            self.pending.checkpoint()  # where the stream stands too: a dashboard started later resumes from it
 
     def _connect(self) -> contextlib.AbstractAsyncContextManager[ClientConnection]:
         """A connection to the current URL (a Unix socket, or ws:// and wss://)."""
@@ -265,7 +239,8 @@ class Link:
         """Say hello, take the snapshot, and queue every pending add meant for this ledger."""
         if connection.subprotocol != SUBPROTOCOL:
             raise GiveUp(f"the server does not speak {SUBPROTOCOL}: is it a Tally server, and a recent one?")
-        hello = Hello(name=self.name, secret=self.pending.secret, role=self.options.role, resume=self.inbox.resume())
+        hello = Hello(name=self.outbox.hello_name(), secret=self.pending.secret, role=self.options.role,
+                      resume=self.inbox.resume(), since=self.inbox.since)  # fmt: skip
         await connection.send(encode(hello))
         welcome = None
         async with asyncio.timeout(10):
@@ -277,15 +252,16 @@ class Link:
                         # A name the server refuses: show it and keep whatever name it accepts.
                         self.post(ServerRefused(message))
                         raise GiveUp(f"the server refused our hello: {message.message}")
-        self.inbox.welcomed(welcome)
         self._connection = connection
         if welcome.limits is not None:
             self._pace = Pace(welcome.limits.rate * PACE_SHARE, max(1.0, welcome.limits.burst / 2), now=self.clock())
         ledger = self.pending.ledger
         if self.outbox.welcomed(welcome.ledger):
             self.post(LedgerChanged(ledger, welcome.ledger, len(self.pending)))
-        self._ready.set()
         self.post(Connected(welcome))
+        # After: the store's state may pause what the outbox just queued, and is told after the snapshot.
+        self._set(self.inbox.welcomed(welcome))
+        self._ready.set()
 
     async def _serve(self, connection: ClientConnection) -> None:
         """Run the session's loops until the first one ends; its outcome is the session's.
@@ -316,6 +292,8 @@ class Link:
                 self._receive(message)
             self.inbox.end_of_frame()
             self.outbox.save()  # what this frame settled is off the disk too, or a restart would resend it
+            if self.outbox.ready:
+                self._ready.set()  # the store is back, or a name is to be said
             if self.options.once and not self.pending:
                 self._wake.set()  # all sent: close
 
@@ -362,6 +340,8 @@ class Link:
             self._flush = loop.call_later(max(0.0, timer.when - self.clock()), self._flush_now)
         elif isinstance(timer, ResendAfter):
             loop.call_later(timer.delay, self._resend, self._session_number, timer.op)
+        elif isinstance(timer, ProbeAfter):
+            loop.call_later(timer.delay, self._probe, self._session_number, timer.outage)
 
     def _flush_now(self) -> None:
         if self._flush is not None:
@@ -373,6 +353,12 @@ class Link:
         if session == self._session_number:  # a later session resends everything anyway
             self.outbox.retry(op)
             self._ready.set()
+
+    def _probe(self, session: int, outage: int) -> None:
+        if session == self._session_number:  # a later session's welcome says how the store is
+            self._set(self.inbox.probe(outage))
+            if self.outbox.ready:
+                self._ready.set()
 
     def _save_soon(self) -> None:
         """Save once the current burst (a paste) has been typed: one write, not one per add."""

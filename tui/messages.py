@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tally.server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, Update, Welcome
+from tally.server.protocol import ClientsPage, Error, HistoryPage, Online, Presence, StoreStatus, Update, Welcome
 from tally.tui.pending import PendingAdd
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PendingChanged",
     "PresenceChanged",
     "ServerRefused",
+    "StoreChanged",
     "UpdatesArrived",
 ]
 
@@ -63,11 +64,15 @@ class LedgerChanged:
 
 @dataclass
 class ConnectionLost:
-    """The connection dropped or could not be made; we will retry at ``retry_at`` (monotonic)."""
+    """The connection dropped or could not be made; we will retry at ``retry_at`` (monotonic).
+
+    ``resync``: the server closed it so that every dashboard starts afresh (the ledger was repaired).
+    """
 
     reason: str
     retry_at: float
     attempt: int
+    resync: bool = False
 
 
 @dataclass
@@ -127,6 +132,20 @@ class AddAcknowledged:
 
 
 @dataclass
+class StoreChanged:
+    """The server's store changed state: adds wait (``unavailable``, ``rewound``) or are taken again.
+
+    ``told``: the server said so (a ``store`` message, or its welcome); otherwise the
+    link inferred it from a refusal (an older server that never says), and ``since``
+    is when that refusal came. The adds refused meanwhile stay pending: the link sends
+    them again by itself when the store is back, with the same op ids.
+    """
+
+    status: StoreStatus
+    told: bool = True
+
+
+@dataclass
 class LatencyMeasured:
     seconds: float
 
@@ -151,6 +170,7 @@ Event = (
     | ClientsPageArrived
     | HistoryArrived
     | ServerRefused
+    | StoreChanged
     | AddAcknowledged
     | LatencyMeasured
     | PendingChanged

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from tally.server.protocol import (
     HISTORY_POINTS,
@@ -22,33 +21,13 @@ from tally.server.protocol import (
     Presence,
     Update,
     Welcome,
+    sort_key,
 )
 from tally.server.protocol.messages import SortKey
-from tally.tui.pending import PendingAdd
 from tally.tui.series import WINDOWS, Series
+from tally.tui.undo import UndoStack
 
-__all__ = ["Mine", "Model"]
-
-# How many of my own acknowledged adds ctrl+z can reach back to.
-UNDO_DEPTH = 100
-
-
-@dataclass
-class Mine:
-    """One of my adds the server applied: what ctrl+z can take back."""
-
-    op: str
-    amount: int
-    seq: int
-    undone: bool = False
-
-
-# The server's orders (server/presence.py), so that a room growing past live keeps its order.
-SORTS: dict[SortKey, Callable[[ClientInfo], tuple[object, ...]]] = {
-    "name": lambda info: (info.name.casefold(), info.since),
-    "added": lambda info: (info.added, info.name.casefold()),
-    "since": lambda info: (info.since, info.name.casefold()),
-}
+__all__ = ["Model"]
 
 
 class Model:
@@ -67,7 +46,7 @@ class Model:
         self.limits: LimitsInfo | None = None
         self.server_version = ""
         self.history: deque[HistoryPoint] = deque(maxlen=HISTORY_POINTS)
-        self.mine: deque[Mine] = deque(maxlen=UNDO_DEPTH)
+        self.undo = UndoStack()  # what ctrl+z and ctrl+y reach
         # The total over the window the chart shows (the last minute, hour or day).
         self.series = Series(WINDOWS["minute"])
         # Me as others see me: in a large room the welcome lists nobody, me included.
@@ -75,8 +54,8 @@ class Model:
 
     def welcome(self, welcome: Welcome) -> None:
         """Replace everything with the server's snapshot."""
-        if welcome.ledger != self.ledger:
-            self.mine.clear()  # undo reaches only into the ledger it was typed for
+        if self.ledger and (welcome.ledger, welcome.epoch) != (self.ledger, self.epoch):
+            self.undo.clear()  # undo reaches only into the ledger (and epoch) it was typed for
         self.you, self.session = welcome.you, welcome.session
         self.ledger, self.epoch = welcome.ledger, welcome.epoch
         self.limits, self.server_version = welcome.limits, welcome.server.version
@@ -112,10 +91,6 @@ class Model:
             self.history.append(point)
             self.series.add(point)
             credits[update.client] += update.amount
-            if update.undoes is not None:
-                for mine in self.mine:
-                    if mine.seq == update.undoes:
-                        mine.undone = True
         changed = set()
         for client_id, amount in credits.items():
             client = self.clients.get(client_id)
@@ -159,7 +134,7 @@ class Model:
         if filter:
             needle = filter.casefold()
             people = [info for info in people if needle in info.name.casefold()]
-        ordered = sorted(people, key=SORTS[sort], reverse=descending)
+        ordered = sorted(people, key=sort_key(sort), reverse=descending)
         return len(ordered), ordered[offset : offset + limit]
 
     def page_arrived(self, page: ClientsPage) -> None:
@@ -184,26 +159,6 @@ class Model:
         became_live = online.live and not self.live
         self.online, self.live = online.count, online.live
         return became_live
-
-    def acknowledged(self, add: PendingAdd, seq: int) -> None:
-        self.mine.append(Mine(add.op, add.amount, seq))
-
-    def undoable(self) -> Mine | None:
-        """My latest applied add not yet taken back (an undo can itself be undone)."""
-        return next((mine for mine in reversed(self.mine) if not mine.undone), None)
-
-    def take_back(self) -> Mine | None:
-        """The add ctrl+z takes back now, marked so: a second ctrl+z before the answer takes the one before it."""
-        mine = self.undoable()
-        if mine is not None:
-            mine.undone = True
-        return mine
-
-    def undo_refused(self, add: PendingAdd) -> None:
-        """The server refused ``add`` for good: if it was an undo, what it would have taken back can be again."""
-        for mine in self.mine:
-            if add.undo is not None and mine.op == add.undo:
-                mine.undone = False
 
     @property
     def stale(self) -> bool:

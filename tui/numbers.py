@@ -7,33 +7,48 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["compact", "fit", "ticks"]
+__all__ = ["compact", "compact_words", "fit", "scaled", "ticks"]
 
-# Short scale, as people say them aloud: 55.9B is fifty-five point nine billion.
-_SUFFIXES = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
+# Short scale, as people say them aloud: 55.9B is fifty-five point nine billion. Past trillions the
+# letters are Qa and Qi (quadrillion, quintillion), as in finance; the words are spelled out where there
+# is room (the total's caption), and never an exponent: 9.22E18 means nothing to most people.
+SCALES = (
+    (10**18, "Qi", "quintillion"),
+    (10**15, "Qa", "quadrillion"),
+    (10**12, "T", "trillion"),
+    (10**9, "B", "billion"),
+    (10**6, "M", "million"),
+    (10**3, "K", "thousand"),
+)
+
+
+def scaled(value: int) -> tuple[str, str, str]:
+    """``value`` as three significant digits and its scale: ("-9.22", "Qi", "quintillion"); ("999", "", "")."""
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    if size < 1000:
+        return f"{sign}{size}", "", ""
+    for index, (scale, letters, word) in enumerate(SCALES):
+        if size >= scale:
+            shown = size / scale
+            if f"{shown:.3g}" == "1e+03" and index:  # 999,999 is 1M, never 1000K
+                scale, letters, word = SCALES[index - 1]
+                shown = size / scale
+            return f"{sign}{shown:.3g}", letters, word
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def compact(value: int, *, signed: bool = False) -> str:
-    """``value`` in at most 7 characters (8 with a sign): 999, 12.3K, 55.9B, 9.22E18.
+    """``value`` in at most 7 characters (8 with a sign): 999, 12.3K, 55.9B, 9.22Qi. Never an exponent."""
+    number, letters, _ = scaled(value)
+    sign = "+" if signed and value > 0 else ""
+    return f"{sign}{number}{letters}"
 
-    Past trillions it is scientific: quadrillions and up have no name people share.
-    """
-    sign = ("+" if value > 0 else "") if signed else ""
-    sign = "-" if value < 0 else sign
-    size = abs(value)
-    if size < 1000:
-        return f"{sign}{size}"
-    if size >= 999_500_000_000_000:  # what would round to 1000T
-        mantissa, exponent = f"{size:.2E}".split("E")
-        return f"{sign}{mantissa}E{int(exponent)}"
-    for scale, suffix in _SUFFIXES:
-        if size >= scale:
-            shown = size / scale
-            # Three significant digits, but never "1000K": that is 1.00M.
-            text = f"{shown:.3g}" if shown < 999.5 else f"{shown / 1000:.3g}"
-            bigger = {"K": "M", "M": "B", "B": "T"}
-            return f"{sign}{text}{suffix if shown < 999.5 else bigger[suffix]}"
-    raise AssertionError("unreachable")  # pragma: no cover
+
+def compact_words(value: int) -> tuple[str, str]:
+    """``value`` for the big digits and the word of its scale: ("9.22", "quintillion"); ("999", "")."""
+    number, _, word = scaled(value)
+    return number, word
 
 
 def fit(value: int, width: int, *, signed: bool = False) -> str:

@@ -36,6 +36,8 @@ PACE_SHARE = 0.8
 
 
 RESYNC = "missed an update; resynchronising"
+# The close code a server sends to make every dashboard reconnect and take a fresh snapshot.
+SERVICE_RESTART = 1012
 # Why an attempt failed when nothing listens at the address (connection refused, no such socket):
 # the script commands give up on it at once when asked to (--fail-fast).
 NOT_LISTENING = "no server is listening"
@@ -91,6 +93,8 @@ class Verdict:
     retry: bool = True
     # Wait at least this long before trying again (a server that said when).
     after: float = 0.0
+    # The server asked every dashboard to start afresh (close code 1012: the ledger was repaired).
+    resync: bool = False
 
 
 def describe_close(*, we_closed_first: bool, code: int | None, reason: str) -> str:
@@ -156,13 +160,13 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, InvalidURI):
         return Verdict(f"bad URL: {exc}", retry=False)
     if isinstance(exc, ConnectionClosed):
-        return Verdict(
-            describe_close(
-                we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
-                code=None if exc.rcvd is None else exc.rcvd.code,
-                reason="" if exc.rcvd is None else exc.rcvd.reason,
-            )
+        code = None if exc.rcvd is None else exc.rcvd.code
+        reason = describe_close(
+            we_closed_first=exc.sent is not None and exc.rcvd_then_sent is False,
+            code=code,
+            reason="" if exc.rcvd is None else exc.rcvd.reason,
         )
+        return Verdict(reason, resync=code == SERVICE_RESTART)
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = f"the server's certificate is not trusted ({exc.verify_message}); see --cafile"
         return Verdict(reason, retry=False)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
+
+from tally.server.protocol import is_loopback_host
 
 __all__ = ["check_url", "is_loopback", "public_url", "split_urls", "unix_path"]
 
@@ -50,15 +51,7 @@ def unix_path(url: str) -> str | None:
 def is_loopback(url: str) -> bool:
     """True if ``url`` cannot leave this machine (a Unix socket, or a loopback host)."""
     parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return True
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "unix" or is_loopback_host(parts.hostname or "")
 
 
 def public_url(url: str) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -46,9 +45,10 @@ from aiohttp import WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
+from tally.server.protocol import is_loopback_host
 from tally.tui.web_tabs import INPUT, Refusal, TabLimits, Tabs, clamp_font, clamp_size
 
-__all__ = ["dashboard_command", "is_loopback_host", "serve_web"]
+__all__ = ["dashboard_command", "serve_web"]
 
 TEMPLATES = Path(__file__).with_name("web_templates")
 IDLE_CLOSE = 4000  # the close code of a tab closed for want of input (4000-4999: the application's own)
@@ -60,16 +60,6 @@ tally web: WARNING: serving on {host}, beyond this machine, with NO AUTHENTICATI
   To share it, keep the default --host 127.0.0.1 and put an authenticating reverse proxy
   (or an SSH tunnel) in front of it.
 """
-
-
-def is_loopback_host(host: str) -> bool:
-    """True if a server bound to ``host`` can only be reached from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name (it may resolve to anything), or "" for every interface
 
 
 def dashboard_command(args: argparse.Namespace) -> list[str]:

@@ -217,6 +217,7 @@ def decode_client(data: str | bytes, version: int = 2) -> ClientMessage:
             secret=_secret(fields),
             role=fields.choice("role", ROLES, "person"),
             resume=None if resume is None else _resume(resume),
+            since=None if fields.obj.get("since") is None else fields.number("since"),
         )
     if kind == Add.TYPE:
         fields.op = fields.ident("op")

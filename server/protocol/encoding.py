@@ -207,6 +207,8 @@ def _to_wire(message: Message, version: int) -> dict[str, object]:
                     if resume.total is not None:
                         wire |= {"total": resume.total, "fingerprint": resume.fingerprint, "seal": resume.seal}
                     body["resume"] = wire
+                if message.since is not None:
+                    body["since"] = message.since
         case Add(op=op, amount=amount, undo=undo):
             body = {"op": op, "amount": amount}
             if undo is not None:

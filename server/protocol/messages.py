@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from tally.server.protocol.frozen import quick_init
-
 __all__ = [
     "HISTORY_POINTS",
     "ID_MAX_CHARS",
@@ -133,7 +131,10 @@ class Hello:
     v2 sends ``secret`` (the session is derived from it, see :func:`session_id`);
     v1 sends ``session``. A ``watcher`` (a script that watches or adds) is not
     listed among the people online. ``resume`` asks for the updates missed
-    since then instead of only a snapshot.
+    since then instead of only a snapshot. ``since`` (Unix seconds) is when this
+    person first came, said again on every reconnect so that the people list's
+    "since" survives a reconnect or a server restart; the server keeps it
+    within its retention window and never in the future.
     """
 
     TYPE: ClassVar[str] = "hello"
@@ -142,9 +143,9 @@ class Hello:
     secret: str | None = None
     role: Role = "person"
     resume: Resume | None = None
+    since: float | None = None
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Add:
     """Add ``amount`` to the total. ``op`` is chosen by the client, unique per session.
@@ -238,7 +239,6 @@ class LimitsInfo:
     retention: float  # seconds an op id is remembered for dedupe and undo
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Update:
     """Sent to everyone for every accepted add, in ``seq`` order with no gaps.
@@ -346,7 +346,6 @@ class Online:
     live: bool
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Ack:
     """Sent to the adder once its add is stored: ``seq`` is the update that applied it.

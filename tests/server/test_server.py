@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,27 @@ async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> Non
         assert frames < 100, frames  # batched: far fewer frames than updates
         acks = [await alice.next_of(Ack) for _ in range(500)]
         assert [a.op for a in acks] == [str(n) for n in range(500)]
+
+
+async def test_since_is_when_the_hello_says_the_person_came_within_the_retention_and_never_later_than_now(
+    server: TallyServer,
+) -> None:
+    """A reconnecting dashboard says when it first came: listed as such; a time older than the retention window is
+    held at its edge, one in the future at now, and a hello without it is now."""
+    retention = server.handler.room.limits.retention
+    async with await Peer.connect(server.url) as alice:
+        now = time.time()
+        await alice.hello("alice", "alice-secret-0001", since=now - 600)
+        welcome = await alice.expect(Welcome)
+        (me,) = [client for client in welcome.clients if client.id == welcome.you]
+        assert me.since == now - 600
+        for said, low, high in ((now - 10 * retention, -retention - 5, -retention + 5), (now + 3600, -5, 1)):
+            async with await Peer.connect(server.url) as other:
+                await other.hello("bob", "bob-secret-00001", since=said)
+                other_welcome = await other.expect(Welcome)
+                (them,) = [c for c in other_welcome.clients if c.id == other_welcome.you]
+                assert low <= them.since - time.time() <= high, (said, them.since)
+    async with await Peer.connect(server.url) as carol:
+        await carol.hello("carol", "carol-secret-001", since="yesterday")
+        refused = await carol.expect(Error)
+        assert refused.code == ErrorCode.BAD_MESSAGE and "since" in refused.message

@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.pilot import Pilot
 
 from tally.tui.app import TallyApp
+from tally.tui.inbox import Timer
+from tally.tui.messages import Event
 from tests.support import waiting
 
 
@@ -50,3 +53,32 @@ def reads_in_order(screen: str, text: str) -> bool:
     """True if the words of ``text`` are on ``screen`` in reading order (wrapped anyhow, with anything between)."""
     seen = iter(_WORD.findall(screen))
     return all(any(word == other for other in seen) for word in _WORD.findall(text))
+
+
+class Recorder:
+    """Everything a dashboard was told and showed: the link's events, its toasts, the store probes it made."""
+
+    def __init__(self, app: TallyApp) -> None:
+        self.events: list[Event] = []
+        self.toasts: list[str] = []
+        self.probes = 0
+        post, notify, probe = app.post_event, app.notify, app.link.inbox.probe
+
+        def posting(event: Event) -> None:
+            self.events.append(event)
+            post(event)
+
+        def notifying(message: str, **options: Any) -> None:
+            self.toasts.append(str(message))
+            notify(message, **options)
+
+        def probing(outage: int) -> Timer | None:
+            self.probes += 1
+            return probe(outage)
+
+        app.link.post = posting
+        app.notify = notifying  # type: ignore[method-assign]
+        app.link.inbox.probe = probing  # type: ignore[method-assign]
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 from rich.cells import get_character_cell_size
+from textual.renderables.digits import DIGITS, DIGITS3X3, DIGITS3X3_BOLD
 
-__all__ = ["Screen", "Terminal", "until_shown"]
+__all__ = ["Screen", "Terminal", "big", "shows_big", "until_shown"]
 
 # One control sequence or one run of text, in the order written.
 # until_shown gives a screen that keeps changing this many times its timeout to show what it waits for.
@@ -263,3 +264,33 @@ async def until_shown(terminal: Terminal, *needles: str, timeout: float = 10.0) 
             raise AssertionError(f"{needles!r} not on the screen ({why}); {terminal.describe()}")
         await asyncio.sleep(0.02)
     return terminal.text()
+
+
+def big(text: str, *, bold: bool = True) -> tuple[str, str, str]:
+    """The three rows Textual's big digits draw ``text`` with (as the dashboard's total does, in bold)."""
+    font = DIGITS3X3_BOLD if bold else DIGITS3X3
+    rows: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for char in text.replace(".", "•"):
+        if char in DIGITS:
+            at = DIGITS.index(char) * 3
+            for row in range(3):
+                rows[row].append(font[at + row].ljust(3))
+        else:
+            rows[0].append(" ")
+            rows[1].append(" ")
+            rows[2].append(char)
+    top, middle, bottom = ("".join(row).rstrip() for row in rows)
+    return top, middle, bottom
+
+
+def shows_big(screen: str, text: str) -> bool:
+    """True if ``screen`` shows ``text`` in big digits, whole: its three rows one under the other, aligned."""
+    lines = screen.splitlines()
+    top, middle, bottom = big(text)
+    for row in range(len(lines) - 2):
+        start = lines[row].find(top)
+        while start >= 0:
+            if lines[row + 1][start:].startswith(middle) and lines[row + 2][start:].startswith(bottom):
+                return True
+            start = lines[row].find(top, start + 1)
+    return False

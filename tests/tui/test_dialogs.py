@@ -16,7 +16,7 @@ from tally.tui.screens.choice import ChoiceScreen
 from tests.support.dashboard import reads_in_order, screen_text, until
 from tests.support.local import free_port
 
-QUIT_BUTTONS = ("Wait", "Quit, send them next time", "Quit and discard them")
+QUIT_BUTTONS = ("Wait", "Keep: quit, send them next time", "Discard and quit")
 
 
 def drawn(app: TallyApp) -> bool:

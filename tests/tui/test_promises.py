@@ -18,7 +18,7 @@ from tally.tui.journal import journals_for
 from tally.tui.link import LinkOptions
 from tally.tui.pending import Pending
 from tally.tui.screens.choice import ChoiceScreen
-from tests.support.dashboard import cell, log_text, until
+from tests.support.dashboard import Recorder, cell, log_text, until
 from tests.support.faultproxy import FaultProxy
 from tests.support.peers import Peer
 from tests.support.servers import serving
@@ -97,10 +97,12 @@ async def test_an_add_the_server_refuses_gives_its_text_back() -> None:
             assert app.dashboard.entry.input.value == "+5" and not app.link.pending
 
 
-async def test_undo_takes_back_your_last_add_and_can_itself_be_undone(server: TallyServer) -> None:
-    """ctrl+z adds the opposite of your last add, shown as an undo to everyone; ctrl+z again redoes it."""
+async def test_undo_takes_back_your_last_add_and_redo_puts_it_back(server: TallyServer) -> None:
+    """ctrl+z adds the opposite of your last add, shown as an undo to everyone; ctrl+y redoes it (an undo of the
+    undo), and ctrl+z then undoes the redo; the log and a toast say which update each press took back."""
     app = make_app(LinkOptions(server.url, "alice"))
     async with app.run_test() as pilot, await Peer.join(server.url, "bob") as bob:
+        seen = Recorder(app)
         await until(pilot, lambda: app.dashboard.status.state == "connected")
         await bob.send(type="add", op="b1", amount=100)
         await pilot.press("7", "enter")
@@ -108,11 +110,18 @@ async def test_undo_takes_back_your_last_add_and_can_itself_be_undone(server: Ta
         await pilot.press("ctrl+z")
         await until(pilot, lambda: app.dashboard.total.total == 100 and not app.link.pending, what="undone")
         undo = server.view.recent[-1]
-        assert (undo.amount, undo.undoes) == (-7, server.view.recent[-2].seq)
-        assert "undid update" in log_text(app)
-        await pilot.press("ctrl+z")  # the undo is undone: +7 again
+        assert (undo.amount, undo.undoes) == (-7, server.view.recent[-2].seq) == (-7, 2)
+        assert "undoing your +7 (update 2)" in log_text(app) and "alice (you) undid update 2" in log_text(app)
+        assert any("undoing your +7 (update 2)" in toast for toast in seen.toasts)
+        await pilot.press("ctrl+z")  # nothing else of alice's: bob's add is not hers
+        await until(pilot, lambda: any("Nothing of yours to undo" in toast for toast in seen.toasts))
+        await pilot.press("ctrl+y")  # the undo is undone: +7 again
         await until(pilot, lambda: app.dashboard.total.total == 107 and not app.link.pending, what="redone")
-        assert "undid update" in log_text(bob_view := app) and bob_view.model.undoable() is not None
+        assert "redoing your +7 (update 2): undoing its undo (update 3)" in log_text(app)
+        await pilot.press("ctrl+z")
+        await until(pilot, lambda: app.dashboard.total.total == 100 and not app.link.pending, what="undone again")
+        assert "undoing your +7 (update 4)" in log_text(app)
+        assert [u.amount for u in server.view.recent] == [100, 7, -7, 7, -7]
 
 
 async def test_undo_never_takes_back_someone_elses_add(server: TallyServer) -> None:
@@ -189,7 +198,7 @@ async def test_offline_the_last_known_total_looks_stale_and_pending_adds_project
             await until(pilot, lambda: app.dashboard.status.state == "reconnecting")
             assert app.dashboard.total.has_class("-stale") and "last known" in str(app.dashboard.total.border_title)
             await pilot.press("5", "enter")
-            await until(pilot, lambda: len(app.link.pending) == 1)
+            await until(pilot, lambda: len(app.link.pending) == 1 and app.dashboard.total.settled)
             assert "1 pending → 15" in str(app.dashboard.total.caption.render())
             (waiting,) = app.link.pending
             typed_at = time.strftime("%H:%M:%S", time.localtime(waiting.typed_at))
@@ -280,3 +289,21 @@ async def test_a_service_that_is_not_tally_is_named_as_such() -> None:
         await until(pilot, lambda: app.dashboard.status.state == "offline")
         assert "not a Tally server" in str(app.dashboard.status.render())
     service.close()
+
+
+async def test_two_ctrl_z_undo_two_adds_whether_pressed_together_or_after_every_answer(server: TallyServer) -> None:
+    """Three adds, two ctrl+z: -2 and -3 are taken back whether the presses come at once (0 ms) or each after the
+    server answered everything (what a 1.5 s pause let happen: the undo's ack was then taken for an add to undo)."""
+    for pause in (False, True):
+        app = make_app(LinkOptions(server.url, f"typist{int(pause)}"))
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.dashboard.status.state == "connected")  # noqa: B023
+            start = app.model.total or 0
+            await pilot.press("1", "enter", "2", "enter", "3", "enter")
+            await until(pilot, lambda: app.model.total == start + 6 and not app.link.pending)  # noqa: B023
+            for _ in range(2):
+                await pilot.press("ctrl+z")
+                if pause:
+                    await until(pilot, lambda: not app.link.pending and app.model.seq == server.ledger.seq)  # noqa: B023
+            await until(pilot, lambda: not app.link.pending and app.model.total == start + 1, what=f"pause {pause}")  # noqa: B023
+            assert [u.amount for u in list(server.view.recent)[-2:]] == [-3, -2]

@@ -81,7 +81,8 @@ class FrozenTime:
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (
-        "tally.tui.widgets.activity",
+        "tally.tui.widgets.entries",
+        "tally.tui.notes",
         "tally.tui.widgets.clients",
         "tally.tui.widgets.status",
         "tally.tui.widgets.history",
@@ -123,7 +124,10 @@ def scenario(*steps: Callable[[TallyApp], Awaitable[object] | None]) -> Callable
             await until(
                 pilot,
                 lambda: (
-                    app.dashboard.chart.settled and app.dashboard.activity.settled and app.dashboard.clients.settled
+                    app.dashboard.chart.settled
+                    and app.dashboard.activity.settled
+                    and app.dashboard.clients.settled
+                    and app.dashboard.total.settled
                 ),
                 what="drawn",
             )
@@ -286,3 +290,45 @@ def test_log_filtered_and_paused(snap_compare: Any) -> None:
         app.post_event(UpdatesArrived(more))
 
     assert snap_compare(new_app(), terminal_size=(80, 24), run_before=scenario(connected, busy, scrolled_up_then_more))
+
+
+# Three people called sam (one leaves): told apart by their tags everywhere.
+CLASH = (
+    *CLIENTS[:2],
+    ClientInfo(id="s1", name="sam", since=NOON - 900, added=12, tag="5a11"),
+    ClientInfo(id="s2", name="sam", since=NOON - 300, added=-4, tag="9c3e"),
+    ClientInfo(id="s3", name="sam", since=NOON - 200, added=0, tag="77d0"),
+)
+TOTALS = {"7-digit": 1_003_595, "19-digit": 9_000_000_000_000_000_000}
+ISSUE_SIZES = [(80, 24), (100, 30), (120, 40), (60, 20), (40, 15)]
+
+
+def busy_room(total: int) -> Callable[[TallyApp], None]:
+    """A total of ``total``, three sams (one just added, one left), two adds pending, an error under the input."""
+
+    def run(app: TallyApp) -> None:
+        points = tuple(HistoryPoint(seq=n + 1, at=NOON - 59 + n, total=total - 60 + n) for n in range(60))
+        app.post_event(Connected(Welcome(you="a1", total=total, seq=60, clients=CLASH, history=points)))
+        app.post_event(LatencyMeasured(0.004))
+        app.post_event(UpdatesArrived([Update(seq=61, total=total + 7, amount=7, name="sam", client="s2", op="3",
+                                              at=NOON - 1, tag="9c3e")]))  # fmt: skip
+        app.post_event(PresenceChanged([Presence(event="left", client=CLASH[4])]))
+        for amount in (5, 20):
+            app.link.pending.add(amount, at=MONOTONIC)
+        app.dashboard.show_pending()
+        app.dashboard.entry.query_one(Input).value = "1,00"  # commas must group three digits
+
+    return run
+
+
+@pytest.mark.parametrize("total", TOTALS, ids=str)
+@pytest.mark.parametrize("size", ISSUE_SIZES, ids=size_id)
+def test_the_total_names_and_messages_at_each_size(snap_compare: Any, size: tuple[int, int], total: str) -> None:
+    """Any size: the total readable (in full up to twelve digits at 80x24, else with its scale's word), the pending
+    adds and where they lead, the sams told apart by tag, and the whole explanation under the input."""
+    app = new_app()
+
+    async def settle_presence(app: TallyApp) -> None:
+        app.dashboard.activity.write_presence()  # the leave, at once (it waits a moment to group with others)
+
+    assert snap_compare(app, terminal_size=size, run_before=scenario(busy_room(TOTALS[total]), settle_presence))

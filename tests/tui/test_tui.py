@@ -165,7 +165,7 @@ async def test_hostile_names_render_literally(server: TallyServer) -> None:
     """Markup, links and actions in names are shown as typed, and do nothing."""
     hostile = ["[bold red]x[/]", "[@click=app.quit]bye[/]", "[link=http://e.vil]y[/link]", ":smile: $x"]
     app = make_app(LinkOptions(server.url, "alice"))
-    async with app.run_test() as pilot:
+    async with app.run_test(size=(120, 36)) as pilot:  # wide enough for each name whole in the table
         await until(pilot, lambda: app.dashboard.status.state == "connected")
         peers = [await Peer.join(server.url, name) for name in hostile]
         await until(pilot, lambda: app.dashboard.clients.row_count == 1 + len(hostile), what="all joined")
@@ -204,7 +204,7 @@ async def test_a_hostile_server_cannot_reach_the_terminal() -> None:
     async with serve(hostile_server, "127.0.0.1", 0, subprotocols=["tally.v2"]) as hostile:  # type: ignore[list-item]
         port = hostile.sockets[0].getsockname()[1]
         app = make_app(LinkOptions(f"ws://127.0.0.1:{port}", "alice"))
-        async with app.run_test() as pilot:
+        async with app.run_test(size=(120, 36)) as pilot:  # wide enough for the name whole in the table
             await until(pilot, lambda: app.dashboard.total.total == 2)
             await until(pilot, lambda: "refused" in log_text(app), what="the error, sent last, shown")
             await until(pilot, lambda: len(table_names(app)) == 2, what="the people drawn")

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tally.server.protocol import Ack, Error, ErrorCode, Update, Welcome
-from tally.tui.inbox import FlushAt, Inbox, ResendAfter, Resync
-from tally.tui.messages import AddAcknowledged, Event, PendingChanged, ServerRefused, UpdatesArrived
+from tally.server.protocol import Ack, Add, Error, ErrorCode, Resume, StoreStatus, Update, Welcome
+from tally.tui.inbox import FlushAt, Inbox, ProbeAfter, ResendAfter, Resync
+from tally.tui.journal import Journal, fresh_in
+from tally.tui.messages import AddAcknowledged, Event, PendingChanged, ServerRefused, StoreChanged, UpdatesArrived
 from tally.tui.outbox import Outbox
 from tally.tui.pending import Pending
 
 
 def update(seq: int, total: int) -> Update:
-    return Update(seq=seq, total=total, amount=1, name="bob", client="c1", op=None, at=0.0)
+    return Update(seq=seq, total=total, amount=1, name="bob", client="c1", op=None, at=0.0,
+                  fingerprint=f"{seq:016x}", seal=f"{total:016x}")  # fmt: skip
 
 
-def inbox(now: list[float] | None = None) -> tuple[Inbox, list[Event]]:
+def welcome(seq: int = 0, store: StoreStatus | None = None, *, epoch: int = 1) -> Welcome:
+    return Welcome(you="a", total=seq, seq=seq, clients=(), history=(), ledger="L1", epoch=epoch,
+                   fingerprint=f"{seq:016x}", seal="5ea1" * 4, store=store)  # fmt: skip
+
+
+def inbox(now: list[float] | None = None, pending: Pending | None = None) -> tuple[Inbox, list[Event]]:
     posted: list[Event] = []
     clock = now if now is not None else [0.0]
-    box = Inbox(Outbox(Pending()), posted.append, clock=lambda: clock[0], flush_interval=0.1,
-                retry_later={ErrorCode.RATE_LIMITED: 3.0})  # fmt: skip
+    outbox = Outbox(Pending() if pending is None else pending)
+    box = Inbox(outbox, posted.append, clock=lambda: clock[0], flush_interval=0.1,
+                retry_later={ErrorCode.RATE_LIMITED: 3.0}, store_probe=2.0, wall=lambda: 1000.0)  # fmt: skip
     return box, posted
+
+
+def unavailable(op: str) -> Error:
+    return Error(ErrorCode.UNAVAILABLE, "not stored: the store is away; nothing was added", op=op)
 
 
 def test_updates_are_posted_together_before_what_follows_them() -> None:
@@ -49,14 +63,36 @@ def test_a_gap_in_seq_asks_for_a_resync() -> None:
         box.take(update(3, 3))
 
 
-def test_the_stream_resumes_where_the_last_welcome_and_updates_left_it() -> None:
-    """No resume before a welcome; after one, the ledger, epoch and the last update taken."""
+def test_the_stream_resumes_where_the_last_welcome_and_updates_left_it_with_its_sealed_claim() -> None:
+    """No resume before a welcome; after one, the welcome's claim; after updates, the last update's claim."""
     box, _ = inbox()
     assert box.resume() is None
+    box.welcomed(welcome(4, epoch=2))
+    assert box.resume() == Resume("L1", 2, 4, 4, f"{4:016x}", "5ea1" * 4), "the welcome's, until an update comes"
+    box.take(update(5, 50))
+    assert box.resume() == Resume("L1", 2, 5, 50, f"{5:016x}", f"{50:016x}")
+
+
+def test_an_older_server_without_fingerprints_gets_a_resume_without_a_claim() -> None:
+    """A welcome with no fingerprint or seal: the seq alone, no claim that proves nothing."""
+    box, _ = inbox()
     box.welcomed(Welcome(you="a", total=4, seq=4, clients=(), history=(), ledger="L1", epoch=2))
-    box.take(update(5, 5))
-    resume = box.resume()
-    assert resume is not None and (resume.ledger, resume.epoch, resume.seq) == ("L1", 2, 5)
+    assert box.resume() == Resume("L1", 2, 4)
+
+
+def test_the_claim_is_kept_on_disk_with_the_adds_and_a_later_dashboard_resumes_from_it(tmp_path: Path) -> None:
+    """Written with the adds and at a checkpoint (never per update); a dashboard started on the file sends it."""
+    journal = fresh_in(tmp_path)
+    box, _ = inbox(pending=Pending(journal))
+    box.outbox.welcomed("L1")
+    box.welcomed(welcome(4))
+    box.take(update(5, 50))
+    assert "resume" not in journal.read() or journal.read()["resume"]["seq"] == 4, "not written per update"
+    box.outbox.pending.checkpoint()
+    assert journal.read()["resume"]["seq"] == 5
+    journal.release()
+    later, _ = inbox(pending=Pending(Journal.try_lock(journal.path)))
+    assert later.resume() == Resume("L1", 1, 5, 50, f"{5:016x}", f"{50:016x}")
 
 
 def test_an_ack_settles_its_add_once_and_says_the_pending_adds_changed() -> None:
@@ -80,3 +116,83 @@ def test_not_now_keeps_the_add_and_asks_to_resend_it_but_a_refusal_for_good_drop
     refusals = [m for m in posted if isinstance(m, ServerRefused)]
     assert [(m.add, m.settled) for m in refusals] == [(later, False), (never, True)]
     assert sum(isinstance(m, PendingChanged) for m in posted) == 1, "only the refusal for good changed them"
+
+
+def test_refused_unavailable_the_adds_wait_with_one_state_and_go_again_when_the_store_is_back() -> None:
+    """Three refusals: one StoreChanged (inferred, since the wall clock's now), no refusal event, all kept; the
+    server's "available" sends all three again, in order, and says so once."""
+    box, posted = inbox()
+    outbox = box.outbox
+    outbox.welcomed("L1")
+    box.welcomed(welcome())
+    adds = [outbox.add(n) for n in (1, 2, 3)]
+    for _ in adds:
+        outbox.next_message()
+    timers = [box.take(unavailable(add.op)) for add in adds]
+    assert isinstance(timers[0], ProbeAfter) and 1.0 <= timers[0].delay <= 2.0 and timers[1:] == [None, None]
+    assert posted == [StoreChanged(StoreStatus("unavailable", unavailable("1").message, 1000.0), told=False)]
+    assert len(outbox.pending) == 3 and outbox.paused and not outbox.ready
+    assert box.take(StoreStatus("unavailable", "redis down", 990.0)) is None, "the same state: nothing more"
+    assert len(posted) == 1 and box.told, "now the server said it"
+    assert box.take(StoreStatus("available", "", 1010.0)) is None
+    assert posted[-1] == StoreChanged(StoreStatus("available", "", 1010.0))
+    assert [outbox.next_message() for _ in adds] == [Add(op=a.op, amount=a.amount) for a in adds]
+    assert not any(isinstance(event, ServerRefused) for event in posted), "no event per refusal"
+
+
+def test_a_welcome_that_says_the_store_is_away_holds_the_adds_until_it_is_back() -> None:
+    """Reconnected during an outage: nothing is sent to be refused; the server's "available" sends them."""
+    box, posted = inbox()
+    outbox = box.outbox
+    add = outbox.add(7)
+    outbox.welcomed("L1")
+    timer = box.welcomed(welcome(store=StoreStatus("rewound", "the store lost history", 900.0)))
+    assert isinstance(timer, ProbeAfter)
+    assert posted == [StoreChanged(StoreStatus("rewound", "the store lost history", 900.0))]
+    assert outbox.next_message() is None
+    box.take(StoreStatus("available", "", 950.0))
+    assert outbox.next_message() == Add(op=add.op, amount=7)
+
+
+def test_a_server_that_never_says_is_probed_with_backoff_and_an_ack_ends_the_outage() -> None:
+    """No store messages (an older server): each probe lets one add go, later each time; its ack sends the rest."""
+    box, posted = inbox()
+    outbox = box.outbox
+    outbox.welcomed("L1")
+    box.welcomed(welcome())
+    first, second = outbox.add(1), outbox.add(2)
+    outbox.next_message()
+    timer = box.take(unavailable(first.op))
+    assert isinstance(timer, ProbeAfter)
+    delays = []
+    for _ in range(6):
+        following = box.probe(timer.outage)
+        assert isinstance(following, ProbeAfter)
+        delays.append(following.delay)
+        assert outbox.next_message() == Add(op=first.op, amount=1) and outbox.next_message() is None
+        assert box.take(unavailable(first.op)) is None, "already away: no new state, no new timer"
+    assert delays[-1] > delays[0] and max(delays) <= 60.0, delays
+    assert box.probe(timer.outage - 1) is None, "a timer of an earlier outage does nothing"
+    outbox.probe()
+    outbox.next_message()
+    box.take(Ack(op=first.op, seq=1))
+    assert posted[-1] == StoreChanged(StoreStatus("available"), told=False)
+    assert outbox.next_message() == Add(op=second.op, amount=2)
+    assert box.probe(timer.outage) is None, "back: the probe stops"
+
+
+def test_a_welcome_behind_what_was_seen_keeps_the_claim_until_a_new_epoch() -> None:
+    """A store that lost updates 5-8 welcomes us at 4: the claim of 8 stays (and resyncs the stream at 4);
+    the same ledger in a new epoch starts a new claim."""
+    box, _ = inbox()
+    box.welcomed(welcome(4))
+    for seq in range(5, 9):
+        box.take(update(seq, seq * 10))
+    box.flush()  # the session ends
+    box.welcomed(welcome(4))
+    assert box.seq == 4 and box.resume() == Resume("L1", 1, 8, 80, f"{8:016x}", f"{80:016x}")
+    assert box.take(update(5, 51)) == FlushAt(0.1), "the stream follows the server from its welcome"
+    resume = box.resume()
+    assert resume is not None and resume.seq == 8
+    box.welcomed(welcome(4, epoch=2))
+    assert box.resume() == Resume("L1", 2, 4, 4, f"{4:016x}", "5ea1" * 4)

@@ -23,7 +23,7 @@ def test_a_new_model_knows_nothing_but_its_name() -> None:
     """Before a welcome: no id, no clients, no total, seq 0, no history, nothing to undo."""
     model = Model("alice")
     assert (model.name, model.you, model.clients, model.total, model.seq) == ("alice", None, {}, None, 0)
-    assert not model.history and model.undoable() is None
+    assert not model.history and not model.undo.done
 
 
 def test_a_welcome_replaces_everything() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tally.server.protocol import INT64_MAX, INT64_MIN
-from tally.tui.numbers import compact, fit, ticks
+from tally.tui.numbers import compact, compact_words, fit, ticks
 
 
 def test_compact_keeps_three_significant_digits_and_a_suffix() -> None:
@@ -14,12 +14,24 @@ def test_compact_keeps_three_significant_digits_and_a_suffix() -> None:
         assert compact(value) == text, value
 
 
-def test_compact_goes_scientific_past_trillions_and_stays_short() -> None:
-    """Quadrillions and up (to the 64-bit limits) are 9.22E18; never longer than 8 characters with a sign."""
-    assert compact(INT64_MAX) == "9.22E18" and compact(INT64_MIN) == "-9.22E18"
-    assert compact(999_999_999_999_999) == "1.00E15"
-    for value in (7, 12_345, 10**9 + 1, 10**15, INT64_MAX, INT64_MIN, -999_999_999_999):
-        assert len(compact(value, signed=True)) <= 8, value
+def test_compact_names_quadrillions_and_quintillions_never_an_exponent_and_stays_short() -> None:
+    """Up to the 64-bit limits: Qa and Qi (the words where there is room), never "E18"; at most 8 characters."""
+    assert compact(INT64_MAX) == "9.22Qi" and compact(INT64_MIN) == "-9.22Qi"
+    assert compact(999_999_999_999_999) == "1Qa" and compact(999_999_999_999_999_999) == "1Qi"
+    assert compact_words(INT64_MAX) == ("9.22", "quintillion")
+    assert compact_words(1_234_567_890_123) == ("1.23", "trillion")
+    for value in (
+        7,
+        12_345,
+        10**9 + 1,
+        10**15,
+        INT64_MAX,
+        INT64_MIN,
+        -999_999_999_999,
+        *(10**n - 1 for n in range(19)),
+    ):
+        text = compact(value, signed=True)
+        assert len(text) <= 8 and "E" not in text and "e" not in text, value
     assert compact(5, signed=True) == "+5" and compact(0, signed=True) == "0"
 
 

@@ -97,6 +97,7 @@ def test_server_messages_round_trip(message: ServerMessage) -> None:
     [
         Hello(name="alice", secret="s" * 16),
         Hello(name="bot", secret="s" * 128, role="watcher", resume=Resume("L1", 3, 99)),
+        Hello(name="carol", secret="s" * 16, resume=Resume("L1", 1, 7, 70, "0" * 16, "f" * 16), since=1_700_000_000.5),
         Add(op="1", amount=INT64_MIN),
         Add(op="2", amount=-5, undo="1"),
         ClientsRequest("q1", offset=50, limit=25, sort="added", descending=True, filter="al"),

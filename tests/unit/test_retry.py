@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 
 from tally.server.protocol import ErrorCode, ProtocolError
-from tally.tui.retry import Verdict, backoff, describe_close, describe_failure, describe_status
+from tally.tui.retry import Verdict, backoff, classify, describe_close, describe_failure, describe_status
 
 
 @pytest.fixture
@@ -112,3 +114,13 @@ def test_describe_status_says_whether_retrying_helps(status: int, retry_after: s
 def test_describe_failure_explains_retryable_errors(exc: BaseException, said: str) -> None:
     """Refused, timed out and garbled get a sentence; anything else its own message, or its type."""
     assert describe_failure(exc) == said
+
+
+def test_a_close_with_1012_asks_for_a_resync_and_others_do_not() -> None:
+    """1012 (the ledger was repaired): reconnect for a fresh snapshot, and say so; 1001 and 1011 are plain losses."""
+    for code, resync in ((1012, True), (1001, False), (1011, False)):
+        closed = ConnectionClosed(Close(code, "the ledger was repaired and carries on in epoch 2"), None)
+        verdict = classify(closed)
+        assert verdict.retry and verdict.resync is resync, (code, verdict)
+    assert "epoch 2" in classify(ConnectionClosed(Close(1012, "the ledger was repaired and carries on in epoch 2"),
+                                                  None)).reason  # fmt: skip

@@ -19,9 +19,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from tally.server.access import bearer
-from tally.server.protocol import Presence
+from tally.server.protocol import Presence, is_loopback_host
 from tally.tui.cli import parse_args
-from tally.tui.web import dashboard_command, is_loopback_host
+from tally.tui.web import dashboard_command
 from tests.support import waiting
 from tests.support.local import argv_of, user_env
 from tests.support.peers import Peer
@@ -215,6 +215,7 @@ def test_the_dashboard_command_has_the_connection_options_but_never_the_token(tm
      ("::", False), ("", False), ("192.168.1.2", False), ("example.org", False)],
 )  # fmt: skip
 def test_which_hosts_stay_on_this_machine(host: str, loopback: bool) -> None:
+    """The one loopback rule the web view uses (the protocol package's): names and "" may resolve anywhere."""
     assert is_loopback_host(host) is loopback
 
 

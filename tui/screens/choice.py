@@ -1,10 +1,12 @@
-"""Dialogs that ask the user to choose, each choice with its key: quitting with adds pending, a changed ledger."""
+"""Dialogs that ask the user to choose, each choice with a letter key: quitting with adds pending, a changed ledger."""
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
@@ -12,7 +14,8 @@ __all__ = ["ChoiceScreen", "ledger_changed", "quit_with_pending"]
 
 
 class ChoiceScreen(ModalScreen[str]):
-    """A question, and buttons that dismiss it with their id; Escape picks the first (the safe one)."""
+    """A question, and buttons that dismiss it with their id, each with a letter key (the first letter of its
+    label, underlined); Escape picks the first (the safe one)."""
 
     BINDINGS = [Binding("escape", "choose_first", "Cancel")]
 
@@ -21,6 +24,8 @@ class ChoiceScreen(ModalScreen[str]):
         self.title_text = title
         self.text = text
         self.choices = choices
+        self.letters = {label[0].lower(): key for key, label in choices}
+        assert len(self.letters) == len(choices), "each choice needs a letter of its own"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="choice-dialog"):
@@ -28,7 +33,14 @@ class ChoiceScreen(ModalScreen[str]):
             yield Label(self.text, id="choice-text", markup=False)
             with Horizontal(id="choice-buttons"):
                 for index, (key, label) in enumerate(self.choices):
-                    yield Button(label, id=key, variant="primary" if index == 0 else "default")
+                    shown = Content.assemble((label[0], "underline bold"), label[1:])
+                    yield Button(shown, id=key, variant="primary" if index == 0 else "default")
+
+    def on_key(self, event: events.Key) -> None:
+        choice = self.letters.get((event.character or "").lower())
+        if choice is not None:
+            event.stop()
+            self.dismiss(choice)
 
     def on_mount(self) -> None:
         self.query_one(Button).focus()
@@ -63,7 +75,7 @@ def quit_with_pending(count: int, sent: int = 0) -> ChoiceScreen:
     return ChoiceScreen(
         "Adds still waiting",
         f"{waiting} {keep}",
-        [("wait", "Wait"), ("keep", "Quit, send them next time"), ("discard", "Quit and discard them")],
+        [("wait", "Wait"), ("keep", "Keep: quit, send them next time"), ("discard", "Discard and quit")],
     )
 
 

@@ -10,19 +10,17 @@ them from the link); the palette's commands are :mod:`tui.commands`'.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import BindingType
-from textual.containers import Container, Vertical
-from textual.screen import Screen
+from textual.containers import Container
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Static
 
-from tally.server.protocol import PAGE_MAX
-from tally.tui.journal import fresh_in
+from tally.server.protocol import PAGE_MAX, Update
+from tally.tui import notes
 from tally.tui.link import Link
 from tally.tui.messages import (
     AddAcknowledged,
@@ -34,18 +32,16 @@ from tally.tui.messages import (
     GaveUp,
     HistoryArrived,
     LatencyMeasured,
-    LedgerChanged,
     OnlineChanged,
     PendingChanged,
     PresenceChanged,
     ServerRefused,
+    StoreChanged,
     UpdatesArrived,
 )
 from tally.tui.model import Model
 from tally.tui.pager import Pager, View
-from tally.tui.pending import Pending
-from tally.tui.screens.choice import ledger_changed
-from tally.tui.screens.rename import RenameScreen
+from tally.tui.screens.actions import DashboardActions
 from tally.tui.series import POINTS
 from tally.tui.text import plain_text
 from tally.tui.urls import public_url
@@ -55,11 +51,13 @@ from tally.tui.widgets import (
     AmountInput,
     ClientsTable,
     HistoryChart,
+    KeyBar,
     PeoplePanel,
     StatusBar,
     TotalPanel,
 )
-from tally.tui.widgets.amount import too_small
+from tally.tui.widgets.search import SearchBox
+from tally.tui.widgets.total import Marker
 
 __all__ = ["MIN_HEIGHT", "MIN_WIDTH", "Dashboard"]
 
@@ -67,11 +65,9 @@ __all__ = ["MIN_HEIGHT", "MIN_WIDTH", "Dashboard"]
 MIN_WIDTH, MIN_HEIGHT = 32, 12
 # In a large room the page in view is fetched again this often.
 PAGE_REFRESH = 2.0
-# Keys typed anywhere that start an amount.
-AMOUNT_KEYS = frozenset("0123456789+-")
 
 
-class Dashboard(Screen[None]):
+class Dashboard(DashboardActions):
     def __init__(self, link: Link, model: Model, *, reconnect: Callable[[], None]) -> None:
         """``reconnect`` restarts the link (the app owns its worker)."""
         super().__init__()
@@ -80,7 +76,7 @@ class Dashboard(Screen[None]):
         self.reconnect = reconnect
         self.pager = Pager(model, self._request_clients)
         self._history_request: str | None = None
-        self._asking_about_ledger = False
+        self._away_epoch = 0  # the ledger's epoch when its store went away: a repair carries it on in a new one
         # Held rather than queried each time: the widgets are built once, here, so
         # handlers reach them directly without a DOM lookup on every update.
         self.status = StatusBar(id="status")
@@ -90,11 +86,12 @@ class Dashboard(Screen[None]):
         self.people = PeoplePanel(self.clients, id="people", classes="panel")
         self.chart = HistoryChart(id="history", classes="panel")
         self.activity = ActivityLog(id="activity", classes="panel -chosen")
+        self.search_box = SearchBox(self.activity, id="search")
+        self.panels_grid = Container(id="panels")
         self.panels: dict[str, Widget] = {"history": self.chart, "people": self.people, "activity": self.activity}
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             Connecting: self.connecting,
             Connected: self.connected,
-            LedgerChanged: self.ledger_changed,
             ConnectionLost: self.connection_lost,
             GaveUp: self.gave_up,
             UpdatesArrived: self.updates_arrived,
@@ -103,6 +100,7 @@ class Dashboard(Screen[None]):
             ClientsPageArrived: self.clients_page_arrived,
             HistoryArrived: self.history_arrived,
             ServerRefused: self.server_refused,
+            StoreChanged: self.store_changed,
             AddAcknowledged: self.add_acknowledged,
             LatencyMeasured: self.latency_measured,
             PendingChanged: lambda event: self.show_pending(),
@@ -111,15 +109,16 @@ class Dashboard(Screen[None]):
     def compose(self) -> ComposeResult:
         yield self.status
         with Container(id="dashboard"):
-            with Vertical(id="controls"):
+            with Container(id="top"):
                 yield self.total
                 yield self.entry
-            yield self.people
-            yield self.chart
-            yield self.activity
+            with self.panels_grid:  # in a grid from 80x24: people over the chart, the log beside them
+                yield self.people
+                yield self.activity
+                yield self.chart
         yield Static("", id="too-small", markup=False)
-        # The palette's key among the others: docked on the right, a compact footer drew a stray character.
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(id="keys")
+        yield self.search_box
 
     def on_mount(self) -> None:
         self.app.sub_title = f"{self.model.name} @ {public_url(self.link.url)}"
@@ -129,7 +128,29 @@ class Dashboard(Screen[None]):
         self.show_pending()
         self.set_interval(PAGE_REFRESH, self._refresh_large_room)
 
+    def size_people(self) -> None:
+        """In the grid (from 80x24), the people get a row each (up to a cap), the chart what is left."""
+        area = self.panels_grid.size.height
+        # The border, the header and a row's slack (you are pinned on top, and in the page too), and the
+        # highlighted row in full while the table is in use.
+        people = max(1, self.model.online, len(self.model.clients) if self.model.live else 0)
+        rows = people + 4 + 2 * self.people.has_focus_within
+        # The chart keeps 6 rows (a plot of 2, its axis and times) whatever the crowd: the table scrolls.
+        self.panels_grid.styles.grid_rows = f"{min(rows, max(6, min(area // 2 + 2, area - 6)))} 1fr"
+        # Notifications below the total and the input, over the panels' first lines: on top they would hide the
+        # total or the explanation under the input; at the bottom, the newest lines of the log.
+        top = self.panels_grid.region.y if self.panels_grid.region.height else 1
+        for toasts in self.query("#textual-toastrack"):  # the screen's own (none while it is torn down)
+            toasts.styles.margin = (top, 0, 0, 0)
+
+    def on_descendant_focus(self) -> None:
+        self.size_people()
+
+    def on_descendant_blur(self) -> None:
+        self.size_people()
+
     def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.size_people)
         width, height = event.size
         self.query_one("#too-small", Static).update(
             f"Tally needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT}; this one is {width}x{height}.\n"
@@ -155,25 +176,29 @@ class Dashboard(Screen[None]):
 
     def connected(self, event: Connected) -> None:
         model, welcome = self.model, event.welcome
-        before = (model.ledger, model.total)
+        before = (model.ledger, model.total, model.epoch)
         model.welcome(welcome)
-        self.activity.ambiguous = model.shared_names()
+        self._shared(model.shared_names())
         self.entry.input.max_amount = welcome.limits.max_amount if welcome.limits else None
         self.pager.forget()
         self.people.count(model.online, model.live)
+        self.size_people()
         self.clients.want()
-        self.total.reset(model.total, model.seq)
+        self.total.reset(model.total, model.seq, self._marker(welcome.recent[-1]) if welcome.recent else None)
         self.chart.show(model.series)
         self._request_history()
         self.status.state = "connected"
         self.stale(False)
         url = public_url(self.link.url)
         if before[0] and before[0] != welcome.ledger:
-            text = (
-                f"{url} now holds a different ledger ({welcome.ledger}, total {welcome.total:,}; it was {before[1]:,})"
-            )
+            text = notes.ledger_replaced(url, welcome, before[1])
             self.activity.note(text, style="bold red")
             self.notify(text, title="A different ledger", severity="error", markup=False, timeout=30)
+        elif before[2] and before[2] != welcome.epoch:
+            # Its store lost history and the ledger was repaired (the server closed us with 1012): one line.
+            self.activity.note(notes.carried_on(welcome, len(self.link.pending)), style="bold green")
+            self.show_pending()
+            return
         elif welcome.missed is not None and welcome.missed:
             self.activity.away(welcome.missed, model.you)
         elif not before[0]:
@@ -181,38 +206,27 @@ class Dashboard(Screen[None]):
         self.activity.note(f"connected to {url} as {model.name} · {model.online:,} online", style="green")
         self.show_pending()
 
-    def ledger_changed(self, event: LedgerChanged) -> None:
-        if self._asking_about_ledger:
-            return  # a reconnect while the question is open: it is still the same question
-        self._asking_about_ledger = True
-
-        def chosen(choice: str | None) -> None:
-            self._asking_about_ledger = False
-            if choice == "discard":
-                self.link.discard_held()
-                self.activity.note(f"discarded {event.pending} add(s) typed for ledger {event.expected}")
-            else:
-                old = self.link.keep_for_other_ledger(self._fresh_pending())
-                if old.journal is not None:
-                    old.journal.release()
-                self.activity.note(f"kept {event.pending} add(s) for ledger {event.expected}; not sent here")
-            self.show_pending()
-
-        self.activity.note(
-            f"this server holds ledger {event.found}; {event.pending} pending add(s) were typed for "
-            f"{event.expected} and were not sent",
-            style="bold red",
-        )
-        self.app.push_screen(ledger_changed(public_url(self.link.url), event.expected, event.found, event.pending),
-                             chosen)  # fmt: skip
-
-    def _fresh_pending(self) -> Pending:
-        journal = self.link.pending.journal
-        return Pending(None if journal is None else fresh_in(journal.path.parent))
+    def store_changed(self, event: StoreChanged) -> None:
+        """The server's store went away, lost history, or is back: one state shown, one line each way."""
+        status, before = event.status, self.status.store
+        if status.state == "available":
+            self.status.store = None
+            repaired = before is not None and before.state == "rewound" and self.model.epoch != self._away_epoch
+            if before is not None and not repaired:  # a repair said so in its own line
+                self.activity.note(notes.store_back(time.time() - before.since, len(self.link.pending)), style="green")
+            return
+        self.status.store = status
+        self._away_epoch = self.model.epoch
+        text = notes.store_away(status)
+        if status.state == "rewound":
+            self.activity.note(text, style="bold red")
+            self.notify(text, title="The store lost updates", severity="error", markup=False, timeout=20)
+        else:
+            self.activity.note(text, style="yellow")
 
     def connection_lost(self, event: ConnectionLost) -> None:
         status = self.status
-        if status.state == "connected":
+        if status.state == "connected" and not event.resync:  # a resync says what happened once it is done
             self.activity.note(f"disconnected: {event.reason}", style="yellow")
         status.state, status.reason, status.retry_at, status.latency = (
             "reconnecting", event.reason, event.retry_at, None
@@ -229,25 +243,40 @@ class Dashboard(Screen[None]):
         model, updates = self.model, event.updates
         if model.apply(updates) or any(update.client == model.you for update in updates):
             self.clients.changed()
+        self.total.marker = self._marker(updates[-1])
         self.total.total, self.total.seq = model.total, model.seq
         self.chart.show(model.series)
         self.activity.updates(updates, model.you)
 
+    def _marker(self, update: Update) -> Marker:
+        """The last add, as the total's marker shows it: the same on every screen that saw the same updates."""
+        return update.amount, notes.who(update, self.model.you, tagged=update.name in self.activity.ambiguous)
+
     def presence_changed(self, event: PresenceChanged) -> None:
-        batch = [(presence, self.model.presence(presence)) for presence in event.presences]
-        self.activity.ambiguous = self.model.shared_names()
+        model = self.model
+        shared = model.shared_names()  # before: a leaver who shared a name still shows the tag
+        batch = [(presence, model.presence(presence)) for presence in event.presences]
+        self._shared(shared | model.shared_names())
+        self.size_people()
         self.clients.changed()
-        self.activity.presence(batch)
+        # A join of someone already here (a server saying again who is here, after its store came back) is no news.
+        self.activity.presence([(p, before) for p, before in batch if p.event != "joined" or before is None])
+        self._shared(model.shared_names())
+
+    def _shared(self, names: set[str]) -> None:
+        """Names that two or more people go by: the table and the log show their tags."""
+        self.activity.ambiguous = self.clients.ambiguous = names
 
     def online_changed(self, event: OnlineChanged) -> None:
         if self.model.count(event.online):
             self.link.request_clients(limit=PAGE_MAX)  # live again: the whole list, then presence keeps it
         self.people.count(self.model.online, self.model.live)
+        self.size_people()
         self.clients.changed()
 
     def clients_page_arrived(self, event: ClientsPageArrived) -> None:
         self.model.page_arrived(event.page)
-        self.activity.ambiguous = self.model.shared_names()
+        self._shared(self.model.shared_names())
         shown = self.pager.arrived(event.page, time.monotonic())
         if shown is not None:
             view, (total, rows) = shown
@@ -264,7 +293,7 @@ class Dashboard(Screen[None]):
         error, add = event.error, event.add
         self.activity.refused(error, add)
         if add is not None and event.settled:
-            self.model.undo_refused(add)
+            self.model.undo.refused(add.op)
             if add.text and not self.entry.input.value:
                 # Refused for good: give the text back, so it can be corrected.
                 self.entry.input.value = add.text
@@ -272,7 +301,7 @@ class Dashboard(Screen[None]):
         self.notify(text, title="Refused", severity="error", markup=False)
 
     def add_acknowledged(self, event: AddAcknowledged) -> None:
-        self.model.acknowledged(event.add, event.seq)
+        self.model.undo.acknowledged(event.add.op, event.seq)
         self.activity.applied(event.add, event.seq, time.time())
 
     def latency_measured(self, event: LatencyMeasured) -> None:
@@ -307,80 +336,11 @@ class Dashboard(Screen[None]):
     @on(AmountInput.Entered)
     def add(self, message: AmountInput.Entered) -> None:
         add = self.link.add(message.amount, text=message.text)
+        self.model.undo.typed(add)
         self.show_pending()
         if not self.link.connected:
             # Offline: list it with the time it was typed; the total panel shows where they lead.
             self.activity.waiting(add)
-
-    def on_key(self, event: events.Key) -> None:
-        # A digit, + or - typed anywhere but in a text box starts an amount.
-        if too_small(self):
-            return  # "terminal too small": nothing is typed blind (the input's own keys stop there too)
-        if event.character in AMOUNT_KEYS and self.app.screen is self and not isinstance(self.focused, Input):
-            event.stop()
-            self.entry.focus_input()
-            self.entry.input.insert_text_at_cursor(event.character)
-
-    # -- what the user does -------------------------------------------------------------
-
-    def action_undo(self) -> None:
-        if too_small(self):
-            return  # an undo nobody can see would be an add made blind
-        mine = self.model.take_back()
-        if mine is None:
-            self.notify("Nothing of yours to undo yet.", title="Undo", markup=False)
-            return
-        self.link.add(-mine.amount, undo=mine.op)
-        self.show_pending()
-        self.activity.note(f"undoing your {mine.amount:+,} (update {mine.seq:,})")
-
-    def action_focus_input(self) -> None:
-        self.entry.focus_input()
-
-    def action_rename(self) -> None:
-        def renamed(name: str | None) -> None:
-            if name is not None and name != self.model.name:
-                self.model.rename(name)
-                self.link.rename(name)
-                self.app.sub_title = f"{name} @ {public_url(self.link.url)}"
-                self.status.name = name
-                self.clients.changed()
-
-        self.app.push_screen(RenameScreen(self.model.name), renamed)
-
-    def action_reconnect(self) -> None:
-        self.activity.note("reconnecting now")
-        self.reconnect()
-
-    def action_clear_log(self) -> None:
-        self.activity.clear_entries()
-
-    def action_show(self, name: str) -> None:
-        """Show a panel (on a small screen, instead of the one shown) and go to it."""
-        for key, panel in self.panels.items():
-            panel.set_class(key == name, "-chosen")
-        target = self.clients if name == "people" else self.panels[name]
-        target.focus()
-
-    def help_sections(self) -> list[tuple[str, Sequence[BindingType]]]:
-        return [
-            ("Anywhere", self.app.BINDINGS),
-            ("People (F3)", [*ClientsTable.BINDINGS, *PeoplePanel.BINDINGS]),
-            ("History (F2)", HistoryChart.BINDINGS),
-            ("Activity (F4)", ActivityLog.BINDINGS),
-        ]
-
-    def action_copy_total(self) -> None:
-        total = self.model.total
-        if total is None:
-            self.notify("No total yet: not connected.", title="Copy")
-            return
-        self.app.copy_to_clipboard(str(total))
-        self.notify(f"{total:,}", title="Copied the total", markup=False)
-
-    def action_copy_log(self) -> None:
-        self.app.copy_to_clipboard(self.activity.selected_text())
-        self.notify("Every line of the log the filter shows.", title="Copied the log")
 
     def show_pending(self) -> None:
         """Show how many adds wait, and where they lead: after the app typed one, or the server settled one."""

@@ -17,11 +17,13 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-__all__ = ["HelpScreen", "key_label"]
+from tally.tui.widgets import ActivityLog, ClientsTable, HistoryChart, PeoplePanel
+
+__all__ = ["HelpScreen", "key_label", "sections"]
 
 PANELS = (
-    ("Total", "The shared total. ▲/▼ is its last change; below it, how many updates made it, or your adds still "
-     "waiting for the server and where they will take it. Offline, it says “last known”."),
+    ("Total", "The shared total. ▲/▼ is the last add and who made it; then how many updates made it, or your adds "
+     "still waiting for the server and where they will take it. Offline, it says “last known”."),
     ("Input", "Type an amount and press Enter: +5, -3, 1,000 (commas, spaces or _ between groups of three). "
      "Anything else is explained under the box and nothing is sent. A digit, + or - typed anywhere lands here."),
     ("People", "Who is here, you on top. Sort by a column (click it, or its key); filter by name. The line under "
@@ -33,6 +35,16 @@ PANELS = (
     ("Status line", "Connected (with the round trip), reconnecting (with a countdown and why) or offline; "
      "your pending adds; your name and the server."),
 )  # fmt: skip
+
+
+def sections(app_bindings: Sequence[BindingType]) -> list[tuple[str, Sequence[BindingType]]]:
+    """The keys, by where they work: anywhere (the app's), then each panel's."""
+    return [
+        ("Anywhere", app_bindings),
+        ("People (F3)", [*ClientsTable.BINDINGS, *PeoplePanel.BINDINGS]),
+        ("History (F2)", HistoryChart.BINDINGS),
+        ("Activity (F4)", ActivityLog.BINDINGS),
+    ]
 
 
 def key_label(keys: str, display: str | None = None) -> str:

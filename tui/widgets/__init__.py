@@ -4,6 +4,7 @@ from tally.tui.widgets.activity import ActivityLog
 from tally.tui.widgets.amount import AmountEntry, AmountInput
 from tally.tui.widgets.clients import ClientsTable
 from tally.tui.widgets.history import HistoryChart
+from tally.tui.widgets.keys import KeyBar
 from tally.tui.widgets.people import PeoplePanel
 from tally.tui.widgets.status import StatusBar
 from tally.tui.widgets.total import TotalPanel
@@ -14,6 +15,7 @@ __all__ = [
     "AmountInput",
     "ClientsTable",
     "HistoryChart",
+    "KeyBar",
     "PeoplePanel",
     "StatusBar",
     "TotalPanel",

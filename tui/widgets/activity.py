@@ -5,27 +5,29 @@ chose: mine only, adds only, joins and leaves hidden. Scrolling up pauses
 following: new lines are counted in the title ("12 new") until End (or
 scrolling back to the bottom) resumes it. Joins, leaves and renames wait a
 moment (``SETTLE``) so that many of them become one line ("30 joined"), and
-an add that arrives after its author's "left" line is put before it. Every
-line is built from ``Text`` parts, so nothing from the network is ever markup.
+an add that arrives after its author's "left" line is put before it. A search
+(``/``) highlights every match and goes from one to the next (n, N); copy
+takes the entries in view, whole, however they wrap. Lines are built in
+:mod:`tui.widgets.entries` and drawn in the theme's colours.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
-from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import RichLog
 
 from tally.server.protocol import ClientInfo, Error, Presence, Update
+from tally.tui.colours import themed
 from tally.tui.pending import PendingAdd
 from tally.tui.text import plain_text
+from tally.tui.widgets import entries
+from tally.tui.widgets.entries import Entry, clock
 
 __all__ = ["ActivityLog", "Entry", "LogFilter"]
 
@@ -38,10 +40,10 @@ KEPT = 1000
 LATE = 2.0
 # Joins and leaves are held this long, so that a crowd arriving over a moment is one line.
 SETTLE = 1.0
-# New lines are written at most this often: under a flood, each write costs a layout of the screen.
-WRITE_EVERY = 0.25
+# New lines are written at most this often: under a flood, each write costs a layout of the screen
+# (a third of a dashboard's CPU at 30 updates a second with 0.25 s).
+WRITE_EVERY = 0.5
 
-Kind = Literal["add", "presence", "note"]
 LogFilter = Literal["all", "mine", "adds", "quiet"]
 FILTER_ORDER: tuple[LogFilter, ...] = ("all", "mine", "adds", "quiet")
 FILTERS: dict[LogFilter, str] = {
@@ -50,35 +52,19 @@ FILTERS: dict[LogFilter, str] = {
     "adds": "adds only",
     "quiet": "no joins or leaves",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    kind: Kind
-    text: Text
-    mine: bool = False
-
-
-def _stamp(at: float | None = None) -> Text:
-    return Text(time.strftime("%H:%M:%S ", time.localtime(at)), style="dim")
-
-
-def _name(name: str, tag: str = "") -> Text:
-    text = Text(plain_text(name, limit=40), style="bold")
-    if tag:
-        text.append(f"#{plain_text(tag, limit=8)}", style="dim")
-    return text
-
-
-def _signed(amount: int) -> Text:
-    return Text(f"{amount:+,}", style="green" if amount > 0 else "red")
+MATCH = "reverse bold"
 
 
 class ActivityLog(RichLog):
     BINDINGS = [
-        Binding("end", "follow", "Follow", tooltip="Follow new lines again (scrolling up pauses)"),
+        Binding("end,G", "follow", "Follow", tooltip="Follow new lines again (scrolling up pauses)"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show everything, my adds only, adds only, or no joins/leaves"),
-        Binding("c", "copy_lines", "Copy", tooltip="Copy the lines in view"),
+        Binding("c", "copy_lines", "Copy", tooltip="Copy the entries in view, each whole"),
+        Binding("n", "find(-1)", "Next", tooltip="After a search (/): the next match, further up"),
+        Binding("N", "find(1)", "Previous", tooltip="After a search (/): the previous match, further down"),
+        Binding("j", "scroll_down", "Down", show=False, tooltip="Down a line"),
+        Binding("k", "scroll_up", "Up", show=False, tooltip="Up a line"),
+        Binding("g", "scroll_home", "Top", show=False, tooltip="The first entry"),
     ]
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -89,7 +75,7 @@ class ActivityLog(RichLog):
             highlight=False,
             wrap=True,
             min_width=20,
-            max_lines=KEPT,
+            max_lines=4 * KEPT,  # entries wrap; those past KEPT are dropped first
             auto_scroll=False,
         )
         self.entries: deque[Entry] = deque(maxlen=KEPT)
@@ -100,7 +86,7 @@ class ActivityLog(RichLog):
         self.following = True
         self._width = 0
         self.ambiguous: set[str] = set()  # names two people share: shown with their tags
-        self._held: list[tuple[Presence, str | None]] = []
+        self._held: list[tuple[Presence, str | None, str]] = []  # each with the name before it, and its tag
         # How long joins and leaves are held to be grouped ("a moment"): tests set their own.
         self.settle = SETTLE
         self._unwritten: list[Entry] = []
@@ -108,7 +94,15 @@ class ActivityLog(RichLog):
         self._settle: Timer | None = None
         # The "left" line of each recent leaver: an add of theirs that comes later goes before it.
         self._left: dict[str, Entry] = {}
+        # Each entry drawn, with its first line counted from the last clear (what scrolled off included).
+        self._drawn: deque[tuple[int, Entry]] = deque()
+        self.needle = ""  # what the search looks for, case apart ("" while none)
+        self._match = -1  # which match is shown: an index into matches()
         self._refresh_title()
+
+    def on_mount(self) -> None:
+        # Lines are drawn in the theme's colours: a new theme draws them again.
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self._redraw(self.entries, keep_place=True))
 
     # -- writing ---------------------------------------------------------------------
 
@@ -122,22 +116,32 @@ class ActivityLog(RichLog):
     def _write_unwritten(self) -> None:
         """Write what came since the last time: each write lays out the screen again, so not for every line."""
         self._writing = None
-        entries, self._unwritten = self._unwritten, []
+        written, self._unwritten = self._unwritten, []
         following = self.following or self.max_scroll_y == 0
-        for entry in entries:
-            self.write(entry.text, scroll_end=following)
-        if not following and entries:
-            self.unseen += len(entries)
+        for entry in written:
+            self._draw(entry, scroll_end=following)
+        if not following and written:
+            self.unseen += len(written)
             self._refresh_title()
 
+    def _draw(self, entry: Entry, *, scroll_end: bool) -> None:
+        first = self._start_line + len(self.lines)  # where it starts (if the size is known: else, later)
+        text = themed(entry.text, self.app.theme_variables)
+        if self.needle:
+            text.highlight_words([self.needle], MATCH, case_sensitive=False)
+        self.write(text, scroll_end=scroll_end)
+        self._drawn.append((first, entry))
+        while self._drawn and self._drawn[0][1] not in self.entries:
+            self._drawn.popleft()  # dropped past KEPT
+
     def updates(self, updates: Sequence[Update], you: str | None, *, earlier: bool = False) -> None:
-        if self._held and {u.client for u in updates} & {p.client.id for p, _ in self._held if p.event == "joined"}:
+        if self._held and {u.client for u in updates} & {p.client.id for p, _, _ in self._held if p.event == "joined"}:
             self.write_presence()  # someone who just came added at once: say they came first
         skipped = len(updates) - MAX_LINES_PER_BATCH
         if skipped > 0:
             self.note(f"… {skipped:,} more updates")
         for update in updates[-MAX_LINES_PER_BATCH:]:
-            entry = self._update_entry(update, you, earlier=earlier)
+            entry = entries.update(update, you, tagged=update.name in self.ambiguous, earlier=earlier)
             left = self._left.get(update.client)
             if left is not None and left in self.entries:
                 self._insert_before(left, entry)
@@ -146,57 +150,36 @@ class ActivityLog(RichLog):
 
     def _insert_before(self, later: Entry, entry: Entry) -> None:
         """Put ``entry`` before ``later`` (an add whose author's "left" line went out first)."""
-        entries = list(self.entries)
-        entries.insert(entries.index(later), entry)
-        self.entries = deque(entries, maxlen=KEPT)
+        kept = list(self.entries)
+        kept.insert(kept.index(later), entry)
+        self.entries = deque(kept, maxlen=KEPT)
         self._redraw(self.entries, keep_place=True)
-
-    def _update_entry(self, update: Update, you: str | None, *, earlier: bool) -> Entry:
-        mine = update.client == you
-        who = _name(update.name, update.tag if update.name in self.ambiguous else "")
-        if mine:
-            who.append(" (you)", style="dim")
-        verb = f" undid update {update.undoes} with " if update.undoes is not None else " added "
-        text = Text.assemble(_stamp(update.at), who, verb, _signed(update.amount), f"  → {update.total:,}")
-        if earlier:
-            text.stylize("dim")
-        return Entry("add", text, mine)
 
     def away(self, missed: Sequence[Update], you: str | None) -> None:
         """What others added while we were disconnected: each line if few, else one line per person."""
         if len(missed) <= MAX_LINES_PER_BATCH // 4:
             self.updates(missed, you)
             return
-        by_name: dict[str, list[int]] = {}
-        for update in missed:
-            by_name.setdefault(update.name, []).append(update.amount)
-        for name, amounts in sorted(by_name.items(), key=lambda item: -len(item[1])):
-            count = len(amounts)
-            line = Text.assemble(
-                _stamp(), _name(name), " ", _signed(sum(amounts)), f" in {count:,} add{'s' if count != 1 else ''}"
-            )
-            line.append(" while you were away", style="dim")
-            self.add_entry(Entry("add", line))
+        for entry in entries.away(missed):
+            self.add_entry(entry)
 
     def waiting(self, add: PendingAdd) -> None:
         """One of our adds typed while offline: it is kept, and sent when the server answers."""
-        self.note(
-            f"your {add.amount:+,} typed at {time.strftime('%H:%M:%S', time.localtime(add.typed_at))} "
-            "is pending: sent when the server answers"
-        )
+        self.note(f"your {add.amount:+,} typed at {clock(add.typed_at)} is pending: sent when the server answers")
 
     def applied(self, add: PendingAdd, seq: int, at: float) -> None:
         """One of our adds that waited: say when it was typed and when it counted."""
-        if at - add.typed_at < LATE:
-            return
-        self.note(
-            f"your {add.amount:+,} typed at {time.strftime('%H:%M:%S', time.localtime(add.typed_at))} "
-            f"was applied at {time.strftime('%H:%M:%S', time.localtime(at))} (update {seq:,})"
-        )
+        if at - add.typed_at >= LATE:
+            self.note(
+                f"your {add.amount:+,} typed at {clock(add.typed_at)} was applied at {clock(at)} (update {seq:,})"
+            )
 
     def presence(self, batch: Sequence[tuple[Presence, str | None]]) -> None:
-        """Joins, leaves and renames (each with the name before it): written together once they settle."""
-        self._held.extend(batch)
+        """Joins, leaves and renames (each with the name before it): written together once they settle.
+
+        Whether a name needs its tag is decided now, while a leaver still counts among those who share it.
+        """
+        self._held.extend((presence, before, self._tag(presence.client)) for presence, before in batch)
         if self._settle is None:
             self._settle = self.set_timer(self.settle, self.write_presence)
 
@@ -217,43 +200,30 @@ class ActivityLog(RichLog):
             self._settle = None
         batch, self._held = self._held, []
         for event in ("joined", "left"):
-            group = [p.client for p, _ in batch if p.event == event]
+            group = [(p.client, tag) for p, _, tag in batch if p.event == event]
             if len(group) > GROUP_PRESENCE:
-                names = ", ".join(plain_text(c.name, limit=20) for c in group[:GROUP_PRESENCE])
-                line = Text.assemble(_stamp(), (f"{len(group):,} {event}", "bold"), f": {names}, …")
-                entries = [(Entry("presence", line), group)]
+                shown = [(c.name, tag) for c, tag in group[:GROUP_PRESENCE]]
+                lines = [(entries.crowd(shown, event, len(group)), [c for c, _ in group])]
             else:
-                entries = [
-                    (Entry("presence", Text.assemble(_stamp(), _name(c.name, self._tag(c)), f" {event}")), [c])
-                    for c in group
-                ]
-            for entry, clients in entries:
+                lines = [(entries.join_or_leave(c.name, tag, event), [c]) for c, tag in group]
+            for entry, clients in lines:
                 self.add_entry(entry)
                 for client in clients if event == "left" else ():
                     self._left[client.id] = entry
         while len(self._left) > KEPT:
             del self._left[next(iter(self._left))]
-        for presence, before in batch:
+        for presence, before, tag in batch:
             if presence.event == "renamed":
-                line = Text.assemble(_stamp(), _name(before or "someone"), " is now ", _name(presence.client.name))
-                self.add_entry(Entry("presence", line))
+                self.add_entry(entries.renamed(before or "someone", presence.client.name, tag))
 
     def _tag(self, client: ClientInfo) -> str:
         return client.tag if client.name in self.ambiguous else ""
 
     def refused(self, error: Error, add: PendingAdd | None) -> None:
-        what = f"your {add.amount:+,}" if add is not None else "refused"
-        line = Text.assemble(
-            _stamp(),
-            (what + (" was refused " if add is not None else " "), "bold red"),
-            (plain_text(error.code, limit=40), "red"),
-            ": ",
-            plain_text(error.message),
-        )
-        self.add_entry(Entry("note", line, mine=True))
+        self.add_entry(entries.refused(error, add))
 
     def note(self, text: str, style: str = "dim") -> None:
-        self.add_entry(Entry("note", Text.assemble(_stamp(), (plain_text(text), style))))
+        self.add_entry(entries.note(text, style))
 
     # -- reading -------------------------------------------------------------------
 
@@ -273,7 +243,7 @@ class ActivityLog(RichLog):
     def action_cycle_filter(self) -> None:
         self.set_filter(FILTER_ORDER[(FILTER_ORDER.index(self.filter) + 1) % len(FILTER_ORDER)])
 
-    def _redraw(self, entries: Iterable[Entry], *, keep_place: bool = False) -> None:
+    def _redraw(self, kept: Iterable[Entry], *, keep_place: bool = False) -> None:
         paused = keep_place and not self.following  # the user scrolled up to read: stay there
         # Where they were, as a share of the whole: lines written again at another width wrap anew.
         place = self.scroll_y / self.max_scroll_y if self.max_scroll_y else 0.0
@@ -282,9 +252,10 @@ class ActivityLog(RichLog):
             self._writing = None
         self._unwritten = []  # written below, with the rest
         self.clear()
-        for entry in entries:
+        self._drawn.clear()
+        for entry in kept:
             if self._shown(entry):
-                self.write(entry.text, scroll_end=False)
+                self._draw(entry, scroll_end=False)
         if paused:
             self.scroll_to(y=round(place * self.max_scroll_y), animate=False, immediate=True)
             self.following = False  # scroll_to may have met the end on the way: still reading
@@ -323,21 +294,68 @@ class ActivityLog(RichLog):
         title = "Activity"
         if self.filter != "all":
             title += f" · {FILTERS[self.filter]}"
+        if self.needle:
+            found = len(self.matches())
+            where = f"{self._match + 1:,} of {found:,}, n/N" if found and self._match >= 0 else f"{found:,} found"
+            title += f" · “{plain_text(self.needle, limit=20)}” {where}"
         if self.unseen:
             title += f" · {self.unseen:,} new (End)"
         self.border_title = title
 
+    # -- searching ------------------------------------------------------------------
+
+    def search(self, text: str) -> int:
+        """Highlight every entry holding ``text`` (any case) and show the newest; how many there are."""
+        self.needle = text.strip()
+        self._match = -1
+        self._redraw(self.entries, keep_place=True)
+        found = self.matches()
+        if found:
+            self._match = len(found) - 1
+            self._show(found[self._match])
+        self._refresh_title()
+        return len(found)
+
+    def matches(self) -> list[int]:
+        """The first line of each entry shown that holds what is searched for, oldest first."""
+        needle = self.needle.casefold()
+        return [first for first, entry in self._drawn if needle and needle in entry.text.plain.casefold()]
+
+    def action_find(self, step: int) -> None:
+        """The next match up (``step`` -1) or down (1), going round."""
+        found = self.matches()
+        if not found:
+            self.app.notify("Search the log with / first." if not self.needle else "No match.", title="Search")
+            return
+        self._match = (self._match + step) % len(found)
+        self._show(found[self._match])
+        self._refresh_title()
+
+    def _show(self, first: int) -> None:
+        self.following = False
+        self.scroll_to(y=max(0, first - self._start_line - 1), animate=False, immediate=True)
+
+    # -- copying ----------------------------------------------------------------------
+
+    def in_view(self) -> list[Entry]:
+        """The entries on screen now, each whole (an entry half in view counts)."""
+        top = self._start_line + int(self.scroll_y)
+        bottom = top + self.scrollable_content_region.height
+        drawn = list(self._drawn)
+        ends = [first for first, _ in drawn[1:]] + [self._start_line + len(self.lines)]
+        return [entry for (first, entry), end in zip(drawn, ends, strict=True) if first < bottom and end > top]
+
     def selected_text(self) -> str:
-        """The lines shown, as plain text (for the copy key)."""
+        """The entries shown, as plain text, one a line (for the copy key)."""
         return "\n".join(entry.text.plain for entry in self.entries if self._shown(entry))
 
     def lines_in_view(self) -> str:
-        """The lines on screen now, as plain text."""
+        """The lines on screen now, as drawn (wrapped), as plain text."""
         top = int(self.scroll_y)
         return "\n".join(strip.text.rstrip() for strip in self.lines[top : top + self.scrollable_content_region.height])
 
     def action_copy_lines(self) -> None:
-        text = self.lines_in_view()
-        self.app.copy_to_clipboard(text)
-        count = text.count("\n") + 1 if text else 0
-        self.app.notify(f"{count} line{'s' if count != 1 else ''} of the log", title="Copied", markup=False)
+        view = self.in_view()
+        self.app.copy_to_clipboard("\n".join(entry.text.plain for entry in view))
+        count = len(view)
+        self.app.notify(f"{count} entr{'ies' if count != 1 else 'y'} of the log, whole", title="Copied", markup=False)

@@ -55,12 +55,12 @@ class AmountInput(Input):
                 event.stop()
                 event.prevent_default()
             return
-        if event.character == "?":
-            # Never part of an amount: it opens help, as on every other panel. (Not typed, so it
-            # cannot bubble to the app's binding: run that binding's action here.)
+        if event.character in ("?", "/"):
+            # Never part of an amount: help and the log's search, as on every other panel. (Not typed, so
+            # they cannot bubble to the app's bindings: run those bindings' actions here.)
             event.stop()
             event.prevent_default()
-            await self.run_action("app.help")
+            await self.run_action("app.help" if event.character == "?" else "app.dashboard('search')")
             return
         if event.key == "enter":
             # Handled here, not by the submit binding: bindings run after the keys queued behind Enter.

@@ -24,15 +24,15 @@ from tally.server.protocol import ClientInfo
 from tally.server.protocol.messages import SortKey
 from tally.tui.numbers import fit
 from tally.tui.pager import View
-from tally.tui.text import plain_text
+from tally.tui.text import duration, plain_text
 
 __all__ = ["ClientsTable"]
 
-# Most telling first: at 80 columns the address is what is left out.
-COLUMNS = ("name", "added", "since", "address")
+# Most telling first: the address goes first (below 90 columns), then "since" (names would be cut).
+
 TITLES = {"name": "Name", "added": "Added", "since": "Since", "address": "Address"}
 # A changed list (updates, joins) is redrawn at most this often.
-REDRAW_EVERY = 0.5
+REDRAW_EVERY = 1.0
 WHEEL_ROWS = 3
 
 
@@ -42,15 +42,6 @@ def since_label(timestamp: float, now: float) -> str:
     return time.strftime("%H:%M" if same_day else "%d %b", time.localtime(timestamp))
 
 
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min" if minutes < 24 * 60 else f"{minutes // (24 * 60)} d"
-
-
 class ClientsTable(DataTable[Text]):
     """Renders the page it is given (:meth:`show_page`), with ``me`` pinned on top. Cells are ``Text``: never markup."""
 
@@ -58,6 +49,10 @@ class ClientsTable(DataTable[Text]):
         Binding("n", "sort('name')", "By name", tooltip="Sort people by name (again: reverse)"),
         Binding("a", "sort('added')", "By added", tooltip="Sort people by what they added (again: reverse)"),
         Binding("s", "sort('since')", "By since", tooltip="Sort people by when they came (again: reverse)"),
+        Binding("j", "cursor_down", "Down", show=False, tooltip="The next person"),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="The person before"),
+        Binding("g", "scroll_home", "First", show=False, tooltip="The first person (you)"),
+        Binding("G", "scroll_end", "Last", show=False, tooltip="The last person"),
     ]
 
     @dataclass
@@ -83,8 +78,9 @@ class ClientsTable(DataTable[Text]):
         self.me: ClientInfo | None = None
         self.shown: list[ClientInfo | None] = []  # the rows, me first; None is a row still loading
         self._redraw: Timer | None = None
-        self._widths: tuple[int, ...] = ()
+        self._widths: tuple[tuple[str, int], ...] = ()
         self.range_text = ""  # which rows are in view, of how many: for the panel's border
+        self.ambiguous: set[str] = set()  # names two or more people go by: shown with their tags
 
     # -- what the app calls ---------------------------------------------------------
 
@@ -133,10 +129,11 @@ class ClientsTable(DataTable[Text]):
         self._fill()
         self.want()
 
-    def _column_widths(self) -> tuple[int, ...]:
+    def _column_widths(self) -> tuple[tuple[str, int], ...]:
         """Name takes what the numbers leave; a number column is as wide as its exact values, unless the
-        names would be cut for it (then the numbers go compact, 8 characters at most)."""
-        width = max(self.size.width - 2, 20)  # less the scrollbar's room
+        names would be cut for it (then the numbers go compact, 8 characters at most, and in a narrow
+        table "since" goes: the detail line under the table says it)."""
+        width = max(self.size.width - 2, 12)  # less the scrollbar's room
         people = [client for client in self.shown if client is not None]
         now = time.time()
         # Room for the header too, with its sort arrow.
@@ -146,19 +143,23 @@ class ClientsTable(DataTable[Text]):
         exact = max(exact, len(TITLES["added"]) + 2 * (self.order == "added"))
         address = min(22, max((len(client.address or "") for client in people), default=0))
         address = address if address and width >= 90 else 0
-        gaps = 2 * (3 + bool(address))  # each cell has a space either side
-        longest = max((len(client.name) + (6 if client is self.me else 0) for client in people), default=4)
-        room = width - gaps - since - address
-        added = max(5, exact) if room - max(5, exact) >= min(longest, 16) else 8
-        name = max(4, room - added)
-        return (name, added, since, address) if address else (name, added, since)
+        longest = max((len(client.name) + 6 * (client is self.me) + 5 * (client.name in self.ambiguous)
+                       for client in people), default=4)  # fmt: skip
+        wanted = min(longest, 16)
+        room = width - 2 * (3 + bool(address)) - since - address  # each cell has a space either side
+        added = max(5, exact) if room - max(5, exact) >= wanted else 8
+        if room - added < wanted and self.order != "since" and not address:
+            room += since + 2  # no room for names: "since" goes before they are cut
+            return ("name", max(4, room - added)), ("added", added)
+        columns = [("name", max(4, room - added)), ("added", added), ("since", since)]
+        return tuple([*columns, ("address", address)] if address else columns)
 
     def _fill(self) -> None:
         widths = self._column_widths()
         cursor = self.cursor_row
         if widths != self._widths:
             self.clear(columns=True)
-            for key, width in zip(COLUMNS, widths, strict=False):
+            for key, width in widths:
                 self.add_column(self._header(key), key=key, width=width)
             self._widths = widths
         else:
@@ -180,20 +181,21 @@ class ClientsTable(DataTable[Text]):
             title += " ▼" if self.descending else " ▲"
         return Text(title, justify="right" if key == "added" else "left")
 
-    def _cells(self, client: ClientInfo, widths: tuple[int, ...], now: float) -> list[Text]:
+    def _cells(self, client: ClientInfo, widths: tuple[tuple[str, int], ...], now: float) -> list[Text]:
         mine = self.me is not None and client.id == self.me.id
         name = Text(plain_text(client.name, limit=40), style="bold" if mine else "")
+        if client.tag and client.name in self.ambiguous:
+            name.append(f"#{plain_text(client.tag, limit=8)}", style="dim")
         if mine:
             name.append(" (you)", style="dim")
-        name.truncate(widths[0], overflow="ellipsis")
-        cells = [
-            name,
-            Text(fit(client.added, widths[1], signed=True), justify="right"),
-            Text(since_label(client.since, now)),
-        ]
-        if len(widths) > 3:
-            cells.append(Text(plain_text(client.address or "", limit=60), overflow="ellipsis"))
-        return cells
+        cells = {
+            "name": name,
+            "added": Text(fit(client.added, dict(widths)["added"], signed=True), justify="right"),
+            "since": Text(since_label(client.since, now)),
+            "address": Text(plain_text(client.address or "", limit=60), overflow="ellipsis"),
+        }
+        name.truncate(dict(widths)["name"], overflow="ellipsis")
+        return [cells[key] for key, _ in widths]
 
     def _refresh_titles(self) -> None:
         others = max(0, len(self.shown) - (self.me is not None))
@@ -215,7 +217,7 @@ class ClientsTable(DataTable[Text]):
         name = plain_text(client.name, limit=40) + (f"#{plain_text(client.tag, limit=8)}" if client.tag else "")
         parts = [name + (" (you)" if mine else ""), f"{client.added:+,}"]
         parts.append(f"since {time.strftime('%H:%M:%S', time.localtime(client.since))}")
-        optional = [f"{_duration(now - client.since)} ago"]
+        optional = [f"{duration(now - client.since)} ago"]
         if client.address:
             optional.append(plain_text(client.address, limit=60))
         while optional and width and len(" · ".join(parts + optional)) > width:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import RenderResult
 from textual.binding import Binding
+from textual.color import Color
 from textual.message import Message
 from textual_plotext import PlotextPlot
 
@@ -24,8 +25,9 @@ from tally.tui.series import WINDOWS, Series, chart_data
 
 __all__ = ["HistoryChart"]
 
-# However fast updates come, the chart is rebuilt at most this often.
-MIN_REDRAW = 0.5
+# However fast updates come, the chart is rebuilt at most this often (a minute drawn on some 60 columns:
+# once a second moves it by about a column).
+MIN_REDRAW = 1.0
 ORDER = list(WINDOWS)
 
 
@@ -62,6 +64,8 @@ class HistoryChart(PlotextPlot):
     def on_mount(self) -> None:
         super().on_mount()
         self.set_interval(MIN_REDRAW, self._tick)
+        # The line is drawn in the theme's accent (textual-plotext themes only the background and axes).
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self._redraw())
 
     def show(self, series: Series) -> None:
         """Draw ``series`` (soon: at most every ``MIN_REDRAW`` seconds)."""
@@ -121,6 +125,8 @@ class HistoryChart(PlotextPlot):
 
     def on_resize(self) -> None:
         self._title()
+        if self.series is not None:
+            self._redraw()  # the labels, and how many the y axis holds, depend on the size
 
     def _plot_series(self) -> None:
         plt = self.plt
@@ -135,7 +141,7 @@ class HistoryChart(PlotextPlot):
             plt.title(self.empty)
             return
         window = series.window
-        plt.plot(data.xs, data.ys, marker="braille")
+        plt.plot(data.xs, data.ys, marker="braille", color=Color.parse(self.app.theme_variables["accent"]).rgb)
         plt.xlim(-window.seconds, 0)
         # Clock times at the window's start, middle and end; in a narrow chart, its start and "now".
         if self.size.width >= 40:
@@ -143,15 +149,19 @@ class HistoryChart(PlotextPlot):
             plt.xticks(positions, [_time_label(now + x, window.label_format) for x in positions])
         else:
             plt.xticks([-window.seconds, 0.0], [_time_label(now - window.seconds, window.label_format), "now"])
-        values = ticks(data.low, data.high, max(3, min(8, self.size.height // 4)))  # a label every few rows
+        short = self.size.height < 10  # a few rows (80x24): the plot gets them, with its lowest and highest only
+        values = ticks(data.low, data.high, 1 if short else min(8, self.size.height // 4))  # a label every few rows
+        if self.size.height < 6:
+            values = values[-1:]  # a plot of a row or two: its two ends would be drawn on the same row
         positions_y = [float(value) for value in values]
         plt.ylim(data.low, data.high if data.high > data.low else data.low + 1)
         if data.relative:
             plt.yticks(positions_y, [fit(value, 7, signed=True) for value in values])
-            plt.ylabel(f"change since {_time_label(now - window.seconds, window.label_format)} (from {data.base:,})")
+            plt.ylabel("" if short else f"change since {_time_label(now - window.seconds, window.label_format)} "
+                       f"(from {data.base:,})")  # fmt: skip
         else:
             plt.yticks(positions_y, [f"{value:,}" if abs(value) < 10_000 else compact(value) for value in values])
-            plt.ylabel("total")
+            plt.ylabel("" if short else "total")
 
     def action_window(self, name: str) -> None:
         self.post_message(self.WindowChosen(name))

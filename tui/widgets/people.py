@@ -18,6 +18,7 @@ class PeoplePanel(Vertical):
     BINDINGS = [
         Binding("f", "filter", "Filter", tooltip="Show only people whose name contains a text (Esc clears)"),
         Binding("c", "copy_row", "Copy row", tooltip="Copy the highlighted row, exactly"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter (Esc again: back)"),
     ]
 
     def __init__(self, table: ClientsTable, *, id: str | None = None, classes: str | None = None) -> None:
@@ -25,6 +26,7 @@ class PeoplePanel(Vertical):
         self.table = table
         self.filter_box = Input(placeholder="names containing… (Enter: keep, Esc: clear)", id="people-filter")
         self.detail = Label("", id="people-detail", markup=False)
+        self._detail = ""
         self.border_title = "People"
 
     def compose(self) -> ComposeResult:
@@ -39,7 +41,10 @@ class PeoplePanel(Vertical):
     def on_clients_table_highlighted(self, event: ClientsTable.Highlighted) -> None:
         event.stop()
         width = self.detail.content_size.width or self.content_size.width
-        self.detail.update(self.table.detail(event.client, width=width) if event.client is not None else "")
+        text = self.table.detail(event.client, width=width) if event.client is not None else ""
+        if text != self._detail:  # the table is filled again twice a second: the same row, nothing to draw
+            self._detail = text
+            self.detail.update(text)
         self.border_subtitle = self.table.range_text
 
     def action_filter(self) -> None:
@@ -58,12 +63,14 @@ class PeoplePanel(Vertical):
                 self.remove_class("-filtering")
             self.table.focus()
 
-    def key_escape(self) -> None:
-        # Escape in the filter box (or anywhere in the panel while filtering) clears the filter.
-        if self.has_class("-filtering"):
-            self.filter_box.value = ""
-            self.remove_class("-filtering")
-            self.table.focus()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Escape clears the filter while there is one; otherwise it goes on to the screen (back to the input).
+        return self.has_class("-filtering") if action == "clear_filter" else True
+
+    def action_clear_filter(self) -> None:
+        self.filter_box.value = ""
+        self.remove_class("-filtering")
+        self.table.focus()
 
     def action_copy_row(self) -> None:
         client = self.table.highlighted()

@@ -1,4 +1,8 @@
-"""The connection status line: connected with latency, reconnecting with a countdown, or offline."""
+"""The connection status line: connected with latency, reconnecting with a countdown, or offline.
+
+Connected to a server whose store is away, it is not green: it says since when the
+store has been away and how many adds wait (they go by themselves when it is back).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tally.server.protocol import StoreStatus
 from tally.tui.text import plain_text
 
 __all__ = ["StatusBar"]
@@ -25,6 +30,8 @@ class StatusBar(Static):
     reason: reactive[str] = reactive("")
     url: reactive[str] = reactive("")
     name: reactive[str] = reactive("")
+    # The server's store, when it is not available (None: it takes adds).
+    store: reactive[StoreStatus | None] = reactive(None)
 
     def on_mount(self) -> None:
         # Only the countdown needs a clock; everything else repaints when it changes.
@@ -37,10 +44,27 @@ class StatusBar(Static):
     def watch_state(self, state: State) -> None:
         for name in ("connecting", "connected", "reconnecting", "offline"):
             self.set_class(state == name, f"-{name}")
+        self._store_classes()
+
+    def watch_store(self) -> None:
+        self._store_classes()
+
+    def _store_classes(self) -> None:
+        away = self.state == "connected" and self.store is not None
+        self.set_class(away and self.store is not None and self.store.state == "unavailable", "-store-away")
+        self.set_class(away and self.store is not None and self.store.state == "rewound", "-store-lost")
 
     def render(self) -> Text:
         text = Text()
-        if self.state == "connected":
+        store = self.store
+        if self.state == "connected" and store is not None:
+            since = time.strftime("%H:%M", time.localtime(store.since))
+            if store.state == "rewound":
+                text.append(f"✕ store lost updates at {since}", style="bold")
+            else:
+                text.append(f"▲ store away since {since}", style="bold")
+            text.append(f" · {self.pending:,} waiting" if self.pending else " · adds wait for it", style="bold")
+        elif self.state == "connected":
             text.append("● connected", style="bold")
             if self.latency is not None:
                 text.append(f" · {self.latency * 1000:.0f} ms")
@@ -53,8 +77,8 @@ class StatusBar(Static):
         else:
             text.append("✕ offline", style="bold")
             text.append(f" · {plain_text(self.reason, limit=60)} · ctrl+r to retry")
-        if self.pending:
-            text.append(f" · {self.pending} pending", style="bold")
+        if self.pending and (store is None or self.state != "connected"):
+            text.append(f" · {self.pending:,} pending", style="bold")
         who = Text()
         if self.name:
             who.append(f"  {plain_text(self.name, limit=32)}", style="bold")

@@ -305,23 +305,14 @@ def apply_batch(
     outcomes: list[Outcome] = []
     records: list[Record] = []
     for request in batch:
-        undoes = None
         undone = None if request.undo is None else lookup((request.session, request.undo))
-        if undone is not None:
-            undoes = undone.seq
+        undoes = None if undone is None else undone.seq
         key = request.key
         earlier = None if key is None else lookup(key)
-        if earlier is not None:
-            outcomes.append(_check_repeat(request, earlier, undoes))
+        unchanged = _unchanged(request, earlier, undone, undoes)
+        if unchanged is not None:
+            outcomes.append(unchanged)
             continue
-        if request.amount == 0:
-            outcomes.append(Refused(ErrorCode.INVALID_AMOUNT, "0 changes nothing; add a number other than zero"))
-            continue
-        if request.undo is not None:
-            refusal = _check_undo(request, undone)
-            if refusal is not None:
-                outcomes.append(refusal)
-                continue
         new_total = next_total(total, request.amount)
         if isinstance(new_total, Refused):
             outcomes.append(new_total)
@@ -340,6 +331,19 @@ def apply_batch(
             seen_here[undone_key] = replace(undone, undone_by=seq)
             undone_here.append((undone_key, seq))
     return Batch(outcomes, records, Head(total, seq, digest), undone_here)
+
+
+def _unchanged(
+    request: AddRequest, earlier: OpRecord | None, undone: OpRecord | None, undoes: int | None
+) -> Outcome | None:
+    """What ``request`` gets if it changes nothing (a repeat's outcome, or a refusal); None if it may apply."""
+    if earlier is not None:
+        return _check_repeat(request, earlier, undoes)
+    if request.amount == 0:
+        return Refused(ErrorCode.INVALID_AMOUNT, "0 changes nothing; add a number other than zero")
+    if request.undo is not None:
+        return _check_undo(request, undone)
+    return None
 
 
 def _check_undo(request: AddRequest, undone: OpRecord | None) -> Refused | None:

@@ -191,24 +191,29 @@ def _welcome_body(message: Welcome, version: int) -> dict[str, object]:
     return body
 
 
+def _hello_to_wire(message: Hello, version: int) -> dict[str, object]:
+    body: dict[str, object] = {"name": message.name}
+    if version == 1:
+        body["session"] = message.session
+        return body
+    body["secret"] = message.secret
+    body["role"] = message.role
+    if message.resume is not None:
+        resume = message.resume
+        wire: dict[str, object] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
+        if resume.total is not None:
+            wire |= {"total": resume.total, "fingerprint": resume.fingerprint, "seal": resume.seal}
+        body["resume"] = wire
+    if message.since is not None:
+        body["since"] = message.since
+    return body
+
+
 def _to_wire(message: Message, version: int) -> dict[str, object]:
     body: dict[str, object]
     match message:
         case Hello():
-            body = {"name": message.name}
-            if version == 1:
-                body["session"] = message.session
-            else:
-                body["secret"] = message.secret
-                body["role"] = message.role
-                if message.resume is not None:
-                    resume = message.resume
-                    wire: dict[str, object] = {"ledger": resume.ledger, "epoch": resume.epoch, "seq": resume.seq}
-                    if resume.total is not None:
-                        wire |= {"total": resume.total, "fingerprint": resume.fingerprint, "seal": resume.seal}
-                    body["resume"] = wire
-                if message.since is not None:
-                    body["since"] = message.since
+            body = _hello_to_wire(message, version)
         case Add(op=op, amount=amount, undo=undo):
             body = {"op": op, "amount": amount}
             if undo is not None:

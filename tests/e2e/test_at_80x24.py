@@ -3,6 +3,7 @@ every hint whole, and a name that is remembered and used for the adds a later st
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from pathlib import Path
 
@@ -70,3 +71,26 @@ async def test_a_name_set_is_kept_after_a_restart_and_its_waiting_adds_go_under_
             update = await auditor.next_of(Update, timeout=15)
             assert update.name == "zed" and update.amount == 5
         assert (await ledger_state(url))[0] == 5
+
+
+async def test_two_ctrl_z_undo_two_adds_whatever_the_pause_between_them(
+    tmp_path: Path, start_tally: StartTally
+) -> None:
+    """In a real terminal: +1 +2 +4 +8, then ctrl+z twice at once, then twice 1.5 s apart: each pair undoes two
+    adds (15, 3, then 1 and 0); an undo that depended on timing would make one pair an undo and a redo."""
+    with ServerProcess(tmp_path / "tally.db") as server:
+        url = server.start()
+        terminal = await connected(start_tally, url, "ann")
+        total = 0
+        for amount in (1, 2, 4, 8):
+            terminal.type(f"{amount}\r")
+            total += amount
+            await until_total(url, total)
+        terminal.type("\x1a\x1a")  # ctrl+z, ctrl+z: no pause at all
+        await until_total(url, 3)
+        terminal.type("\x1a")
+        await until_total(url, 1)
+        await asyncio.sleep(1.5)  # the pause under test (the input), not a wait for anything
+        terminal.type("\x1a")
+        await until_total(url, 0)
+        assert await ledger_state(url) == (0, 8), terminal.describe()

@@ -149,6 +149,9 @@ class Repair:
             return
         claim = self.view.claim()
         if claim.ledger:
+            # The op ids of what this server saw up to its claim, kept first: the ledger may be carried on from it.
+            view = self.view
+            await self.witness.note(view.id, view.epoch, view.head, view.key, self.place, list(view.recent))
             await self.store.claim(self.server_id, claim)
         # What this machine's witness saw may be newer (a server that died here), or all there is (one starting).
         # It is asked by ledger, whichever URL named the store then; by this URL only if the store holds none.

@@ -145,12 +145,26 @@ class Witness:
 
         await self._run(write)
 
-    async def note(self, ledger: str, epoch: int, head: Head, key: str, place: str) -> None:
-        """The newest state seen (read back from the store): kept across a crash of this process, not fsynced."""
+    async def note(
+        self, ledger: str, epoch: int, head: Head, key: str, place: str, seen: Sequence[Record] = ()
+    ) -> None:
+        """The newest state seen (read back from the store), with the op ids of the adds ``seen`` on the way to it:
+        kept across a crash of this process, not fsynced.
+
+        The op ids go with the state in one transaction because a repair carries the ledger on from the newest
+        state anyone saw: an add another server applied and died before it was acknowledged is in that state, and
+        its resend must stay a duplicate, so whoever claims the state must know its op id.
+        """
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_NOTE, (ledger, epoch, head.seq, head.total, head.digest, key, place))
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR IGNORE INTO adds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                    [(ledger, epoch, r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes,
+                      r.digest) for r in seen if r.op is not None],
+                )  # fmt: skip
+                db.execute(_NOTE, (ledger, epoch, head.seq, head.total, head.digest, key, place))
 
         await self._run(write)
 

@@ -18,9 +18,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tally.server.protocol import Ack, Update, Welcome
+from tally.server.protocol import Ack, Error, Update, Welcome
 from tests.support.local import free_port
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
@@ -81,8 +82,28 @@ async def welcomed(url: str, *, after_epoch: int, **hello: object) -> Welcome:
                     return
         await asyncio.sleep(0.1)  # the pace of the tries, not a wait on the repair
 
-    await until(lambda: bool(found), timeout=60, what="a new epoch served", poll=try_once)
+    await until(lambda: bool(found), timeout=30, what="a new epoch served", poll=try_once)
     return found[-1]
+
+
+async def resend_until_acked(url: str, op: str, amount: int) -> Ack:
+    """Send the add again, as a dashboard does after each reconnect (a repair's resync closes connections)."""
+    acks: list[Ack] = []
+
+    async def try_once() -> None:
+        with contextlib.suppress(OSError, InvalidStatus, TimeoutError, ConnectionClosed):
+            async with await Peer.join(url, "ann", SECRET) as ann:
+                await ann.send(type="add", op=op, amount=amount)
+                async with asyncio.timeout(10):
+                    while not isinstance(answer := await ann.receive(), Ack | Error):
+                        pass
+                if isinstance(answer, Ack):
+                    acks.append(answer)
+                return
+        await asyncio.sleep(0.1)  # the pace of the tries
+
+    await until(lambda: bool(acks), timeout=40, what=f"an ack of {op}", poll=try_once)
+    return acks[0]
 
 
 async def test_a_server_naming_the_store_another_way_sees_its_witness_and_restores(tmp_path: Path) -> None:
@@ -139,3 +160,48 @@ async def test_a_dashboards_sealed_resume_catches_a_rewind_no_server_remembers(t
                 await bob.send(type="add", op="b1", amount=1)
                 update = await bob.next_of(Update)
                 assert (update.seq, update.total) == (11, 5_501)
+
+
+@pytest.mark.parametrize("forget_seen", [False, True], ids=["witness", "negative-control"])
+async def test_an_add_stored_but_never_acknowledged_stays_a_duplicate_after_a_rewind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forget_seen: bool
+) -> None:
+    """Server A stores an add and dies before its ack; server B shows it; the store is then restored from a copy
+    without it. B carries the ledger on from what it saw (the add included) and knows the add's op id, so the
+    resend is a duplicate: counted once. Control: with B keeping no op ids of what it saw, it counts twice."""
+    port = free_port()
+    with RedisServer(tmp_path / "redis", port=port) as redis:
+        await init_ledger(redis.url, PREFIX)
+        shutil.copytree(redis.directory / "appendonlydir", tmp_path / "backup")  # the ledger with no adds
+        monkeypatch.setenv("TALLY_TEST_FORGET_SEEN", "1" if forget_seen else "0")
+        servers = [
+            ServerProcess(redis.url, "--redis-prefix", PREFIX, *QUICK, "--witness", str(tmp_path / f"{name}.db"),
+                          module="tests.support.dying_server")
+            for name in ("a", "b")
+        ]  # fmt: skip
+        with servers[0] as a, servers[1] as b:
+            monkeypatch.setenv("TALLY_TEST_DIE", "1")
+            a_url = a.start()
+            monkeypatch.setenv("TALLY_TEST_DIE", "0")
+            b_url = b.start()
+            async with await Peer.join(b_url, "watcher") as watcher, await Peer.join(a_url, "ann", SECRET) as ann:
+                await ann.send(type="add", op="die-1", amount=1_000)  # stored, then A dies: no ack
+                assert watcher.welcome is not None
+                epoch = watcher.welcome.epoch
+                shown = await watcher.next_of(Update, timeout=15)
+                assert (shown.op, shown.total) == ("die-1", 1_000)
+                with contextlib.suppress(ConnectionClosed, TimeoutError):
+                    await ann.next_of(Ack)
+                    raise AssertionError("the add was acknowledged before the server died")
+            restore(redis, tmp_path / "backup")
+            now = await welcomed(b_url, after_epoch=epoch)
+            assert (now.seq, now.total) == (1, 1_000)  # carried on from what B saw
+            # As the dashboard does with what was not acknowledged.
+            ack = await resend_until_acked(b_url, "die-1", 1_000)
+            async with await Peer.join(b_url, "auditor") as auditor:
+                assert auditor.welcome is not None
+                total = auditor.welcome.total
+    if forget_seen:
+        assert (ack.seq, total) == (2, 2_000), "the control counts the resend again"
+    else:
+        assert (ack.seq, total) == (1, 1_000), "the resend is a duplicate: counted once"

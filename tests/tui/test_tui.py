@@ -376,3 +376,26 @@ async def test_quitting_with_nothing_pending_quits_at_once(server: TallyServer) 
         await until(pilot, lambda: app.dashboard.status.state == "connected")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)
+
+
+async def test_since_in_the_people_list_survives_a_server_restart(db_path: Path) -> None:
+    """The dashboard says when its person first came on every hello: after a server restart the people list (its
+    own row, and a watcher's) still says that time, not the reconnect's (a restart takes far more than 10 ms)."""
+    with ServerProcess(db_path) as server:
+        url = server.start()
+        app = make_app(LinkOptions(url, "alice"))
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.dashboard.status.state == "connected" and app.model.me is not None)
+            assert app.model.me is not None
+            first = app.model.me.since
+            await asyncio.to_thread(server.kill)
+            await until(pilot, lambda: app.dashboard.status.state == "reconnecting", what="the kill noticed")
+            await asyncio.to_thread(server.start)
+            app.link.reconnect_now()
+            old_you = app.model.you
+            await until(pilot, lambda: app.dashboard.status.state == "connected" and app.model.you != old_you)
+            assert app.model.me is not None and abs(app.model.me.since - first) < 0.01, (app.model.me.since, first)
+            async with await Peer.join(server.url, "watcher") as watcher:
+                assert watcher.welcome is not None
+                (alice,) = [client for client in watcher.welcome.clients if client.name == "alice"]
+                assert abs(alice.since - first) < 0.01, (alice.since, first)

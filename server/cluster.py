@@ -88,8 +88,8 @@ class Cluster(Announcer):
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._noted = 0.0
-        # What the follower took since the last note, with its epoch: noted with the op ids it carries.
-        self._unnoted: list[tuple[int, Record]] = []
+        # What the follower took since the last note, batch by batch with its epoch: noted with its op ids.
+        self._unnoted: list[tuple[int, list[Record]]] = []
         self._reannounce = False  # after a reload: say again who our clients are, at the next beat
 
     async def start(self) -> None:
@@ -278,7 +278,7 @@ class Cluster(Announcer):
         self.ledger.take(records)
         view = self.ledger.view
         self.store.saw(view.id, view.epoch, view.head)
-        self._unnoted.extend((view.epoch, record) for record in records)
+        self._unnoted.append((view.epoch, records))
         now = time.monotonic()
         if now - self._noted >= NOTE_INTERVAL:
             self._noted = now
@@ -287,7 +287,7 @@ class Cluster(Announcer):
     async def _note(self) -> None:
         view = self.ledger.view
         taken, self._unnoted = self._unnoted, []
-        seen = [record for epoch, record in taken if epoch == view.epoch]  # a repair may have moved on
+        seen = [record for epoch, batch in taken if epoch == view.epoch for record in batch]  # a repair moves on
         try:
             await self.witness.note(view.id, view.epoch, view.head, view.key, self.place, seen)
         except Exception as exc:  # only the check after a crash of this process is weaker for it

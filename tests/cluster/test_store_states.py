@@ -17,7 +17,7 @@ from tally.server.store.redis import RedisStore
 from tests.support.local import free_port
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
-from tests.support.servers import REPOSITORY, UNLIMITED_RATE, init_ledger, serving
+from tests.support.servers import REPOSITORY, UNLIMITED_RATE, cluster, init_ledger, serving
 from tests.support.waiting import until
 
 
@@ -182,12 +182,7 @@ async def test_after_a_long_outage_everyone_is_still_online(tmp_path: Path, redi
     try:
         await init_ledger(redis.url, redis_prefix)
         async with contextlib.AsyncExitStack() as stack:
-            a, b = [
-                await stack.enter_async_context(
-                    serving(redis.url, redis_prefix=redis_prefix, limits=UNLIMITED_RATE, cluster_ttl=1.5)
-                )
-                for _ in range(2)
-            ]
+            a, b = await cluster(stack, redis.url, redis_prefix, limits=UNLIMITED_RATE, cluster_ttl=1.5)
             alice = await stack.enter_async_context(await Peer.join(a.url, "alice"))
             bob = await stack.enter_async_context(await Peer.join(b.url, "bob"))
             await until(lambda: len(a.roster) == len(b.roster) == 2, what="both listed on both servers")

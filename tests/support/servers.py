@@ -66,6 +66,13 @@ async def serving(
         yield server
 
 
+async def cluster(
+    stack: contextlib.AsyncExitStack, url: str, prefix: str, count: int = 2, **options: Any
+) -> list[TallyServer]:
+    """``count`` servers sharing the ledger under ``prefix`` in the Redis at ``url``, closed with ``stack``."""
+    return [await stack.enter_async_context(serving(url, redis_prefix=prefix, **options)) for _ in range(count)]
+
+
 async def init_ledger(url: str, prefix: str = "tally:") -> str:
     """``tally-server init`` for a Redis, as an operator runs it once before a cluster's first server."""
     from tally.server.store.redis import RedisStore

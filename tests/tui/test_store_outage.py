@@ -23,7 +23,7 @@ from tests.support.dashboard import Recorder, log_text, screen_text, until
 from tests.support.local import free_port
 from tests.support.peers import Peer
 from tests.support.redis_server import RedisServer
-from tests.support.servers import UNLIMITED_RATE, init_ledger, serving
+from tests.support.servers import UNLIMITED_RATE, cluster, init_ledger, serving
 
 
 def about_an_add(line: str) -> bool:
@@ -41,12 +41,7 @@ async def test_redis_killed_and_started_again_is_one_state_and_the_waiting_adds_
     try:
         await init_ledger(redis.url, redis_prefix)
         async with contextlib.AsyncExitStack() as stack:
-            a, b = [
-                await stack.enter_async_context(
-                    serving(redis.url, redis_prefix=redis_prefix, limits=UNLIMITED_RATE, store_retry=0.05)
-                )
-                for _ in range(2)
-            ]
+            a, b = await cluster(stack, redis.url, redis_prefix, limits=UNLIMITED_RATE, store_retry=0.05)
             app = make_app(LinkOptions(a.url, "alice", store_probe=0.05))
             seen = Recorder(app)
             async with app.run_test(size=(80, 24)) as pilot:

@@ -117,3 +117,44 @@ async def test_two_people_with_one_name_are_told_apart_in_the_log() -> None:
             assert all(f"bob#{tag} added" in log for tag in tags) and "bob added" not in log, log
             for peer in (first, second):
                 await peer.close()
+
+
+async def test_new_lines_are_drawn_already_scrolled_to_and_without_laying_out_the_screen() -> None:
+    """While following, every frame drawn shows the log at its end (new lines and the scroll to them come in one
+    frame), each batch in order, and writing lines lays nothing out (the log's box does not change)."""
+    app = welcomed()
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.dashboard.activity
+        seq = 0
+
+        def batch(count: int) -> None:
+            nonlocal seq
+            updates = []
+            for _ in range(count):
+                seq += 1
+                updates.append(Update(seq=seq, total=seq, amount=1, name="bob", client="b", op=str(seq), at=NOW))
+            app.post_event(UpdatesArrived(updates))
+
+        for _ in range(3):  # enough to overflow the log, and to show its scrollbar (that does lay out, once)
+            batch(10)
+        await until(pilot, lambda: f"→ {seq}" in log.lines_in_view(), what="an overflowing log at its end")
+        await pilot.pause()
+        frames: list[tuple[float, int]] = []
+        layouts: list[object] = []
+        app.screen.screen_layout_refresh_signal.subscribe(log, layouts.append)
+        displayed = app.post_display_hook
+
+        def shown() -> None:
+            frames.append((log.scroll_y, log.max_scroll_y))
+            displayed()
+
+        app.post_display_hook = shown  # type: ignore[method-assign]
+        for _ in range(4):
+            batch(3)
+            await until(pilot, lambda: f"→ {seq}" in log.lines_in_view(), what="the batch written, in view")
+        await pilot.pause()
+        assert frames and all(y == end for y, end in frames), frames
+        assert not layouts, "writing lines laid the screen out"
+        assert log.following and log.scroll_y == log.max_scroll_y
+        lines = [line for line in log_text(app).splitlines() if "bob added" in line]
+        assert len(lines) == 42 and all(f"→ {n}" in line for n, line in zip(range(1, 43), lines, strict=True))

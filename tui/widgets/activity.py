@@ -19,6 +19,8 @@ from typing import Literal
 
 from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.timer import Timer
 from textual.widgets import RichLog
 
@@ -56,6 +58,11 @@ MATCH = "reverse bold"
 
 
 class ActivityLog(RichLog):
+    # Lines written make the log longer, never larger: its box is the grid's. Textual lays out the whole screen
+    # when a widget's virtual size changes (a tenth of a dashboard's CPU at 30 updates a second); here only the
+    # scrollbar follows (watch_virtual_size), and showing or hiding it still lays the screen out.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     BINDINGS = [
         Binding("end,G", "follow", "Follow", tooltip="Follow new lines again (scrolling up pauses)"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show everything, my adds only, adds only, or no joins/leaves"),
@@ -119,8 +126,13 @@ class ActivityLog(RichLog):
         written, self._unwritten = self._unwritten, []
         following = self.following or self.max_scroll_y == 0
         for entry in written:
-            self._draw(entry, scroll_end=following)
-        if not following and written:
+            self._draw(entry, scroll_end=False)
+        if not written:
+            return
+        if following:
+            # Now, not after the next frame: the new lines and the scroll to them are drawn in one frame, not two.
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
             self.unseen += len(written)
             self._refresh_title()
 
@@ -282,6 +294,10 @@ class ActivityLog(RichLog):
             self._redraw(self.entries, keep_place=True)
         elif self.following:
             self.call_after_refresh(self.scroll_end, animate=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.container_size:  # before the first layout, the layout does it
+            self._scroll_update(size)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

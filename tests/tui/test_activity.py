@@ -121,7 +121,8 @@ async def test_two_people_with_one_name_are_told_apart_in_the_log() -> None:
 
 async def test_new_lines_are_drawn_already_scrolled_to_and_without_laying_out_the_screen() -> None:
     """While following, every frame drawn shows the log at its end (new lines and the scroll to them come in one
-    frame), each batch in order, and writing lines lays nothing out (the log's box does not change)."""
+    frame), each batch in order, its scrollbar sized for every line, and writing lines lays nothing out (the
+    log's box does not change)."""
     app = welcomed()
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.dashboard.activity
@@ -146,6 +147,7 @@ async def test_new_lines_are_drawn_already_scrolled_to_and_without_laying_out_th
 
         def shown() -> None:
             frames.append((log.scroll_y, log.max_scroll_y))
+            assert log.vertical_scrollbar.window_virtual_size == len(log.lines), "the scrollbar lags the lines"
             displayed()
 
         app.post_display_hook = shown  # type: ignore[method-assign]

@@ -14,13 +14,16 @@ takes the entries in view, whole, however they wrap. Lines are built in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
+from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import RichLog
 
@@ -60,7 +63,7 @@ MATCH = "reverse bold"
 class ActivityLog(RichLog):
     # Lines written make the log longer, never larger: its box is the grid's. Textual lays out the whole screen
     # when a widget's virtual size changes (a tenth of a dashboard's CPU at 30 updates a second); here only the
-    # scrollbar follows (watch_virtual_size), and showing or hiding it still lays the screen out.
+    # scrollbar follows (watch_virtual_size, once a batch of lines), and showing or hiding it still lays out.
     virtual_size = Reactive(Size(0, 0), layout=False)
 
     BINDINGS = [
@@ -105,6 +108,8 @@ class ActivityLog(RichLog):
         self._drawn: deque[tuple[int, Entry]] = deque()
         self.needle = ""  # what the search looks for, case apart ("" while none)
         self._match = -1  # which match is shown: an index into matches()
+        self._batch = False  # lines are being written together: the scrollbar follows once they all are
+        self._style: Style | None = None  # the log's style, while a frame draws it
         self._refresh_title()
 
     def on_mount(self) -> None:
@@ -125,8 +130,9 @@ class ActivityLog(RichLog):
         self._writing = None
         written, self._unwritten = self._unwritten, []
         following = self.following or self.max_scroll_y == 0
-        for entry in written:
-            self._draw(entry, scroll_end=False)
+        with self._together():
+            for entry in written:
+                self._draw(entry, scroll_end=False)
         if not written:
             return
         if following:
@@ -135,6 +141,16 @@ class ActivityLog(RichLog):
         else:
             self.unseen += len(written)
             self._refresh_title()
+
+    @contextmanager
+    def _together(self) -> Iterator[None]:
+        """Lines written in this block update the scrollbar once, at its end, not once each."""
+        self._batch = True
+        try:
+            yield
+        finally:
+            self._batch = False
+            self.watch_virtual_size(self.virtual_size)
 
     def _draw(self, entry: Entry, *, scroll_end: bool) -> None:
         first = self._start_line + len(self.lines)  # where it starts (if the size is known: else, later)
@@ -263,11 +279,12 @@ class ActivityLog(RichLog):
             self._writing.stop()
             self._writing = None
         self._unwritten = []  # written below, with the rest
-        self.clear()
-        self._drawn.clear()
-        for entry in kept:
-            if self._shown(entry):
-                self._draw(entry, scroll_end=False)
+        with self._together():
+            self.clear()
+            self._drawn.clear()
+            for entry in kept:
+                if self._shown(entry):
+                    self._draw(entry, scroll_end=False)
         if paused:
             self.scroll_to(y=round(place * self.max_scroll_y), animate=False, immediate=True)
             self.following = False  # scroll_to may have met the end on the way: still reading
@@ -296,8 +313,21 @@ class ActivityLog(RichLog):
             self.call_after_refresh(self.scroll_end, animate=False)
 
     def watch_virtual_size(self, size: Size) -> None:
-        if self.container_size:  # before the first layout, the layout does it
+        if not self._batch and self.container_size:  # before the first layout, the layout does it
             self._scroll_update(size)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # RichLog asks for the log's style twice a line drawn, and each time Textual works it out again from every
+        # ancestor's styles; it cannot change while a frame is drawn: once a frame is enough.
+        self._style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._style = None
+
+    @property
+    def rich_style(self) -> Style:
+        return self._style if self._style is not None else super().rich_style
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

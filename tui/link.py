@@ -82,6 +82,7 @@ class Link:
             lambda event: self.post(event),
             clock=clock,
             flush_interval=options.flush_interval,
+            flush_every=options.flush_every,
             retry_later=options.retry_later,
             store_probe=options.store_probe,
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tally.server.protocol.messages import Role
-from tally.tui.inbox import FLUSH_INTERVAL, RETRY_LATER, STORE_PROBE
+from tally.tui.inbox import FLUSH_EVERY, FLUSH_INTERVAL, RETRY_LATER, STORE_PROBE
 from tally.tui.urls import split_urls
 
 __all__ = ["LinkOptions"]
@@ -39,6 +39,7 @@ class LinkOptions:
     once: bool = False
     latency_interval: float = 2.0
     flush_interval: float = FLUSH_INTERVAL
+    flush_every: float = FLUSH_EVERY
     retry_later: Mapping[str, float] = field(default_factory=lambda: dict(RETRY_LATER))
     store_probe: float = STORE_PROBE
 

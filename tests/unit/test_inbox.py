@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def inbox(now: list[float] | None = None, pending: Pending | None = None) -> tup
     posted: list[Event] = []
     clock = now if now is not None else [0.0]
     outbox = Outbox(Pending() if pending is None else pending)
-    box = Inbox(outbox, posted.append, clock=lambda: clock[0], flush_interval=0.1,
+    box = Inbox(outbox, posted.append, clock=lambda: clock[0], flush_interval=0.1, flush_every=0.25,
                 retry_later={ErrorCode.RATE_LIMITED: 3.0}, store_probe=2.0, wall=lambda: 1000.0)  # fmt: skip
     return box, posted
 
@@ -50,9 +51,38 @@ def test_updates_are_posted_together_before_what_follows_them() -> None:
     arrived, refused = posted
     assert isinstance(arrived, UpdatesArrived) and [u.seq for u in arrived.updates] == [1, 2]
     assert isinstance(refused, ServerRefused)
-    assert box.take(update(3, 3)) == FlushAt(50.15), "a new batch asks again"
+    assert box.take(update(3, 3)) == FlushAt(50.3), "a new batch asks again, a quarter second after the last"
     box.flush()
     assert isinstance(posted[-1], UpdatesArrived) and [u.seq for u in posted[-1].updates] == [3]
+
+
+def test_a_stream_of_updates_goes_out_a_batch_at_most_every_quarter_second_each_whole_and_in_order() -> None:
+    """30 updates a second: a batch every flush_every (not every flush_interval), each with all the updates since
+    the last, in order; after a quiet while, a lone update goes a flush_interval after it came."""
+    now = [10.0]
+    box, posted = inbox(now)
+    flushes: list[float] = []
+    due: float | None = None
+    for seq in range(1, 91):  # three seconds
+        now[0] = 10.0 + seq / 30
+        if due is not None and now[0] >= due:  # the link's timer, at the first tick from when it was asked for
+            box.flush()
+            flushes.append(now[0])
+            due = None
+        timer = box.take(update(seq, seq))
+        if timer is not None:
+            assert due is None and isinstance(timer, FlushAt)
+            due = timer.when
+    box.flush()
+    batches = [event.updates for event in posted if isinstance(event, UpdatesArrived)]
+    assert [u.seq for batch in batches for u in batch] == list(range(1, 91)), "every update, once, in order"
+    assert 0.1 - 1e-9 <= flushes[0] - (10 + 1 / 30) < 0.1 + 1 / 30, "the first after a quiet while: a tenth later"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(flushes)]
+    assert all(0.25 <= gap < 0.25 + 1 / 30 + 1e-9 for gap in gaps), gaps
+    assert len(batches) == 12 and max(len(batch) for batch in batches) <= 9
+    now[0] += 5.0  # quiet
+    box.flush()
+    assert box.take(update(91, 91)) == FlushAt(now[0] + 0.1)
 
 
 def test_a_gap_in_seq_asks_for_a_resync() -> None:

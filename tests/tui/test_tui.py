@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from http import HTTPStatus
 from pathlib import Path
@@ -376,6 +377,21 @@ async def test_quitting_with_nothing_pending_quits_at_once(server: TallyServer) 
         await until(pilot, lambda: app.dashboard.status.state == "connected")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running)
+
+
+async def test_what_the_app_holds_once_drawn_is_left_out_of_full_collections_until_it_stops(
+    server: TallyServer,
+) -> None:
+    """Once its first screen is drawn the app freezes what exists (the collector no longer walks it every few
+    seconds); when it stops it thaws it, so that a process running app after app (these tests) frees the
+    earlier ones' garbage."""
+    app = make_app(LinkOptions(server.url, "alice"))
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.dashboard.status.state == "connected")
+        assert gc.get_freeze_count() > 0
+        assert not any(obj is app.dashboard for obj in gc.get_objects(generation=2)), "frozen, not walked"
+    assert gc.get_freeze_count() == 0, "thawed when the app stopped"
+    assert any(obj is app.dashboard for obj in gc.get_objects(generation=2)), "collectable again"
 
 
 async def test_since_in_the_people_list_survives_a_server_restart(db_path: Path) -> None:

@@ -137,11 +137,28 @@ SCENARIOS = {
             peers=("tally-1commit", "tally", "tally-uvloop"), durable=True, twins=("tally",),
         ),
         Scenario(
+            # The same at capacity: 40 adds in flight a client (the server lets one have 100), so that the
+            # server, not the round trip of 500 adds, bounds the rate.
+            "durable_capacity", server_load.durable,
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("server_cpu_pct", True), ("gen_cpu_pct", True)),
+            clients=(50,), quick_clients=(50,),
+            flags=("--seconds", "3", "--window", "40"), quick_flags=("--seconds", "2", "--window", "40"),
+            peers=("tally",), durable=True, twins=("tally",),
+        ),
+        Scenario(
             "redis_durable", server_load.durable,
             (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True),
              ("server_cpu_pct", True), ("gen_cpu_pct", True)),
             clients=(50,), quick_clients=(50,),
             flags=("--seconds", "4", "--window", "10"), quick_flags=("--seconds", "2", "--window", "10"),
+            peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),
+        ),
+        Scenario(
+            "redis_capacity", server_load.durable,
+            (("acked_per_s", False), ("server_cpu_us_per_add", True), ("redis_cpu_us_per_add", True),
+             ("server_cpu_pct", True), ("gen_cpu_pct", True)),
+            clients=(50,), quick_clients=(50,),
+            flags=("--seconds", "4", "--window", "40"), quick_flags=("--seconds", "2", "--window", "40"),
             peers=("tally", "tally-redis"), durable=True, subject="tally-redis", twins=("tally-redis",),
         ),
         Scenario(

@@ -98,6 +98,9 @@ class Witness:
         self.busy_timeout = busy_timeout
         self._worker = Worker("tally-witness")
         self._db: sqlite3.Connection | None = None
+        # Per ledger, the epoch and seqs this process recorded that no note has covered yet: a note
+        # leaves them out (they are written, with more than a note knows), which on one server is every add.
+        self._recorded: dict[str, tuple[int, set[int]]] = {}
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
@@ -130,10 +133,10 @@ class Witness:
         """Keep ``entries`` (applied by this server, about to be acknowledged), durably: one fsync in all."""
         if not entries:
             return
+        last = entries[-1]
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA synchronous=FULL")
-            last = entries[-1]
             with _transaction(db):
                 db.executemany(
                     "INSERT OR REPLACE INTO adds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,6 +147,11 @@ class Witness:
                 db.execute(_NOTE, (ledger, last.epoch, head.seq, head.total, head.digest, key, place))
 
         await self._run(write)
+        epoch, seqs = self._recorded.get(ledger, (last.epoch, set()))
+        if epoch != last.epoch:
+            seqs = set()
+        seqs.update(entry.record.seq for entry in entries if entry.epoch == last.epoch)
+        self._recorded[ledger] = (last.epoch, seqs)
 
     async def note(
         self, ledger: str, epoch: int, head: Head, key: str, place: str, seen: Sequence[Record] = ()
@@ -155,15 +163,19 @@ class Witness:
         state anyone saw: an add another server applied and died before it was acknowledged is in that state, and
         its resend must stay a duplicate, so whoever claims the state must know its op id.
         """
+        recorded_epoch, recorded = self._recorded.get(ledger, (epoch, set()))
+        mine = recorded if recorded_epoch == epoch else set()
+        rows = [(ledger, epoch, r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes, r.digest)
+                for r in seen if r.op is not None and r.seq not in mine]  # fmt: skip
+        if recorded_epoch < epoch:
+            self._recorded.pop(ledger, None)
+        elif recorded_epoch == epoch and recorded:
+            self._recorded[ledger] = (epoch, {seq for seq in recorded if seq > head.seq})
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA synchronous=NORMAL")
             with _transaction(db):
-                db.executemany(
-                    "INSERT OR IGNORE INTO adds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                    [(ledger, epoch, r.seq, r.at, r.amount, r.total, r.name, r.client, r.session, r.op, r.undoes,
-                      r.digest) for r in seen if r.op is not None],
-                )  # fmt: skip
+                db.executemany("INSERT OR IGNORE INTO adds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", rows)
                 db.execute(_NOTE, (ledger, epoch, head.seq, head.total, head.digest, key, place))
 
         await self._run(write)

@@ -165,10 +165,15 @@ class Inbox:
 
     def _claim(self, seq: int, total: int, fingerprint: str, seal: str) -> None:
         point = self.point
-        if point is not None and (point.ledger, point.epoch) == (self.ledger, self.epoch) and point.seq > seq:
+        ours = point if point is not None and (point.ledger, point.epoch) == (self.ledger, self.epoch) else None
+        if ours is not None and ours.seq > seq:
             return  # the server is behind what we saw: keep the claim that proves it
-        # A claim without a fingerprint and a seal (an older server) proves nothing: the seq alone, then.
+        # A claim without a fingerprint and a seal (an older server) proves nothing: the seq alone, then. Only
+        # the last of the updates a server sends together is sealed: until it comes, the sealed claim before
+        # stands (a resume from it is sent the few updates after it again, and they are skipped by seq).
         sealed = bool(fingerprint and seal)
+        if not sealed and ours is not None and ours.seal:
+            return
         self.point = Resume(self.ledger, self.epoch, seq, total if sealed else None, fingerprint if sealed else "",
                             seal if sealed else "")  # fmt: skip
         pending = self.outbox.pending

@@ -88,8 +88,8 @@ def _update_text(message: Message, version: int) -> str | None:
         return f'{text},"tag":{encode_basestring(tag)}{undone}}}'
     if type(fingerprint) is not str or type(seal) is not str:
         return None
-    return (f'{text},"tag":{encode_basestring(tag)}{undone},"fingerprint":{encode_basestring(fingerprint)},'
-            f'"seal":{encode_basestring(seal)}}}')  # fmt: skip
+    text = f'{text},"tag":{encode_basestring(tag)}{undone},"fingerprint":{encode_basestring(fingerprint)}'
+    return f'{text},"seal":{encode_basestring(seal)}}}' if seal else text + "}"
 
 
 # The updates of one commit share their time: its text is made once (a float's repr is the dearest part).
@@ -145,6 +145,7 @@ def _update_to_wire(update: Update, version: int) -> dict[str, object]:
             wire["undoes"] = update.undoes
         if update.fingerprint:
             wire["fingerprint"] = update.fingerprint
+        if update.fingerprint and update.seal:
             wire["seal"] = update.seal
     return wire
 

@@ -248,7 +248,8 @@ class Update:
     ``undoes`` (v2) is the seq of the update this add took back. ``fingerprint``
     (v2) is the history's digest after this update (equal at one seq means the same
     history) and ``seal`` the server's proof that it said so: a client sends both back
-    when it resumes (see :class:`Resume`).
+    when it resumes (see :class:`Resume`). Only the last of the updates sent together
+    (one commit's) is sealed; on the others ``seal`` is "" (and left out of the JSON).
     """
 
     TYPE: ClassVar[str] = "update"

@@ -16,6 +16,7 @@ from tally.server.app import TallyServer
 from tally.server.limits import Limits
 from tally.server.protocol import INT64_MAX, Ack, Error, ErrorCode, Presence, Update, Welcome, decode_server_frame
 from tally.server.session import LEGACY_NAME
+from tally.server.state import seal
 from tests.support.peers import Peer
 from tests.support.servers import UNLIMITED_RATE, serving
 
@@ -294,6 +295,34 @@ async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> Non
         assert frames < 100, frames  # batched: far fewer frames than updates
         acks = [await alice.next_of(Ack) for _ in range(500)]
         assert [a.op for a in acks] == [str(n) for n in range(500)]
+
+
+async def test_of_the_updates_committed_together_the_last_is_sealed_and_a_resume_from_it_is_accepted() -> None:
+    """Updates sent together carry one seal, on the last of them; every seal sent checks out with the ledger's key."""
+    async with (
+        serving(limits=UNLIMITED_RATE) as tally,
+        await Peer.join(tally.url, "alice") as alice,
+        await Peer.join(tally.url, "bob") as bob,
+    ):
+        await alice.next_of(Presence)
+        for n in range(300):
+            await alice.send(type="add", op=str(n), amount=1)
+        updates = [await bob.next_of(Update) for _ in range(300)]
+        welcome = bob.welcome
+        assert welcome is not None
+        sealed = [u for u in updates if u.seal]
+        assert updates[-1].seal, "the last update sent is sealed"
+        assert 0 < len(sealed) < len(updates), "committed together: fewer seals than updates"
+        key = tally.view.key
+        assert all(u.seal == seal(key, welcome.ledger, welcome.epoch, u.seq, u.total, u.fingerprint) for u in sealed)
+        last = sealed[-1]
+        resume = {"ledger": welcome.ledger, "epoch": welcome.epoch, "seq": last.seq, "total": last.total,
+                  "fingerprint": last.fingerprint, "seal": last.seal}  # fmt: skip
+        async with await Peer.connect(tally.url) as again:
+            await again.hello("bob", "secret-of-bob-again", resume=resume)
+            welcomed = await again.expect(Welcome)
+            assert welcomed.missed == () and welcomed.seq == 300
+            assert welcomed.store is not None and welcomed.store.state == "available"
 
 
 async def test_since_is_when_the_hello_says_the_person_came_within_the_retention_and_never_later_than_now(

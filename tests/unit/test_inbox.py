@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,18 @@ def test_the_stream_resumes_where_the_last_welcome_and_updates_left_it_with_its_
     assert box.resume() == Resume("L1", 2, 4, 4, f"{4:016x}", "5ea1" * 4), "the welcome's, until an update comes"
     box.take(update(5, 50))
     assert box.resume() == Resume("L1", 2, 5, 50, f"{5:016x}", f"{50:016x}")
+
+
+def test_updates_sent_unsealed_before_the_sealed_last_of_their_commit_leave_the_sealed_claim_standing() -> None:
+    """Only a commit's last update is sealed: until it comes, the resume is the sealed claim before it."""
+    box, _ = inbox()
+    box.welcomed(welcome(4, epoch=2))
+    sealed = box.resume()
+    box.take(replace(update(5, 50), seal=""))
+    box.take(replace(update(6, 60), seal=""))
+    assert box.resume() == sealed, "an unsealed update proves nothing: the welcome's claim stands"
+    box.take(update(7, 70))
+    assert box.resume() == Resume("L1", 2, 7, 70, f"{7:016x}", f"{70:016x}")
 
 
 def test_an_older_server_without_fingerprints_gets_a_resume_without_a_claim() -> None:

@@ -14,18 +14,12 @@ takes the entries in view, whole, however they wrap. Lines are built in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Region, Size
-from textual.reactive import Reactive
-from textual.strip import Strip
 from textual.timer import Timer
-from textual.widgets import RichLog
 
 from tally.server.protocol import ClientInfo, Error, Presence, Update
 from tally.tui.colours import themed
@@ -33,6 +27,7 @@ from tally.tui.pending import PendingAdd
 from tally.tui.text import plain_text
 from tally.tui.widgets import entries
 from tally.tui.widgets.entries import Entry, clock
+from tally.tui.widgets.lines import LineLog
 
 __all__ = ["ActivityLog", "Entry", "LogFilter"]
 
@@ -45,8 +40,8 @@ KEPT = 1000
 LATE = 2.0
 # Joins and leaves are held this long, so that a crowd arriving over a moment is one line.
 SETTLE = 1.0
-# New lines are written at most this often: under a flood, each write costs a layout of the screen
-# (a third of a dashboard's CPU at 30 updates a second with 0.25 s).
+# New lines are written at most this often: under a flood, each write draws every line in view again (they
+# all move up), the log's costliest frame.
 WRITE_EVERY = 0.5
 
 LogFilter = Literal["all", "mine", "adds", "quiet"]
@@ -60,12 +55,7 @@ FILTERS: dict[LogFilter, str] = {
 MATCH = "reverse bold"
 
 
-class ActivityLog(RichLog):
-    # Lines written make the log longer, never larger: its box is the grid's. Textual lays out the whole screen
-    # when a widget's virtual size changes (a tenth of a dashboard's CPU at 30 updates a second); here only the
-    # scrollbar follows (watch_virtual_size, once a batch of lines), and showing or hiding it still lays out.
-    virtual_size = Reactive(Size(0, 0), layout=False)
-
+class ActivityLog(LineLog):
     BINDINGS = [
         Binding("end,G", "follow", "Follow", tooltip="Follow new lines again (scrolling up pauses)"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show everything, my adds only, adds only, or no joins/leaves"),
@@ -108,8 +98,6 @@ class ActivityLog(RichLog):
         self._drawn: deque[tuple[int, Entry]] = deque()
         self.needle = ""  # what the search looks for, case apart ("" while none)
         self._match = -1  # which match is shown: an index into matches()
-        self._batch = False  # lines are being written together: the scrollbar follows once they all are
-        self._style: Style | None = None  # the log's style, while a frame draws it
         self._refresh_title()
 
     def on_mount(self) -> None:
@@ -126,13 +114,13 @@ class ActivityLog(RichLog):
                 self._writing = self.set_timer(WRITE_EVERY, self._write_unwritten)
 
     def _write_unwritten(self) -> None:
-        """Write what came since the last time: each write lays out the screen again, so not for every line."""
+        """Write what came since the last time: each write draws the whole log again, so not for every line."""
         self._writing = None
         written, self._unwritten = self._unwritten, []
         following = self.following or self.max_scroll_y == 0
-        with self._together():
+        with self.together():
             for entry in written:
-                self._draw(entry, scroll_end=False)
+                self._draw(entry)
         if not written:
             return
         if following:
@@ -142,22 +130,12 @@ class ActivityLog(RichLog):
             self.unseen += len(written)
             self._refresh_title()
 
-    @contextmanager
-    def _together(self) -> Iterator[None]:
-        """Lines written in this block update the scrollbar once, at its end, not once each."""
-        self._batch = True
-        try:
-            yield
-        finally:
-            self._batch = False
-            self.watch_virtual_size(self.virtual_size)
-
-    def _draw(self, entry: Entry, *, scroll_end: bool) -> None:
+    def _draw(self, entry: Entry) -> None:
         first = self._start_line + len(self.lines)  # where it starts (if the size is known: else, later)
         text = themed(entry.text, self.app.theme_variables)
         if self.needle:
             text.highlight_words([self.needle], MATCH, case_sensitive=False)
-        self.write(text, scroll_end=scroll_end)
+        self.write(text, scroll_end=False)  # the writer scrolls, once for all it wrote
         self._drawn.append((first, entry))
         while self._drawn and self._drawn[0][1] not in self.entries:
             self._drawn.popleft()  # dropped past KEPT
@@ -279,12 +257,12 @@ class ActivityLog(RichLog):
             self._writing.stop()
             self._writing = None
         self._unwritten = []  # written below, with the rest
-        with self._together():
+        with self.together():
             self.clear()
             self._drawn.clear()
             for entry in kept:
                 if self._shown(entry):
-                    self._draw(entry, scroll_end=False)
+                    self._draw(entry)
         if paused:
             self.scroll_to(y=round(place * self.max_scroll_y), animate=False, immediate=True)
             self.following = False  # scroll_to may have met the end on the way: still reading
@@ -311,23 +289,6 @@ class ActivityLog(RichLog):
             self._redraw(self.entries, keep_place=True)
         elif self.following:
             self.call_after_refresh(self.scroll_end, animate=False)
-
-    def watch_virtual_size(self, size: Size) -> None:
-        if not self._batch and self.container_size:  # before the first layout, the layout does it
-            self._scroll_update(size)
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # RichLog asks for the log's style twice a line drawn, and each time Textual works it out again from every
-        # ancestor's styles; it cannot change while a frame is drawn: once a frame is enough.
-        self._style = super().rich_style
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._style = None
-
-    @property
-    def rich_style(self) -> Style:
-        return self._style if self._style is not None else super().rich_style
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -48,4 +48,5 @@ async def test_negative_control_without_dedupe_the_cluster_double_counts(tmp_pat
     """The same run with op-id dedupe switched off counts resent adds twice, and the same checks see it."""
     run = await cluster_crash_run(tmp_path, module="tests.support.forgetful_server")
     print(f"\ncontrol: {run.seq - run.ops} adds counted twice")
-    assert run.seq > run.ops and run.total > run.expected_total, run  # its figures, if the control ever fails to count twice
+    # With the run's figures, should the control ever fail to count twice.
+    assert run.seq > run.ops and run.total > run.expected_total, run

@@ -15,13 +15,14 @@ stores an add through its TLS Unix socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import signal
 import ssl
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from itertools import count
 from pathlib import Path
 
@@ -210,9 +211,30 @@ async def run_dashboard(argv: list[str], env: dict[str, str]) -> None:
         terminal.kill()
 
 
-async def run_watch(argv: list[str], env: dict[str, str], world: World) -> None:
-    watch = await asyncio.create_subprocess_exec(*argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@contextlib.asynccontextmanager
+async def running(
+    argv: list[str], env: dict[str, str], *, stdout: bool = False
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``argv`` started with its stderr (and ``stdout``) piped; killed on the way out if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=subprocess.PIPE if stdout else None, stderr=subprocess.PIPE
+    )
     try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stop_cleanly(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Send ``signum``: the process must exit with 0 within 30 s."""
+    process.send_signal(signum)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def run_watch(argv: list[str], env: dict[str, str], world: World) -> None:
+    async with running(argv, env, stdout=True) as watch:
         metrics = [""]
 
         async def read_metrics() -> None:
@@ -226,33 +248,21 @@ async def run_watch(argv: list[str], env: dict[str, str], world: World) -> None:
         assert status == 0, err
         shown = await line_of(watch, "7", "stdout")
         assert ("+7 →" in shown) != ('"amount": 7,' in shown), shown  # a line, or with --json an object
-        watch.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(watch.wait(), 30) == 0
-    finally:
-        if watch.returncode is None:
-            watch.kill()
-            await watch.wait()
+        await stop_cleanly(watch, signal.SIGINT)
 
 
 async def run_web(argv: list[str], env: dict[str, str], world: World) -> None:
-    web = await asyncio.create_subprocess_exec(*argv, env=env, stderr=subprocess.PIPE)
-    try:
+    async with running(argv, env) as web:
         await line_of(web, "serving the dashboard on")
         page = f"http://127.0.0.1:{world.web_port}/"
         with await asyncio.to_thread(urllib.request.urlopen, page, timeout=30) as response:
             assert response.status == 200 and b"Tally" in response.read()
-        web.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(web.wait(), 30) == 0
-    finally:
-        if web.returncode is None:
-            web.kill()
-            await web.wait()
+        await stop_cleanly(web, signal.SIGINT)
 
 
 async def run_server(argv: list[str], env: dict[str, str], world: World) -> None:
     """Serve until an add is stored through its TLS Unix socket (the witness remembers it), then SIGTERM."""
-    server = await asyncio.create_subprocess_exec(*argv, env=env, stderr=subprocess.PIPE)
-    try:
+    async with running(argv, env) as server:
         await line_of(server, "serving on")
         tls = ssl.create_default_context(cafile=str(world.ca_pem))
         connection = await unix_connect(
@@ -264,12 +274,7 @@ async def run_server(argv: list[str], env: dict[str, str], world: World) -> None
             await peer.expect(Welcome)
             await peer.send(type="add", op="1", amount=3)
             assert (await peer.next_of(Ack)).op == "1"
-        server.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(server.wait(), 30) == 0
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        await stop_cleanly(server, signal.SIGTERM)
 
 
 def order(argv: list[str]) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -276,16 +278,23 @@ async def test_overflow_is_refused_on_both_paths_and_changes_nothing() -> None:
         assert (await alice.next_of(Update)).total == INT64_MAX - 1
 
 
-async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> None:
-    """Adds committed together reach every client in a few frames, every update once, in seq order."""
+@contextlib.asynccontextmanager
+async def burst(adds: int) -> AsyncIterator[tuple[TallyServer, Peer, Peer]]:
+    """A server where alice has just sent ``adds`` adds as fast as she can, and bob watches."""
     async with (
         serving(limits=UNLIMITED_RATE) as tally,
         await Peer.join(tally.url, "alice") as alice,
         await Peer.join(tally.url, "bob") as bob,
     ):
         await alice.next_of(Presence)
-        for n in range(500):
+        for n in range(adds):
             await alice.send(type="add", op=str(n), amount=1)
+        yield tally, alice, bob
+
+
+async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> None:
+    """Adds committed together reach every client in a few frames, every update once, in seq order."""
+    async with burst(500) as (_, alice, bob):
         frames, seqs = 0, list[int]()
         while len(seqs) < 500:
             frame = await asyncio.wait_for(bob.connection.recv(), 5)
@@ -299,14 +308,7 @@ async def test_a_burst_of_updates_arrives_batched_complete_and_in_order() -> Non
 
 async def test_of_the_updates_committed_together_the_last_is_sealed_and_a_resume_from_it_is_accepted() -> None:
     """Updates sent together carry one seal, on the last of them; every seal sent checks out with the ledger's key."""
-    async with (
-        serving(limits=UNLIMITED_RATE) as tally,
-        await Peer.join(tally.url, "alice") as alice,
-        await Peer.join(tally.url, "bob") as bob,
-    ):
-        await alice.next_of(Presence)
-        for n in range(300):
-            await alice.send(type="add", op=str(n), amount=1)
+    async with burst(300) as (tally, _, bob):
         updates = [await bob.next_of(Update) for _ in range(300)]
         welcome = bob.welcome
         assert welcome is not None

@@ -3,36 +3,23 @@ like the WebSocket path, and answered whatever query a prober adds."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
 
 from tally.server.limits import Limits
+from tests.support import http
+from tests.support.http import Answer
 from tests.support.servers import UNLIMITED_RATE, serving
 
 TOKEN = "correct horse battery staple"
 
 
-@dataclasses.dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-
 async def get(port: int, target: str, *, source: str = "127.0.0.1", token: str | None = None) -> Answer:
     """One HTTP GET of ``target`` (sent as written, query and fragment included) from the address ``source``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    try:
-        authorization = "" if token is None else f"Authorization: Bearer {token}\r\n"
-        writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}\r\n".encode())
-        head, _, body = (await asyncio.wait_for(reader.read(-1), 10)).partition(b"\r\n\r\n")
-    finally:
-        writer.close()
-    status_line, *lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines)
-    return Answer(int(status_line.split()[1]), headers, body.decode())
+    return await http.get(
+        port, target, source=source, headers=None if token is None else {"Authorization": f"Bearer {token}"}
+    )
 
 
 async def test_wrong_metrics_tokens_are_throttled_per_address(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tally.tui.cli import parse_args
 from tally.tui.web_tabs import MAX_COLUMNS, MAX_ROWS, TabLimits, Tabs, clamp_font, clamp_size
-from tests.support import waiting
+from tests.support import http, waiting
 from tests.support.servers import serving
 from tests.web.conftest import StartWeb, WebProcess
 
@@ -43,15 +43,8 @@ async def tab_status(web: WebProcess, source: str) -> int:
 
 async def page(web: WebProcess, source: str) -> tuple[int, str, str | None]:
     """The page's status, text and Retry-After, fetched from the address ``source``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", web.port, local_addr=(source, 0))
-    try:
-        writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\nConnection: close\r\n\r\n".encode())
-        head, _, body = (await asyncio.wait_for(reader.read(-1), 10)).partition(b"\r\n\r\n")
-    finally:
-        writer.close()
-    status_line, *lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines)
-    return int(status_line.split()[1]), body.decode(), headers.get("Retry-After")
+    answer = await http.get(web.port, "/", source=source)
+    return answer.status, answer.body, answer.headers.get("Retry-After")
 
 
 async def test_two_hundred_tabs_from_one_client_start_only_its_share(start_web: StartWeb) -> None:
